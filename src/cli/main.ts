@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+// commander wiring: parse flags, call the stages, print, choose the exit code. No logic beyond that.
+import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { PerstackError, InvalidOptionError } from "../errors.js";
+import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
+import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
+import { prepareRun, readCaBundle, type RunRequest } from "../job/prepare-run.js";
+import { runJob } from "../job/run-job.js";
+import { connectDocker } from "../sandbox/docker-client.js";
+import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
+import { removeLeftovers } from "../sandbox/leftovers.js";
+import { formatEvent } from "./live-view.js";
+
+let verbose = false;
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function parseBytes(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)([kmg]?)b?$/i.exec(value.trim());
+  if (!match) throw new InvalidArgumentError("give a size like 512m or 4g");
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Math.round(Number(match[1]) * unit);
+}
+
+function parseCpus(value: string): number {
+  const cpus = Number(value);
+  if (!Number.isFinite(cpus) || cpus <= 0) throw new InvalidArgumentError("give a positive number of CPUs, e.g. 1.5");
+  return Math.round(cpus * 1e9);
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("give a positive whole number");
+  return n;
+}
+
+function parseUser(value: string): { uid: number; gid: number } {
+  const match = /^(\d+)(?::(\d+))?$/.exec(value);
+  if (!match) throw new InvalidArgumentError("give UID or UID:GID, e.g. 1000:1000");
+  return { uid: Number(match[1]), gid: Number(match[2] ?? match[1]) };
+}
+
+const baseImageOverrides = overridesFromEnv;
+
+/** Base images without Docker (for --dry-run and export when no engine answers): overrides, else official. */
+function offlineBaseImages(env: NodeJS.ProcessEnv): Record<BaseImageRole, BaseImage> {
+  const overrides = baseImageOverrides(env);
+  return {
+    debian: { role: "debian", ref: overrides.debian ?? OFFICIAL_BASE_IMAGES.debian },
+    node: { role: "node", ref: overrides.node ?? OFFICIAL_BASE_IMAGES.node },
+  };
+}
+
+async function baseImagesFor(needDocker: boolean) {
+  if (!needDocker) {
+    try {
+      const docker = await connectDocker();
+      return { docker, baseImages: await resolveBaseImages(docker, baseImageOverrides(process.env)) };
+    } catch {
+      return { docker: undefined, baseImages: offlineBaseImages(process.env) };
+    }
+  }
+  const docker = await connectDocker();
+  return { docker, baseImages: await resolveBaseImages(docker, baseImageOverrides(process.env)) };
+}
+
+interface RunOptions {
+  runtime?: string;
+  config?: string;
+  model?: string;
+  workspace?: string;
+  env: string[];
+  caCert: string[];
+  memory?: number;
+  cpus?: number;
+  pidsLimit?: number;
+  user?: { uid: number; gid: number };
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+function runRequest(expertKey: string, query: string, options: RunOptions): RunRequest {
+  const limits: Partial<ResourceLimits> = {
+    ...(options.memory ? { memoryBytes: options.memory } : {}),
+    ...(options.cpus ? { nanoCpus: options.cpus } : {}),
+    ...(options.pidsLimit ? { pidsLimit: options.pidsLimit } : {}),
+  };
+  return {
+    expertKey,
+    query,
+    cwd: process.cwd(),
+    ...(options.config ? { configPath: options.config } : {}),
+    ...(options.runtime ? { runtime: options.runtime } : {}),
+    ...(options.model ? { model: options.model } : {}),
+    ...(options.workspace ? { workspace: options.workspace } : {}),
+    envNames: options.env,
+    caCertFiles: options.caCert,
+    limits,
+    ...(options.user ? { user: options.user } : {}),
+    processEnv: process.env,
+  };
+}
+
+/** The plan as printed by --dry-run: build-context file contents are summarised, not dumped. */
+function printablePlan(plan: SandboxPlan) {
+  return {
+    ...plan,
+    images: plan.images.map((image) => ({
+      ...image,
+      contextFiles: image.contextFiles.map((f) => ({ path: f.path, bytes: Buffer.byteLength(f.content) })),
+    })),
+  };
+}
+
+async function runCommand(expertKey: string, query: string, options: RunOptions): Promise<number> {
+  const { docker, baseImages } = await baseImagesFor(!options.dryRun);
+  const prepared = prepareRun(runRequest(expertKey, query, options), baseImages);
+  for (const warning of prepared.warnings) process.stderr.write(`warning: ${warning}\n`);
+  if (options.dryRun) {
+    process.stdout.write(`${JSON.stringify(printablePlan(prepared.plan), null, 2)}\n`);
+    return 0;
+  }
+  const removed = await removeLeftovers(docker!);
+  if (removed.containers.length + removed.networks.length > 0) {
+    process.stderr.write(`removed leftovers of crashed runs: ${[...removed.containers, ...removed.networks].join(", ")}\n`);
+  }
+
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) process.exit(130);
+    process.stderr.write(`\n${signal}: stopping the run and removing its containers…\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const result = await runJob(docker!, prepared, {
+      signal: controller.signal,
+      onEvent: (event) => {
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(event)}\n`);
+          return;
+        }
+        const line = formatEvent(event);
+        if (line === undefined) return;
+        const toStdout = event.type === "completeRun";
+        (toStdout ? process.stdout : process.stderr).write(`${line}\n`);
+      },
+    });
+    if (!options.json) process.stderr.write(`job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}\n`);
+    if (result.interrupted) return 130;
+    return result.outcome.status === "completed" ? 0 : 1;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function exportCommand(expertKey: string, options: RunOptions & { out: string; force?: boolean }): Promise<number> {
+  const out = resolve(options.out);
+  if (existsSync(out) && readdirSync(out).length > 0 && !options.force) {
+    throw new InvalidOptionError(`--out ${out}: directory is not empty; choose an empty one or pass --force`);
+  }
+  const { baseImages } = await baseImagesFor(false);
+  // Secrets are not needed to export: only their names are written.
+  const prepared = prepareRun({ ...runRequest(expertKey, QUERY_PLACEHOLDER, options), resolveSecrets: false }, baseImages);
+  for (const warning of prepared.plan.warnings) process.stderr.write(`warning: ${warning}\n`);
+  const files = renderExport(prepared.plan);
+  for (const file of files) {
+    const path = join(out, file.path);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, file.content);
+    if (file.mode) chmodSync(path, file.mode);
+  }
+  process.stderr.write(`wrote ${files.length} files to ${out}\n`);
+  process.stdout.write(`${out}\n`);
+  return 0;
+}
+
+async function bootstrapCommand(options: { mirror?: string; force?: boolean; caCert: string[] }): Promise<number> {
+  const docker = await connectDocker();
+  // Same precedence as runs: --ca-cert, else PERSTACK_EXTRA_CA_CERTS, else NODE_EXTRA_CA_CERTS.
+  const fromEnv = process.env.PERSTACK_EXTRA_CA_CERTS ?? process.env.NODE_EXTRA_CA_CERTS ?? "";
+  const caCertFiles = options.caCert.length > 0 ? options.caCert : fromEnv.split(delimiter).filter(Boolean);
+  readCaBundle(caCertFiles, process.env, process.cwd()); // validates the files with the same one-line errors
+  const images = await bootstrapBaseImages(docker, {
+    ...(options.mirror ? { mirror: options.mirror } : {}),
+    ...(options.force ? { force: true } : {}),
+    caCertFiles,
+    onProgress: (message) => process.stderr.write(`${message}\n`),
+  });
+  for (const image of Object.values(images)) process.stdout.write(`${image.role}\t${image.ref}\t${image.id ?? ""}\n`);
+  return 0;
+}
+
+async function listImagesCommand(): Promise<number> {
+  const docker = await connectDocker();
+  const images = await docker.listImages({ filters: { label: ["perstack.managed=true"] } });
+  for (const image of images) {
+    for (const tag of image.RepoTags ?? []) {
+      process.stdout.write(`${tag}\t${image.Labels?.["perstack.role"] ?? ""}\t${(image.Size / 1024 ** 2).toFixed(0)} MB\n`);
+    }
+  }
+  const resolved = await resolveBaseImages(docker, baseImageOverrides(process.env));
+  for (const image of Object.values(resolved)) process.stdout.write(`base ${image.role}: ${image.ref}${image.id ? "" : " (not present locally)"}\n`);
+  return 0;
+}
+
+function addRunOptions(command: Command): Command {
+  return command
+    .option("--runtime <name>", "perstack | docker | claude-code | gemini | cursor (beats runtime in perstack.toml)")
+    .option("--config <file>", "perstack.toml to use (default: found by walking up from the current directory)")
+    .option("--model <model>", "model name (beats model in perstack.toml)")
+    .option("--workspace <dir>", "directory mounted at /workspace (default: the current directory)")
+    .option("--env <NAME>", "pass this host variable into the sandbox (repeatable)", collect, [])
+    .option("--ca-cert <file>", "PEM CA certificate image builds trust (repeatable; default: $PERSTACK_EXTRA_CA_CERTS, then $NODE_EXTRA_CA_CERTS)", collect, [])
+    .addOption(new Option("--memory <size>", "agent memory limit, e.g. 4g (default 4g)").argParser(parseBytes))
+    .addOption(new Option("--cpus <n>", "agent CPU limit (default 2)").argParser(parseCpus))
+    .addOption(new Option("--pids-limit <n>", "agent process limit (default 512)").argParser(parsePositiveInt))
+    .addOption(new Option("--user <uid[:gid]>", "uid:gid the agent runs as (default: yours, or 1000 when you are root)").argParser(parseUser));
+}
+
+export function buildProgram(): Command {
+  const program = new Command("perstack")
+    .description("Run Perstack Experts on any agent runtime inside generated Docker sandboxes")
+    .option("--verbose", "print stack traces on errors")
+    .showHelpAfterError()
+    .hook("preAction", (cmd) => {
+      verbose = Boolean(cmd.opts().verbose);
+    });
+
+  addRunOptions(
+    program
+      .command("run")
+      .description("run an expert on a query in a fresh sandbox")
+      .argument("<expert>", "expert key in perstack.toml")
+      .argument("<query>", "what to ask the expert"),
+  )
+    .option("--dry-run", "print the sandbox plan as JSON and exit without touching Docker")
+    .option("--json", "print normalized events as JSON lines instead of the live view")
+    .action(async (expert: string, query: string, options: RunOptions) => {
+      process.exitCode = await runCommand(expert, query, options);
+    });
+
+  addRunOptions(
+    program
+      .command("export")
+      .description("write the sandbox for an expert as Dockerfiles, squid.conf and compose.yaml")
+      .argument("<expert>", "expert key in perstack.toml"),
+  )
+    .requiredOption("--out <dir>", "directory to write (must be empty unless --force)")
+    .option("--force", "write into a non-empty directory")
+    .action(async (expert: string, options: RunOptions & { out: string; force?: boolean }) => {
+      process.exitCode = await exportCommand(expert, options);
+    });
+
+  const images = program.command("images").description("manage the images runs are built from");
+  images
+    .command("bootstrap")
+    .description("build the base images locally from Debian packages and the npm registry (for machines with no container registry)")
+    .option("--mirror <url>", "Debian mirror (default: the first one in your apt sources)")
+    .option("--force", "rebuild even when up to date")
+    .option("--ca-cert <file>", "PEM CA certificate to trust (repeatable)", collect, [])
+    .action(async (options: { mirror?: string; force?: boolean; caCert: string[] }) => {
+      process.exitCode = await bootstrapCommand(options);
+    });
+  images
+    .command("list")
+    .description("list perstack images and which base images runs use")
+    .action(async () => {
+      process.exitCode = await listImagesCommand();
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof PerstackError && !verbose) {
+      process.stderr.write(`perstack: ${error.message}\n`);
+    } else if (!verbose) {
+      process.stderr.write(`perstack: ${(error as Error).message ?? String(error)} (run with --verbose for details)\n`);
+    } else {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    }
+    process.exitCode = error instanceof PerstackError ? 2 : 1;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,127 @@
+// Formats zod issues as the one-line errors users see: the TOML key path in the style users write it
+// (experts."writer".skills."search".allowedDomains[1]) followed by what is wrong and what to do.
+import type { z } from "zod";
+import { KNOWN_KEYS, PROVIDER_NAMES, PROVIDER_SETTING_KEYS, SKILL_TYPES, type ProviderName } from "./schema.js";
+
+/** Segments whose children are user-chosen names, quoted in paths as TOML quotes them. */
+const NAMED_CHILDREN = new Set(["experts", "skills", "tools", "headers"]);
+
+export function formatKeyPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  path.forEach((segment, i) => {
+    if (typeof segment === "number") {
+      out += `[${segment}]`;
+      return;
+    }
+    const parent = i > 0 ? path[i - 1] : undefined;
+    const name = String(segment);
+    const piece = typeof parent === "string" && NAMED_CHILDREN.has(parent) ? JSON.stringify(name) : name;
+    out += out === "" ? piece : `.${piece}`;
+  });
+  return out === "" ? "(top level)" : out;
+}
+
+export function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
+      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + cost);
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+export function closestKey(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = levenshtein(key, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  const tolerance = Math.max(2, Math.floor(key.length / 3));
+  return bestDistance <= tolerance ? best : undefined;
+}
+
+/** Which keys the object at `path` accepts, judged from where it sits in the document. */
+function knownKeysAt(path: ReadonlyArray<PropertyKey>, raw: unknown): readonly string[] {
+  const p = path.map(String);
+  if (p.length === 0) return KNOWN_KEYS.top;
+  if (p.length === 1 && p[0] === "provider") return KNOWN_KEYS.provider;
+  if (p.length === 2 && p[0] === "provider" && p[1] === "setting") return KNOWN_KEYS.setting;
+  if (p.length === 2 && p[0] === "experts") return KNOWN_KEYS.expert;
+  if (p.length === 4 && p[0] === "experts" && p[2] === "skills") {
+    const type = valueAt(raw, path) as { type?: unknown } | undefined;
+    if (type?.type === "mcpSseSkill") return KNOWN_KEYS.mcpSseSkill;
+    if (type?.type === "interactiveSkill") return KNOWN_KEYS.interactiveSkill;
+    return KNOWN_KEYS.mcpStdioSkill;
+  }
+  if (p.length === 6 && p[4] === "tools") return KNOWN_KEYS.tool;
+  return [];
+}
+
+/** The providerName when `path` is [provider, setting]. */
+function settingOwner(path: ReadonlyArray<PropertyKey>, raw: unknown): string | undefined {
+  if (path.length !== 2 || path[0] !== "provider" || path[1] !== "setting") return undefined;
+  const name = valueAt(raw, ["provider", "providerName"]);
+  return typeof name === "string" ? name : undefined;
+}
+
+function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let node: unknown = raw;
+  for (const segment of path) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<PropertyKey, unknown>)[segment];
+  }
+  return node;
+}
+
+/** One line per zod issue, e.g. `experts."a".skills."s".allowedDomains[1]: "x y" contains whitespace ...`. */
+export function formatIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+  if (issue.code === "unrecognized_keys") {
+    const provider = settingOwner(issue.path, raw);
+    return issue.keys
+      .map((key) => {
+        const where = formatKeyPath([...issue.path, key]);
+        if (provider && (KNOWN_KEYS.setting as readonly string[]).includes(key)) {
+          const accepted = PROVIDER_SETTING_KEYS[provider as ProviderName]?.join(", ") ?? "";
+          return `${where}: not a setting of provider "${provider}"; it accepts ${accepted}`;
+        }
+        const suggestion = closestKey(key, knownKeysAt(issue.path, raw));
+        return suggestion
+          ? `${where}: unknown key; did you mean "${suggestion}"?`
+          : `${where}: unknown key; remove it (see perstack.toml.example for the accepted keys)`;
+      })
+      .join("\n");
+  }
+  const where = formatKeyPath(issue.path);
+  if (issue.code === "invalid_union" && "discriminator" in issue && issue.discriminator) {
+    // zod 4 reports the discriminator's own path.
+    const value = valueAt(raw, issue.path);
+    const options = issue.discriminator === "type" ? SKILL_TYPES.join(", ") : PROVIDER_NAMES.join(", ");
+    const suggestion = typeof value === "string" ? closestKey(value, issue.discriminator === "type" ? SKILL_TYPES : PROVIDER_NAMES) : undefined;
+    return value === undefined
+      ? `${where}: is required; one of ${options}`
+      : `${where}: ${JSON.stringify(value)} is not one of ${options}${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`;
+  }
+  if (issue.code === "invalid_type") {
+    const value = valueAt(raw, issue.path);
+    if (value === undefined) return `${where}: is required`;
+    return `${where}: expected ${issue.expected}, got ${describe(value)}`;
+  }
+  return `${where}: ${issue.message}`;
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (value === null) return "null";
+  if (typeof value === "object") return "a table";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}

@@ -1,0 +1,139 @@
+// Everything a run needs decided before anything is built or started: the config, the runtime, the values of
+// the variables it passes in (a missing one fails here), the CA bundle, ids, and the SandboxPlan.
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { delimiter, join, resolve } from "node:path";
+import { loadConfig, type LoadedConfig } from "../config/load.js";
+import { readEnvSources, resolveRuntime } from "../config/resolve.js";
+import { InvalidOptionError, MissingEnvError } from "../errors.js";
+import {
+  buildSandboxPlan,
+  DEFAULT_LIMITS,
+  type BaseImage,
+  type BaseImageRole,
+  type ResourceLimits,
+  type SandboxPlan,
+} from "../plan/sandbox-plan.js";
+import { runtimeAdapter } from "../runtimes/registry.js";
+import type { RuntimeAdapter } from "../runtimes/types.js";
+
+export interface RunRequest {
+  expertKey: string;
+  query: string;
+  cwd: string;
+  configPath?: string;
+  runtime?: string;
+  model?: string;
+  workspace?: string;
+  envNames: string[];
+  caCertFiles: string[];
+  limits?: Partial<ResourceLimits>;
+  user?: { uid: number; gid: number };
+  processEnv: NodeJS.ProcessEnv;
+  /** false for export: variables are only named, so missing values are fine. Default true. */
+  resolveSecrets?: boolean;
+}
+
+export interface PreparedRun {
+  loaded: LoadedConfig;
+  adapter: RuntimeAdapter;
+  plan: SandboxPlan;
+  /** Values for the plan's host-sourced variables. Never printed. */
+  envValues: Record<string, string>;
+  perstackDir: string;
+  workspace: string;
+  warnings: string[];
+}
+
+export function newId(): string {
+  // Sortable by creation time, short enough for container names and directories.
+  return `${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
+}
+
+/** --ca-cert files, else PERSTACK_EXTRA_CA_CERTS (a path list), else NODE_EXTRA_CA_CERTS. */
+export function readCaBundle(files: string[], env: NodeJS.ProcessEnv, cwd: string): string {
+  const fromEnv = env.PERSTACK_EXTRA_CA_CERTS ?? env.NODE_EXTRA_CA_CERTS;
+  const paths = files.length > 0 ? files : fromEnv ? fromEnv.split(delimiter).filter(Boolean) : [];
+  const source = files.length > 0 ? "--ca-cert" : env.PERSTACK_EXTRA_CA_CERTS ? "PERSTACK_EXTRA_CA_CERTS" : "NODE_EXTRA_CA_CERTS";
+  return paths
+    .map((path) => {
+      let text: string;
+      try {
+        text = readFileSync(resolve(cwd, path), "utf8");
+      } catch (error) {
+        throw new InvalidOptionError(`${source} ${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? error}); give a PEM file`);
+      }
+      if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+        throw new InvalidOptionError(`${source} ${path}: not a PEM certificate file`);
+      }
+      return text.trim();
+    })
+    .join("\n")
+    .concat(paths.length > 0 ? "\n" : "");
+}
+
+/** The host user when not root (files the agent writes stay the user's), else the image's uid 1000. */
+export function defaultAgentUser(): { uid: number; gid: number } {
+  const uid = process.getuid?.() ?? 1000;
+  const gid = process.getgid?.() ?? 1000;
+  return uid === 0 ? { uid: 1000, gid: 1000 } : { uid, gid };
+}
+
+export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole, BaseImage>): PreparedRun {
+  const loaded = loadConfig({ cwd: request.cwd, ...(request.configPath ? { configPath: request.configPath } : {}) });
+  const runtime = resolveRuntime(request.runtime, loaded.file.runtime);
+  const adapter = runtimeAdapter(runtime.name);
+  const workspace = resolve(request.cwd, request.workspace ?? ".");
+  let workspaceStat;
+  try {
+    workspaceStat = statSync(workspace);
+  } catch {
+    throw new InvalidOptionError(`--workspace ${workspace}: no such directory; create it or pass another path`);
+  }
+  if (!workspaceStat.isDirectory()) throw new InvalidOptionError(`--workspace ${workspace}: not a directory`);
+  const perstackDir = join(request.cwd, "perstack");
+  const user = request.user ?? defaultAgentUser();
+  if (user.uid === 0) throw new InvalidOptionError("--user: the agent never runs as root; give a non-zero uid");
+  const limits = { ...DEFAULT_LIMITS, ...request.limits };
+  const jobId = newId();
+  const plan = buildSandboxPlan({
+    loaded,
+    expertKey: request.expertKey,
+    runtime,
+    adapter,
+    query: request.query,
+    ...(request.model ? { model: request.model } : {}),
+    workspace,
+    perstackDir,
+    envNames: request.envNames,
+    baseImages,
+    caBundle: readCaBundle(request.caCertFiles, request.processEnv, request.cwd),
+    limits,
+    user,
+    jobId,
+    runId: newId(),
+  });
+
+  const sources = readEnvSources(loaded, request.processEnv);
+  const envValues: Record<string, string> = {};
+  for (const entry of plan.agent.env) {
+    if (entry.source !== "host" || request.resolveSecrets === false) continue;
+    const value = sources.get(entry.name);
+    if (value === undefined || value === "") {
+      const files = (loaded.file.envPath ?? [".env", ".env.local"]).join(", ");
+      throw new MissingEnvError(
+        `${entry.name} is not set (needed as ${entry.reason}); export it or put it in ${files} next to ${loaded.path}`,
+      );
+    }
+    envValues[entry.name] = value;
+  }
+
+  const warnings = [...plan.warnings];
+  const writable = workspaceStat.uid === user.uid || (workspaceStat.mode & 0o002) !== 0 || (workspaceStat.gid === user.gid && (workspaceStat.mode & 0o020) !== 0);
+  if (!writable) {
+    warnings.push(
+      `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it; chown it or pass --user ${workspaceStat.uid === 0 ? "<uid>:<gid>" : `${workspaceStat.uid}:${workspaceStat.gid}`}`,
+    );
+  }
+  return { loaded, adapter, plan, envValues, perstackDir, workspace, warnings };
+}

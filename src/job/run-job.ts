@@ -1,0 +1,137 @@
+// Runs a prepared plan: job.json and run-setting.json first, then the sandbox with the collector attached, then
+// the final job.json. Whatever happens, what was collected stays on disk and the sandbox is removed.
+import { join } from "node:path";
+import type Docker from "dockerode";
+import { RunCollector, type RunOutcome } from "../collector/run-collector.js";
+import { PerstackError } from "../errors.js";
+import { emptyUsage, type Job, type PerstackEvent } from "../model/perstack.js";
+import { runSandbox } from "../sandbox/run-sandbox.js";
+import { JobStore } from "../storage/job-store.js";
+import { newId, type PreparedRun } from "./prepare-run.js";
+
+export interface RunJobHooks {
+  onEvent(event: PerstackEvent): void;
+  signal: AbortSignal;
+}
+
+export interface JobResult {
+  jobId: string;
+  runId: string;
+  jobDir: string;
+  outcome: RunOutcome;
+  interrupted: boolean;
+  imagesBuilt: string[];
+}
+
+export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJobHooks): Promise<JobResult> {
+  const { plan } = prepared;
+  const store = new JobStore(prepared.perstackDir, plan.jobId);
+  const files = store.openRun(plan.runId);
+  const startedAt = Date.now();
+  const job: Job = {
+    id: plan.jobId,
+    status: "running",
+    coordinatorExpertKey: plan.expert.key,
+    totalSteps: 0,
+    maxSteps: prepared.loaded.file.maxSteps ?? 100,
+    usage: emptyUsage(),
+    startedAt,
+    runtime: plan.runtime.name,
+  };
+  await store.writeJob(job);
+  await files.writeSetting({
+    jobId: plan.jobId,
+    runId: plan.runId,
+    expertKey: plan.expert.key,
+    expert: plan.expert,
+    query: plan.query,
+    model: plan.model,
+    provider: plan.provider,
+    runtime: plan.runtime,
+    workspace: prepared.workspace,
+    images: plan.images.map((image) => ({ role: image.role, ref: image.ref, baseImage: image.baseImage })),
+    allowlist: plan.proxy.allowlist,
+    upstreams: plan.proxy.upstreams,
+    env: plan.agent.env.map((entry) => ({ name: entry.name, source: entry.source, reason: entry.reason })),
+    limits: plan.agent.limits,
+    user: plan.agent.user,
+    startedAt,
+  });
+
+  const instruction = prepared.loaded.file.experts?.[plan.expert.key]?.instruction ?? "";
+  const parser = prepared.adapter.createParser({
+    jobId: plan.jobId,
+    runId: plan.runId,
+    expert: plan.expert,
+    instruction,
+    query: plan.query,
+    runtime: plan.runtime.name,
+    metadata: { runtimeVersion: plan.runtime.cliVersion, cliPackage: plan.runtime.cliPackage, model: plan.model },
+    newId,
+    now: Date.now,
+  });
+  const collector = new RunCollector({
+    jobId: plan.jobId,
+    runId: plan.runId,
+    store,
+    files,
+    parser,
+    newId,
+    now: Date.now,
+    onEvent: hooks.onEvent,
+  });
+
+  let outcome: RunOutcome;
+  let interrupted = false;
+  let imagesBuilt: string[] = [];
+  try {
+    const result = await runSandbox(docker, plan, {
+      env: prepared.envValues,
+      filesDir: join(files.dir, "sandbox"),
+      buildProgress: (p) =>
+        collector.runtimeEvent({
+          type: "dockerBuildProgress",
+          stage: "build",
+          service: p.image.role,
+          message: p.message,
+          ...(p.progress !== undefined ? { progress: p.progress } : {}),
+        }),
+      containerStatus: (service, status) => collector.runtimeEvent({ type: "dockerContainerStatus", service, status }),
+      agentStdout: collector.stdout,
+      agentStderr: collector.stderr,
+      proxyLogLine: (line) => collector.proxyLine(line),
+      signal: hooks.signal,
+    });
+    imagesBuilt = result.imagesBuilt;
+    interrupted = result.aborted;
+    outcome = interrupted
+      ? await collector.fail({ name: "Interrupted", message: "the run was interrupted (SIGINT/SIGTERM)", isRetryable: false })
+      : await collector.finish(result.exitCode);
+  } catch (error) {
+    interrupted = hooks.signal.aborted;
+    const name = error instanceof PerstackError ? error.name : "SandboxError";
+    outcome = await collector.fail({
+      name: interrupted ? "Interrupted" : name,
+      message: interrupted ? "the run was interrupted (SIGINT/SIGTERM)" : (error as Error).message,
+      isRetryable: false,
+    });
+    if (!interrupted) {
+      await finishJob(store, job, outcome);
+      await files.close();
+      throw error;
+    }
+  }
+  await finishJob(store, job, outcome);
+  await files.close();
+  return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt };
+}
+
+async function finishJob(store: JobStore, job: Job, outcome: RunOutcome): Promise<void> {
+  await store.writeJob({
+    ...job,
+    status: outcome.status,
+    totalSteps: outcome.steps,
+    usage: outcome.usage ?? job.usage,
+    finishedAt: Date.now(),
+  });
+}

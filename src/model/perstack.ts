@@ -1,0 +1,179 @@
+// The Perstack data model as it is written to perstack/jobs: field names follow Perstack's so that its tools can
+// read what this project writes. See shared/reference/perstack-format.md.
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  totalTokens: number;
+  cachedInputTokens: number;
+}
+
+export const emptyUsage = (): Usage => ({
+  inputTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+  totalTokens: 0,
+  cachedInputTokens: 0,
+});
+
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
+  };
+}
+
+export type JobStatus =
+  | "running"
+  | "completed"
+  | "stoppedByMaxSteps"
+  | "stoppedByInteractiveTool"
+  | "stoppedByError";
+
+export interface Job {
+  id: string;
+  status: JobStatus;
+  coordinatorExpertKey: string;
+  totalSteps: number;
+  maxSteps?: number;
+  usage: Usage;
+  startedAt: number;
+  finishedAt?: number;
+  runtime: string;
+}
+
+export type CheckpointStatus =
+  | "init"
+  | "proceeding"
+  | "completed"
+  | "stoppedByInteractiveTool"
+  | "stoppedByDelegate"
+  | "stoppedByExceededMaxSteps"
+  | "stoppedByError";
+
+export interface TextPart {
+  type: "textPart";
+  text: string;
+}
+export interface ThinkingPart {
+  type: "thinkingPart";
+  thinking: string;
+  signature?: string;
+}
+export interface ToolCallPart {
+  type: "toolCallPart";
+  toolCallId: string;
+  toolName: string;
+  args: unknown;
+}
+export interface ToolResultPart {
+  type: "toolResultPart";
+  toolCallId: string;
+  toolName: string;
+  contents: Array<{ type: "textPart"; text: string }>;
+  isError?: boolean;
+}
+
+export type Message =
+  | { type: "instructionMessage"; id: string; contents: TextPart[] }
+  | { type: "userMessage"; id: string; contents: TextPart[] }
+  | { type: "expertMessage"; id: string; contents: Array<TextPart | ThinkingPart | ToolCallPart> }
+  | { type: "toolMessage"; id: string; contents: ToolResultPart[] };
+
+export interface ExpertRef {
+  key: string;
+  name: string;
+  version: string;
+}
+
+export interface CheckpointError {
+  name: string;
+  message: string;
+  statusCode?: number;
+  isRetryable: boolean;
+}
+
+export interface Checkpoint {
+  id: string;
+  jobId: string;
+  runId: string;
+  status: CheckpointStatus;
+  stepNumber: number;
+  messages: Message[];
+  expert: ExpertRef;
+  usage: Usage;
+  metadata?: Record<string, unknown>;
+  error?: CheckpointError;
+}
+
+export interface ToolCall {
+  id: string;
+  skillName: string;
+  toolName: string;
+  args: unknown;
+}
+
+export interface ToolResult {
+  id: string;
+  skillName: string;
+  toolName: string;
+  result: Array<{ type: "textPart"; text: string }>;
+  isError?: boolean;
+}
+
+/** Fields every run event carries. */
+export interface RunEventBase {
+  id: string;
+  expertKey: string;
+  timestamp: number;
+  jobId: string;
+  runId: string;
+  stepNumber: number;
+}
+
+/** Fields every runtime event carries. */
+export interface RuntimeEventBase {
+  id: string;
+  timestamp: number;
+  jobId: string;
+  runId: string;
+}
+
+export type RunEvent = RunEventBase &
+  (
+    | { type: "startRun"; initialCheckpoint: Checkpoint; inputMessages: Message[] }
+    | { type: "startGeneration"; messages: Message[] }
+    | { type: "retry"; reason: string }
+    | { type: "callTools"; newMessage: Message; toolCalls: ToolCall[]; usage: Usage }
+    | { type: "resolveToolResults"; toolResults: ToolResult[] }
+    | { type: "finishAllToolCalls"; newMessages: Message[] }
+    | { type: "continueToNextStep"; checkpoint: Checkpoint; nextCheckpoint: Checkpoint }
+    | { type: "completeRun"; checkpoint: Checkpoint; text: string; usage: Usage }
+    | { type: "stopRunByError"; checkpoint: Checkpoint; error: CheckpointError }
+    | { type: "stopRunByExceededMaxSteps"; checkpoint: Checkpoint }
+    | { type: "startStreamingReasoning" }
+    | { type: "streamReasoning"; delta: string }
+    | { type: "completeStreamingReasoning"; text: string }
+    | { type: "startStreamingRunResult" }
+    | { type: "streamRunResult"; delta: string }
+    | { type: "completeStreamingRunResult"; text: string }
+  );
+
+export type RuntimeEvent = RuntimeEventBase &
+  (
+    | { type: "initializeRuntime"; runtime: string; runtimeVersion?: string; model?: string; sessionId?: string }
+    | { type: "skillStarting"; skillName: string }
+    | { type: "skillConnected"; skillName: string }
+    | { type: "skillStderr"; skillName: string; message: string }
+    | { type: "skillDisconnected"; skillName: string }
+    | { type: "dockerBuildProgress"; stage: string; service: string; message: string; progress?: number }
+    | { type: "dockerContainerStatus"; status: string; service: string }
+    | { type: "proxyAccess"; action: "allowed" | "blocked"; domain: string; port: number; reason?: string }
+  );
+
+export type PerstackEvent = RunEvent | RuntimeEvent;
+export type PerstackEventType = PerstackEvent["type"];

@@ -1,0 +1,65 @@
+// The second renderer of a SandboxPlan: files a person can read and run by hand with docker-compose. Secrets
+// appear only as ${NAME} references; the query is ${PERSTACK_QUERY}, supplied when the files are run.
+import { posix } from "node:path";
+import { PROXY_TMPFS, type SandboxPlan } from "./sandbox-plan.js";
+import { readTemplateFile, render, yamlString } from "./templates.js";
+
+/** Stands in for the query while planning an export, and becomes ${PERSTACK_QUERY} in compose.yaml. */
+export const QUERY_PLACEHOLDER = "\u0000perstack-query\u0000";
+const INTERNAL_SUBNET = "172.30.253.0/24";
+const PROXY_ADDRESS = "172.30.253.2";
+
+export interface ExportFile {
+  path: string;
+  content: string;
+  mode?: number;
+}
+
+export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: string } = {}): ExportFile[] {
+  const files: ExportFile[] = [];
+  for (const image of plan.images) {
+    const dir = image.role === "proxy" ? "proxy" : "agent";
+    files.push({ path: posix.join(dir, "Dockerfile"), content: image.dockerfile });
+    for (const file of image.contextFiles) {
+      files.push({ path: posix.join(dir, file.path), content: file.content, ...(file.path.endsWith(".sh") ? { mode: 0o755 } : {}) });
+    }
+  }
+  files.push({ path: "squid.conf", content: plan.proxy.squidConf });
+  files.push({ path: "allowlist.txt", content: plan.proxy.allowlist.map((p) => `${p}\n`).join("") });
+  files.push({ path: "resolv.conf", content: readTemplateFile("templates/files/resolv.conf") });
+
+  const workspaceVariable = options.workspaceVariable ?? "PERSTACK_WORKSPACE";
+  const workspace = plan.agent.mounts.find((m) => m.target === "/workspace")!;
+  const env = plan.agent.env.map((entry) => ({
+    name: entry.name,
+    value: entry.source === "host" ? JSON.stringify(`\${${entry.name}}`) : yamlString(entry.value),
+  }));
+  const command = plan.agent.command.map((arg) =>
+    arg === QUERY_PLACEHOLDER ? JSON.stringify("${PERSTACK_QUERY:?set PERSTACK_QUERY to the query}") : yamlString(arg),
+  );
+  const compose = render("compose/compose.yaml.hbs", {
+    expertKey: plan.expert.key,
+    runtime: plan.runtime.name,
+    secretNames: plan.agent.env.filter((e) => e.source === "host").map((e) => e.name),
+    proxyImage: plan.proxy.image,
+    proxyTmpfs: Object.entries(PROXY_TMPFS).map(([path, opts]) => `${path}:${opts}`),
+    agentImage: plan.agent.image,
+    proxyExtraHosts: plan.proxy.extraHosts,
+    proxyAddress: PROXY_ADDRESS,
+    proxyAlias: plan.proxy.alias,
+    proxyHostEntry: `${plan.proxy.alias}:${PROXY_ADDRESS}`,
+    user: plan.agent.user,
+    memoryBytes: plan.agent.limits.memoryBytes,
+    cpus: plan.agent.limits.nanoCpus / 1e9,
+    pidsLimit: plan.agent.limits.pidsLimit,
+    tmpfs: Object.entries(plan.agent.tmpfs).map(([path, opts]) => `${path}:${opts}`),
+    // Interpolated on purpose, so the files can be pointed at another workspace; the default path is escaped.
+    workspaceMount: JSON.stringify(`\${${workspaceVariable}:-${workspace.source.replace(/\$/g, "$$$$")}}:/workspace:rw`),
+    readOnlyMounts: plan.agent.mounts.filter((m) => m.readOnly).map((m) => `${m.source}:${m.target}:ro`),
+    env,
+    command,
+    subnet: INTERNAL_SUBNET,
+  });
+  files.push({ path: "compose.yaml", content: compose });
+  return files;
+}

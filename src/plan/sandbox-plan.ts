@@ -1,0 +1,417 @@
+// PURE: (resolved config, expert, runtime, options) -> SandboxPlan. Nothing here touches Docker, the network or
+// the process environment; values of secrets never enter the plan, only their names.
+import { createHash } from "node:crypto";
+import { relative, isAbsolute, join } from "node:path";
+import type { LoadedConfig } from "../config/load.js";
+import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
+import { DEFAULTS, NPM_PACKAGE_SPEC, type ProviderConfig } from "../config/schema.js";
+import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
+import type { RuntimeAdapter, InstalledSkill, RuntimeInvocation } from "../runtimes/types.js";
+import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
+import { packagePath } from "../package-root.js";
+import { readTemplateFile, render } from "./templates.js";
+
+export type BaseImageRole = "debian" | "node";
+
+export interface BaseImage {
+  role: BaseImageRole;
+  ref: string;
+  /** Local image id when the image is present; keyed into tags so a rebuilt base invalidates them. */
+  id?: string;
+}
+
+export interface ResourceLimits {
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+}
+
+export const DEFAULT_LIMITS: ResourceLimits = {
+  memoryBytes: 4 * 1024 ** 3,
+  nanoCpus: 2e9,
+  pidsLimit: 512,
+};
+
+export interface PlanInput {
+  loaded: LoadedConfig;
+  expertKey: string;
+  runtime: RuntimeChoice;
+  adapter: RuntimeAdapter;
+  query: string;
+  /** --model; beats the config's model. */
+  model?: string;
+  /** Absolute host path mounted at /workspace. */
+  workspace: string;
+  /** Absolute host path of the perstack/ directory the collector writes. */
+  perstackDir: string;
+  /** Names given with --env. */
+  envNames: string[];
+  baseImages: Record<BaseImageRole, BaseImage>;
+  /** PEM text of extra CA certificates trusted by image builds (empty: none). */
+  caBundle: string;
+  limits: ResourceLimits;
+  user: { uid: number; gid: number };
+  jobId: string;
+  runId: string;
+}
+
+export interface ContextFile {
+  path: string;
+  content: string;
+}
+
+export interface ImagePlan {
+  role: "proxy" | "agent";
+  repository: string;
+  tag: string;
+  /** repository:tag */
+  ref: string;
+  baseImage: string;
+  dockerfile: string;
+  contextFiles: ContextFile[];
+}
+
+export interface NetworkPlan {
+  role: "internal" | "egress";
+  name: string;
+  /** Docker `internal` network: no route out, no external DNS. */
+  internal: boolean;
+}
+
+export interface ProxyPlan {
+  containerName: string;
+  image: string;
+  /** Name the agent reaches the proxy by, on the internal network. */
+  alias: string;
+  port: number;
+  allowlist: string[];
+  allowlistSources: AllowlistSource[];
+  upstreams: ExplicitUpstream[];
+  squidConf: string;
+  /** host.docker.internal resolves to the Docker host, so a local model server can be the configured upstream. */
+  extraHosts: string[];
+}
+
+export type EnvEntry =
+  | { name: string; source: "host"; reason: string }
+  | { name: string; source: "fixed"; value: string; reason: string };
+
+export interface MountPlan {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface AgentPlan {
+  containerName: string;
+  image: string;
+  command: string[];
+  env: EnvEntry[];
+  user: string;
+  workdir: string;
+  mounts: MountPlan[];
+  tmpfs: Record<string, string>;
+  limits: ResourceLimits;
+  /** Mounted over /etc/resolv.conf: a resolver that refuses at once, so external names never resolve. */
+  resolvConf: string;
+}
+
+export interface SandboxPlan {
+  version: 1;
+  jobId: string;
+  runId: string;
+  expert: { key: string; name: string; version: string };
+  runtime: { name: string; source: RuntimeChoice["source"]; cliPackage: string; cliVersion: string };
+  model: string;
+  provider: ProviderConfig["providerName"];
+  query: string;
+  images: ImagePlan[];
+  networks: NetworkPlan[];
+  proxy: ProxyPlan;
+  agent: AgentPlan;
+  labels: Record<string, string>;
+  warnings: string[];
+}
+
+export const PROXY_PORT = 3128;
+/** The proxy's writable places. Docker ignores tmpfs "mode" when the directory exists in the image, so they
+ *  belong to Debian's static proxy user (uid/gid 13) instead. */
+export const PROXY_TMPFS: Record<string, string> = {
+  "/var/log/squid": "rw,nosuid,nodev,size=64m,uid=13,gid=13",
+  "/var/spool/squid": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
+  "/run": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
+  "/tmp": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
+};
+export const PROXY_ALIAS = "perstack-proxy";
+const SKILLS_ROOT = "/opt/perstack/skills";
+
+export function buildSandboxPlan(input: PlanInput): SandboxPlan {
+  const { loaded, adapter } = input;
+  const expert = findExpert(loaded, input.expertKey);
+  const experts = reachableExperts(loaded, input.expertKey);
+  const provider: ProviderConfig = loaded.file.provider ?? { providerName: "anthropic" };
+  if (!(adapter.providers as readonly string[]).includes(provider.providerName)) {
+    throw new UnsupportedConfigError(
+      `provider.providerName "${provider.providerName}" is not supported by runtime ${adapter.name}; it supports ${adapter.providers.join(", ")}`,
+    );
+  }
+  const warnings: string[] = [...loaded.warnings];
+  const model = input.model ?? loaded.file.model ?? DEFAULTS.model;
+  const short = input.runId.slice(0, 12);
+
+  const { installs, skills } = planSkills(expert.key, expert.config.skills ?? {}, warnings, adapter.name);
+  const invocation: RuntimeInvocation = {
+    expert: {
+      key: expert.key,
+      name: expert.key,
+      version: expert.config.version,
+      instruction: expert.config.instruction,
+      ...(expert.config.description ? { description: expert.config.description } : {}),
+    },
+    delegates: (expert.config.delegates ?? []).map((key) => {
+      const description = findExpert(loaded, key).config.description;
+      return description ? { key, description } : { key };
+    }),
+    skills,
+    model,
+    provider,
+    query: input.query,
+    maxSteps: loaded.file.maxSteps ?? DEFAULTS.maxSteps,
+    maxRetries: loaded.file.maxRetries ?? DEFAULTS.maxRetries,
+    timeout: loaded.file.timeout ?? DEFAULTS.timeout,
+  };
+
+  // Allowlist: skills of the expert and every reachable delegate, the provider's hosts, the runtime's hosts.
+  // A configured baseUrl is the one explicit upstream: reachable on its own port even on a private address, and
+  // it replaces the provider's public API hosts.
+  const upstream = explicitUpstream(provider.setting?.baseUrl);
+  const upstreams = upstream ? [upstream] : [];
+  const sources: AllowlistSource[] = skillDomains(experts);
+  if (!upstream) {
+    for (const host of adapter.apiHosts(provider)) sources.push({ pattern: host, origin: `provider ${provider.providerName}` });
+  }
+  const allowlist = mergeAllowlist(sources);
+
+  const images = [
+    proxyImage(input),
+    agentImage(input, installs),
+  ];
+  const proxyRef = images[0]!.ref;
+  const agentRef = images[1]!.ref;
+
+  const proxyName = `perstack-${short}-proxy`;
+  const proxyUrl = `http://${PROXY_ALIAS}:${PROXY_PORT}`;
+  const squidConf = render("squid/squid.conf.hbs", {
+    runId: input.runId,
+    allowlist,
+    squidDomains: allowlist.map((p) => (p.startsWith("*.") ? p.slice(1) : p)),
+    upstreams: upstreams.map((u) => ({ ...u, isHttps: u.scheme === "https" })),
+  });
+
+  const env = planEnv(input, experts, provider, adapter, invocation, proxyUrl);
+
+  return {
+    version: 1,
+    jobId: input.jobId,
+    runId: input.runId,
+    expert: { key: expert.key, name: expert.key, version: expert.config.version },
+    runtime: {
+      name: input.runtime.name,
+      source: input.runtime.source,
+      cliPackage: adapter.cliPackage,
+      cliVersion: adapter.cliVersion,
+    },
+    model,
+    provider: provider.providerName,
+    query: input.query,
+    images,
+    networks: [
+      { role: "internal", name: `perstack-${short}-internal`, internal: true },
+      { role: "egress", name: `perstack-${short}-egress`, internal: false },
+    ],
+    proxy: {
+      containerName: proxyName,
+      image: proxyRef,
+      alias: PROXY_ALIAS,
+      port: PROXY_PORT,
+      allowlist,
+      allowlistSources: sources,
+      upstreams,
+      squidConf,
+      extraHosts: ["host.docker.internal:host-gateway"],
+    },
+    agent: {
+      containerName: `perstack-${short}-agent`,
+      image: agentRef,
+      command: adapter.command(invocation),
+      env,
+      user: `${input.user.uid}:${input.user.gid}`,
+      workdir: "/workspace",
+      mounts: planMounts(input),
+      tmpfs: {
+        "/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777",
+        "/home/agent": `rw,exec,nosuid,nodev,size=1g,mode=0700,uid=${input.user.uid},gid=${input.user.gid}`,
+      },
+      limits: input.limits,
+      resolvConf: packagePath("templates/files/resolv.conf"),
+    },
+    labels: {
+      "perstack.managed": "true",
+      "perstack.job": input.jobId,
+      "perstack.run": input.runId,
+    },
+    warnings,
+  };
+}
+
+interface SkillInstall {
+  name: string;
+  dir: string;
+  packageSpec: string;
+  packageName: string;
+}
+
+function planSkills(
+  expertKey: string,
+  configured: NonNullable<ReturnType<typeof findExpert>["config"]["skills"]>,
+  warnings: string[],
+  runtimeName: string,
+): { installs: SkillInstall[]; skills: InstalledSkill[] } {
+  const installs: SkillInstall[] = [];
+  const skills: InstalledSkill[] = [];
+  for (const [name, skill] of Object.entries(configured)) {
+    const where = `experts."${expertKey}".skills."${name}"`;
+    if (skill.type === "interactiveSkill") {
+      warnings.push(`${where}: interactive skills are not supported by runtime ${runtimeName}; the run proceeds without it`);
+      continue;
+    }
+    const notes = {
+      ...(skill.description ? { description: skill.description } : {}),
+      ...(skill.rule ? { rule: skill.rule } : {}),
+      ...(skill.pick ? { pick: skill.pick } : {}),
+      ...(skill.omit ? { omit: skill.omit } : {}),
+    };
+    if (skill.pick) {
+      warnings.push(`${where}.pick: runtime ${runtimeName} cannot restrict a server to picked tools; use omit to hide tools`);
+    }
+    if (skill.type === "mcpSseSkill") {
+      skills.push({ name, command: "", args: [], envNames: [], url: skill.endpoint, ...notes });
+      continue;
+    }
+    const envNames = skill.requiredEnv ?? [];
+    const program = skill.command.split("/").pop() ?? skill.command;
+    if (program === "uvx" || program.startsWith("python") || program === "uv") {
+      throw new UnsupportedConfigError(
+        `${where}.command: "${skill.command}" skills are not available yet in sandboxed runs; use an npm package (command = "npx")`,
+      );
+    }
+    let packageSpec: string | undefined;
+    let args: string[] = [];
+    if (skill.packageName !== undefined) {
+      packageSpec = skill.packageName;
+    } else if (program === "npx") {
+      // npx's own flags come before the package; what follows the package belongs to the server.
+      const rest = (skill.args ?? []).slice();
+      while (rest[0]?.startsWith("-")) rest.shift();
+      packageSpec = rest.shift();
+      args = rest;
+      if (!packageSpec || !NPM_PACKAGE_SPEC.test(packageSpec)) {
+        throw new UnsupportedConfigError(`${where}.args: cannot find the npm package to run; put it first, e.g. ["-y", "@scope/server"]`);
+      }
+    }
+    if (packageSpec) {
+      const packageName = packageSpec.replace(/^(@?[^@]+)@.*$/, "$1");
+      installs.push({ name, dir: name, packageSpec, packageName });
+      skills.push({ name, command: `${SKILLS_ROOT}/${name}/entry`, args, envNames, ...notes });
+    } else {
+      // A program already in the image (node, a script in /workspace): run as written.
+      skills.push({ name, command: skill.command, args: skill.args ?? [], envNames, ...notes });
+    }
+  }
+  return { installs, skills };
+}
+
+function planEnv(
+  input: PlanInput,
+  experts: ReturnType<typeof reachableExperts>,
+  provider: ProviderConfig,
+  adapter: RuntimeAdapter,
+  invocation: RuntimeInvocation,
+  proxyUrl: string,
+): EnvEntry[] {
+  const entries = new Map<string, EnvEntry>();
+  const fromHost = (name: string, reason: string) => {
+    if (!entries.has(name)) entries.set(name, { name, source: "host", reason });
+  };
+  for (const name of adapter.keyEnv(provider)) fromHost(name, `provider ${provider.providerName} key`);
+  for (const expert of experts) {
+    for (const [skillName, skill] of Object.entries(expert.config.skills ?? {})) {
+      if (skill.type !== "mcpStdioSkill") continue;
+      for (const name of skill.requiredEnv ?? []) fromHost(name, `experts."${expert.key}".skills."${skillName}".requiredEnv`);
+    }
+  }
+  for (const name of input.envNames) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new InvalidOptionError(`--env "${name}": not a variable name; pass a NAME (its value is read from your environment)`);
+    }
+    fromHost(name, "--env");
+  }
+  const fixed: Record<string, string> = {
+    ...adapter.fixedEnv(invocation),
+    HOME: "/home/agent",
+    HTTP_PROXY: proxyUrl,
+    HTTPS_PROXY: proxyUrl,
+    http_proxy: proxyUrl,
+    https_proxy: proxyUrl,
+  };
+  for (const [name, value] of Object.entries(fixed)) {
+    if (entries.has(name)) {
+      throw new InvalidOptionError(`--env ${name}: the sandbox sets this variable itself; remove it`);
+    }
+    entries.set(name, { name, source: "fixed", value, reason: name.toLowerCase().endsWith("_proxy") ? "proxy" : "runtime" });
+  }
+  return [...entries.values()];
+}
+
+function planMounts(input: PlanInput): MountPlan[] {
+  const mounts: MountPlan[] = [{ source: input.workspace, target: "/workspace", readOnly: false }];
+  // The collector's output must not be writable by the agent even when it lives inside the workspace.
+  const rel = relative(input.workspace, input.perstackDir);
+  if (rel === "" ) {
+    throw new InvalidOptionError(`--workspace ${input.workspace}: is the perstack/ directory itself; choose the project directory`);
+  }
+  if (!rel.startsWith("..") && !isAbsolute(rel)) {
+    mounts.push({ source: input.perstackDir, target: join("/workspace", rel), readOnly: true });
+  }
+  return mounts;
+}
+
+function hashInputs(parts: unknown): string {
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 16);
+}
+
+function proxyImage(input: PlanInput): ImagePlan {
+  const base = input.baseImages.debian;
+  const dockerfile = render("squid/Dockerfile.hbs", { baseImage: base.ref });
+  const contextFiles = [{ path: "entrypoint.sh", content: readTemplateFile("squid/entrypoint.sh") }];
+  const tag = hashInputs({ dockerfile, contextFiles, base: base.id ?? base.ref });
+  return { role: "proxy", repository: "perstack/proxy", tag, ref: `perstack/proxy:${tag}`, baseImage: base.ref, dockerfile, contextFiles };
+}
+
+function agentImage(input: PlanInput, installs: SkillInstall[]): ImagePlan {
+  const base = input.baseImages.node;
+  const adapter = input.adapter;
+  const hasCaBundle = input.caBundle.trim().length > 0;
+  const dockerfile = render(
+    "templates/agent.Dockerfile.hbs",
+    { baseImage: base.ref, runtime: adapter.name, hasCaBundle, skills: installs, cliSpec: `${adapter.cliPackage}@${adapter.cliVersion}` },
+    { runtime: readTemplateFile(`templates/runtimes/${adapter.dockerfilePartial}`) },
+  );
+  const contextFiles: ContextFile[] = [
+    { path: "link-skill-bin.mjs", content: readTemplateFile("templates/files/link-skill-bin.mjs") },
+  ];
+  if (hasCaBundle) contextFiles.push({ path: "extra-ca.crt", content: input.caBundle });
+  const repository = `perstack/agent-${adapter.name}`;
+  const tag = hashInputs({ dockerfile, contextFiles, base: base.id ?? base.ref });
+  return { role: "agent", repository, tag, ref: `${repository}:${tag}`, baseImage: base.ref, dockerfile, contextFiles };
+}

@@ -1,0 +1,22 @@
+// Which runtime module serves which --runtime name. Names that are accepted but not built yet fail with a clear
+// error instead of a crash.
+import type { RuntimeName } from "../config/schema.js";
+import { RuntimeNotAvailableError } from "../errors.js";
+import { claudeCode } from "./claude-code.js";
+import type { RuntimeAdapter } from "./types.js";
+
+const AVAILABLE: Partial<Record<RuntimeName, RuntimeAdapter>> = {
+  "claude-code": claudeCode,
+};
+
+export function runtimeAdapter(name: RuntimeName): RuntimeAdapter {
+  const adapter = AVAILABLE[name];
+  if (!adapter) {
+    const available = Object.keys(AVAILABLE).join(", ");
+    const what = name === "docker" ? `"docker" (the built-in perstack agent)` : `"${name}"`;
+    throw new RuntimeNotAvailableError(
+      `runtime ${what} is not available yet in this version; use --runtime ${available}`,
+    );
+  }
+  return adapter;
+}

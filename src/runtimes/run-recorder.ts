@@ -1,0 +1,266 @@
+// Turns what a runtime reports (assistant parts, tool results, the final result) into Perstack's normalized
+// events and checkpoints. Every CLI parser feeds one of these, so all runtimes produce the same event sequence:
+// startRun, then per step startGeneration, callTools, resolveToolResults, continueToNextStep, and finally
+// completeRun or stopRunByError. Pure: no I/O, ids and clock are injected.
+import {
+  addUsage,
+  emptyUsage,
+  type Checkpoint,
+  type CheckpointError,
+  type CheckpointStatus,
+  type ExpertRef,
+  type Message,
+  type PerstackEvent,
+  type RunEvent,
+  type RuntimeEvent,
+  type TextPart,
+  type ThinkingPart,
+  type ToolCall,
+  type ToolCallPart,
+  type ToolResult,
+  type Usage,
+} from "../model/perstack.js";
+
+export interface RecorderContext {
+  jobId: string;
+  runId: string;
+  expert: ExpertRef;
+  instruction: string;
+  query: string;
+  runtime: string;
+  /** Extra checkpoint metadata, e.g. the CLI version. */
+  metadata: Record<string, unknown>;
+  newId: () => string;
+  now: () => number;
+}
+
+export type AssistantPart = TextPart | ThinkingPart | (ToolCallPart & { skillName: string });
+
+export class RunRecorder {
+  private readonly messages: Message[];
+  private stepNumber = 1;
+  private usage: Usage = emptyUsage();
+  private started = false;
+  private finished = false;
+  /** Parts of the generation in progress, keyed by the runtime's message id. */
+  private generation: { messageId: string; parts: AssistantPart[]; usage: Usage } | undefined;
+  private pendingCalls: ToolCall[] = [];
+  private results: ToolResult[] = [];
+  private lastText = "";
+  private readonly meta: Record<string, unknown>;
+
+  constructor(private readonly ctx: RecorderContext) {
+    this.messages = [
+      { type: "instructionMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.instruction }] },
+      { type: "userMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.query }] },
+    ];
+    this.meta = { runtime: ctx.runtime, ...ctx.metadata };
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  get totalUsage(): Usage {
+    return this.usage;
+  }
+
+  get steps(): number {
+    return this.stepNumber;
+  }
+
+  /** The runtime reported its session: emits initializeRuntime and startRun once. */
+  start(info: { model?: string; sessionId?: string; runtimeVersion?: string }): PerstackEvent[] {
+    if (this.started) return [];
+    this.started = true;
+    Object.assign(this.meta, stripUndefined({ model: info.model, sessionId: info.sessionId }));
+    const init: RuntimeEvent = {
+      ...this.runtimeBase(),
+      type: "initializeRuntime",
+      runtime: this.ctx.runtime,
+      ...stripUndefined({ runtimeVersion: info.runtimeVersion, model: info.model, sessionId: info.sessionId }),
+    };
+    const startRun: RunEvent = {
+      ...this.runBase(),
+      type: "startRun",
+      initialCheckpoint: this.checkpoint("init"),
+      inputMessages: this.messages.slice(),
+    };
+    return [init, startRun];
+  }
+
+  /** Parts of one assistant generation; several calls with the same messageId extend it. */
+  assistant(messageId: string, parts: AssistantPart[], usage?: Usage): PerstackEvent[] {
+    const events: PerstackEvent[] = this.ensureStarted();
+    if (this.generation && this.generation.messageId !== messageId) events.push(...this.flushGeneration());
+    if (this.results.length > 0 || (this.pendingCalls.length > 0 && !this.generation)) {
+      events.push(...this.closeStep());
+    }
+    if (!this.generation) {
+      events.push({ ...this.runBase(), type: "startGeneration", messages: this.messages.slice() });
+      this.generation = { messageId, parts: [], usage: usage ?? emptyUsage() };
+    } else if (usage) {
+      this.generation.usage = usage;
+    }
+    this.generation.parts.push(...parts);
+    for (const part of parts) if (part.type === "textPart") this.lastText = part.text;
+    return events;
+  }
+
+  /** Results of tool calls; the step closes when every pending call has its result or a new generation starts. */
+  toolResults(results: ToolResult[]): PerstackEvent[] {
+    const events: PerstackEvent[] = this.ensureStarted();
+    events.push(...this.flushGeneration());
+    const known = results.map((result) => {
+      const call = this.pendingCalls.find((c) => c.id === result.id);
+      return call ? { ...result, skillName: call.skillName, toolName: call.toolName } : result;
+    });
+    this.results.push(...known);
+    events.push({ ...this.runBase(), type: "resolveToolResults", toolResults: known });
+    const answered = new Set(this.results.map((r) => r.id));
+    if (this.pendingCalls.every((call) => answered.has(call.id))) events.push(...this.closeStep());
+    return events;
+  }
+
+  /** The run finished successfully with `text` (the runtime's final answer) and its reported total usage. */
+  complete(text: string | undefined, totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
+    if (this.finished) return [];
+    const events: PerstackEvent[] = this.ensureStarted();
+    events.push(...this.flushGeneration());
+    if (this.results.length > 0) events.push(...this.closeStep());
+    if (totalUsage) this.usage = totalUsage;
+    Object.assign(this.meta, metadata ?? {});
+    const finalText = text ?? this.lastText;
+    if (finalText && finalText !== this.lastTextInMessages()) {
+      this.messages.push({
+        type: "expertMessage",
+        id: this.ctx.newId(),
+        contents: [{ type: "textPart", text: finalText }],
+      });
+    }
+    this.finished = true;
+    const checkpoint = this.checkpoint("completed");
+    events.push({ ...this.runBase(), type: "completeRun", checkpoint, text: finalText, usage: this.usage });
+    return events;
+  }
+
+  /** The run failed. What was collected so far stays in the checkpoint. */
+  fail(error: CheckpointError, totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
+    if (this.finished) return [];
+    const events: PerstackEvent[] = this.ensureStarted();
+    events.push(...this.flushGeneration());
+    if (totalUsage) this.usage = totalUsage;
+    Object.assign(this.meta, metadata ?? {});
+    this.finished = true;
+    const checkpoint = this.checkpoint("stoppedByError", error);
+    events.push({ ...this.runBase(), type: "stopRunByError", checkpoint, error });
+    return events;
+  }
+
+  retry(reason: string): PerstackEvent[] {
+    return [...this.ensureStarted(), { ...this.runBase(), type: "retry", reason }];
+  }
+
+  /** Checkpoint of the state so far, for callers that need one outside the event flow. */
+  checkpoint(status: CheckpointStatus, error?: CheckpointError): Checkpoint {
+    return {
+      id: this.ctx.newId(),
+      jobId: this.ctx.jobId,
+      runId: this.ctx.runId,
+      status,
+      stepNumber: this.stepNumber,
+      messages: this.messages.slice(),
+      expert: this.ctx.expert,
+      usage: this.usage,
+      metadata: { ...this.meta },
+      ...(error ? { error } : {}),
+    };
+  }
+
+  private ensureStarted(): PerstackEvent[] {
+    return this.started ? [] : this.start({});
+  }
+
+  /** Ends the current generation: records the expert message and announces its tool calls. */
+  private flushGeneration(): PerstackEvent[] {
+    const generation = this.generation;
+    if (!generation) return [];
+    this.generation = undefined;
+    this.usage = addUsage(this.usage, generation.usage);
+    const message: Message = {
+      type: "expertMessage",
+      id: this.ctx.newId(),
+      contents: generation.parts.map((part) =>
+        part.type === "toolCallPart"
+          ? { type: "toolCallPart", toolCallId: part.toolCallId, toolName: part.toolName, args: part.args }
+          : part,
+      ),
+    };
+    this.messages.push(message);
+    const calls = generation.parts.flatMap((part): ToolCall[] =>
+      part.type === "toolCallPart"
+        ? [{ id: part.toolCallId, skillName: part.skillName, toolName: part.toolName, args: part.args }]
+        : [],
+    );
+    if (calls.length === 0) return [];
+    this.pendingCalls.push(...calls);
+    return [{ ...this.runBase(), type: "callTools", newMessage: message, toolCalls: calls, usage: generation.usage }];
+  }
+
+  /** Appends the tool results, writes the step's checkpoint and moves to the next step. */
+  private closeStep(): PerstackEvent[] {
+    if (this.pendingCalls.length === 0 && this.results.length === 0) return [];
+    const toolMessage: Message = {
+      type: "toolMessage",
+      id: this.ctx.newId(),
+      contents: this.results.map((r) => ({
+        type: "toolResultPart",
+        toolCallId: r.id,
+        toolName: r.toolName,
+        contents: r.result,
+        ...(r.isError ? { isError: true } : {}),
+      })),
+    };
+    this.messages.push(toolMessage);
+    const finishAll: RunEvent = { ...this.runBase(), type: "finishAllToolCalls", newMessages: [toolMessage] };
+    const checkpoint = this.checkpoint("proceeding");
+    this.pendingCalls = [];
+    this.results = [];
+    this.stepNumber += 1;
+    const nextCheckpoint = this.checkpoint("proceeding");
+    const next: RunEvent = {
+      ...this.runBase(),
+      stepNumber: checkpoint.stepNumber,
+      type: "continueToNextStep",
+      checkpoint,
+      nextCheckpoint,
+    };
+    return [finishAll, next];
+  }
+
+  private lastTextInMessages(): string | undefined {
+    const last = this.messages[this.messages.length - 1];
+    if (last?.type !== "expertMessage") return undefined;
+    const texts = last.contents.filter((p): p is TextPart => p.type === "textPart");
+    return texts[texts.length - 1]?.text;
+  }
+
+  private runBase() {
+    return {
+      id: this.ctx.newId(),
+      expertKey: this.ctx.expert.key,
+      timestamp: this.ctx.now(),
+      jobId: this.ctx.jobId,
+      runId: this.ctx.runId,
+      stepNumber: this.stepNumber,
+    };
+  }
+
+  private runtimeBase() {
+    return { id: this.ctx.newId(), timestamp: this.ctx.now(), jobId: this.ctx.jobId, runId: this.ctx.runId };
+  }
+}
+
+function stripUndefined<T extends Record<string, unknown>>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

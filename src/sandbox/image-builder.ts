@@ -1,0 +1,83 @@
+// Builds an ImagePlan with the Engine API from a tar-fs context, unless an image with its content-hash tag
+// already exists: a second run with the same inputs builds nothing.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import type Docker from "dockerode";
+import tar from "tar-fs";
+import { ImageBuildError } from "../errors.js";
+import type { ImagePlan } from "../plan/sandbox-plan.js";
+import { imageExists } from "./docker-client.js";
+
+export interface BuildProgress {
+  image: ImagePlan;
+  message: string;
+  /** 0..1 from the builder's "Step N/M" lines. */
+  progress?: number;
+}
+
+export interface EnsureImageResult {
+  ref: string;
+  built: boolean;
+}
+
+export async function ensureImage(
+  docker: Docker,
+  image: ImagePlan,
+  onProgress: (progress: BuildProgress) => void,
+): Promise<EnsureImageResult> {
+  if (await imageExists(docker, image.ref)) return { ref: image.ref, built: false };
+  const dir = await mkdtemp(join(tmpdir(), "perstack-build-"));
+  try {
+    await writeFile(join(dir, "Dockerfile"), image.dockerfile);
+    for (const file of image.contextFiles) await writeFile(join(dir, file.path), file.content, { mode: 0o644 });
+    onProgress({ image, message: `building ${image.ref}`, progress: 0 });
+    // tar-fs 3 packs with streamx; Readable.from gives dockerode the Node stream it pipes into the request.
+    const context = Readable.from(tar.pack(dir) as unknown as AsyncIterable<Buffer>);
+    const stream = await docker.buildImage(context, { t: image.ref, rm: true, forcerm: true });
+    const tail: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(
+        stream,
+        (error: Error | null, output: Array<{ error?: string }>) => {
+          const failed = error?.message ?? output.find((item) => item.error)?.error;
+          if (failed) reject(new ImageBuildError(buildFailure(image, failed, tail)));
+          else resolve();
+        },
+        (event: { stream?: string; status?: string; error?: string }) => {
+          const text = (event.stream ?? event.status ?? "").trim();
+          if (!text) return;
+          for (const line of text.split("\n")) {
+            tail.push(line);
+            if (tail.length > 15) tail.shift();
+          }
+          const step = /^Step (\d+)\/(\d+) : (.*)$/.exec(text);
+          if (step) {
+            onProgress({
+              image,
+              message: `step ${step[1]}/${step[2]}: ${step[3]!.slice(0, 120)}`,
+              progress: Number(step[1]) / Number(step[2]),
+            });
+          } else {
+            onProgress({ image, message: text.split("\n").pop()!.slice(0, 200) });
+          }
+        },
+      );
+    });
+    onProgress({ image, message: `built ${image.ref}`, progress: 1 });
+    return { ref: image.ref, built: true };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function buildFailure(image: ImagePlan, error: string, tail: string[]): string {
+  const last = tail.filter((l) => l.trim()).slice(-3).join(" | ");
+  const hint = /SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER|unable to get local issuer/i.test(tail.join("\n") + error)
+    ? "; behind a TLS-intercepting proxy, pass --ca-cert <file> or set PERSTACK_EXTRA_CA_CERTS"
+    : /pull access denied|manifest unknown|not found: manifest|connection refused|no such host/i.test(error)
+      ? `; if no registry is reachable, run "perstack images bootstrap" first`
+      : "";
+  return `building ${image.ref} failed: ${error.trim()}${last ? ` (last output: ${last})` : ""}${hint}`;
+}

@@ -1,0 +1,25 @@
+// Labels mark everything a run creates, so that cleanup finds it after success, failure, Ctrl-C, or a crash of
+// an earlier run (whose owner process is gone).
+import { hostname } from "node:os";
+
+export const MANAGED_LABEL = "perstack.managed";
+export const OWNER_PID_LABEL = "perstack.owner-pid";
+export const OWNER_HOST_LABEL = "perstack.owner-host";
+
+export function ownerLabels(): Record<string, string> {
+  return { [OWNER_PID_LABEL]: String(process.pid), [OWNER_HOST_LABEL]: hostname() };
+}
+
+/** True when the labels name a process on this host that no longer exists. */
+export function ownerIsGone(labels: Record<string, string> | undefined): boolean {
+  if (!labels) return false;
+  const pid = Number(labels[OWNER_PID_LABEL]);
+  if (labels[OWNER_HOST_LABEL] !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}

@@ -1,0 +1,51 @@
+// Whether a test file may use the real Docker engine. In CI a missing engine is a failure, never a silent skip:
+// a green CI run must mean the Docker-backed tests ran. Outside CI they skip, with a message saying why.
+//
+// Use at the top of a test file:
+//   const docker = await requireDocker();
+//   describe.skipIf(!docker)("...", () => { it("...", async () => { await docker!.ping(); }); });
+import Docker from "dockerode";
+
+export function inCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.CI ?? "").trim().toLowerCase();
+  return value !== "" && value !== "false" && value !== "0";
+}
+
+let probe: Promise<{ docker: Docker } | { reason: string }> | undefined;
+
+/** Pings the engine once per test process (dockerode honours DOCKER_HOST), giving up after `timeoutMs`. */
+export function probeDocker(timeoutMs = 5_000): Promise<{ docker: Docker } | { reason: string }> {
+  probe ??= (async () => {
+    const docker = new Docker();
+    const where = process.env.DOCKER_HOST ?? "/var/run/docker.sock";
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        docker.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      return { docker };
+    } catch (error) {
+      return { reason: `Docker engine at ${where} is unreachable: ${(error as Error).message}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
+  return probe;
+}
+
+/**
+ * The engine, or undefined (after printing why) when it is unreachable outside CI.
+ * With CI set, an unreachable engine throws, which fails the test file that asked.
+ */
+export async function requireDocker(): Promise<Docker | undefined> {
+  const result = await probeDocker();
+  if ("docker" in result) return result.docker;
+  if (inCI()) {
+    throw new Error(`${result.reason}. CI=${process.env.CI} requires Docker: start dockerd (see .ci/run).`);
+  }
+  console.warn(`[skip] ${result.reason}; skipping Docker-backed tests (set CI=true to make this a failure).`);
+  return undefined;
+}
