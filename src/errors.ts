@@ -22,3 +22,5 @@ export class InvalidOptionError extends PerstackError {}
 export class DockerUnavailableError extends PerstackError {}
 export class ImageBuildError extends PerstackError {}
 export class SandboxError extends PerstackError {}
+/** Build-time prerequisites the user must fix on the host (debootstrap, root, npm, apt sources). */
+export class BootstrapPrerequisiteError extends PerstackError {}

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // commander wiring: parse flags, call the stages, print, choose the exit code. No logic beyond that.
 import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { PerstackError, InvalidOptionError } from "../errors.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
-import { prepareRun, readCaBundle, type RunRequest } from "../job/prepare-run.js";
+import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
+import { prepareRun, type RunRequest } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
 import { connectDocker } from "../sandbox/docker-client.js";
 import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
@@ -183,14 +184,12 @@ async function exportCommand(expertKey: string, options: RunOptions & { out: str
 
 async function bootstrapCommand(options: { mirror?: string; force?: boolean; caCert: string[] }): Promise<number> {
   const docker = await connectDocker();
-  // Same precedence as runs: --ca-cert, else PERSTACK_EXTRA_CA_CERTS, else NODE_EXTRA_CA_CERTS.
-  const fromEnv = process.env.PERSTACK_EXTRA_CA_CERTS ?? process.env.NODE_EXTRA_CA_CERTS ?? "";
-  const caCertFiles = options.caCert.length > 0 ? options.caCert : fromEnv.split(delimiter).filter(Boolean);
-  readCaBundle(caCertFiles, process.env, process.cwd()); // validates the files with the same one-line errors
+  const files = caCertFiles(options.caCert, process.env);
+  readCaBundle(files, process.cwd()); // the same one-line errors as runs for unreadable files
   const images = await bootstrapBaseImages(docker, {
     ...(options.mirror ? { mirror: options.mirror } : {}),
     ...(options.force ? { force: true } : {}),
-    caCertFiles,
+    caCertFiles: files,
     onProgress: (message) => process.stderr.write(`${message}\n`),
   });
   for (const image of Object.values(images)) process.stdout.write(`${image.role}\t${image.ref}\t${image.id ?? ""}\n`);

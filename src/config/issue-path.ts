@@ -37,6 +37,9 @@ export function levenshtein(a: string, b: string): number {
 }
 
 export function closestKey(key: string, candidates: readonly string[]): string | undefined {
+  // A shortened name ("claude" for "claude-code") is the likeliest slip.
+  const extended = candidates.find((c) => key.length >= 3 && c.toLowerCase().startsWith(key.toLowerCase()));
+  if (extended) return extended;
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {

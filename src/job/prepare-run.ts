@@ -1,8 +1,9 @@
 // Everything a run needs decided before anything is built or started: the config, the runtime, the values of
 // the variables it passes in (a missing one fails here), the CA bundle, ids, and the SandboxPlan.
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
-import { delimiter, join, resolve } from "node:path";
+import { statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { readEnvSources, resolveRuntime } from "../config/resolve.js";
 import { InvalidOptionError, MissingEnvError } from "../errors.js";
@@ -50,28 +51,6 @@ export function newId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
 }
 
-/** --ca-cert files, else PERSTACK_EXTRA_CA_CERTS (a path list), else NODE_EXTRA_CA_CERTS. */
-export function readCaBundle(files: string[], env: NodeJS.ProcessEnv, cwd: string): string {
-  const fromEnv = env.PERSTACK_EXTRA_CA_CERTS ?? env.NODE_EXTRA_CA_CERTS;
-  const paths = files.length > 0 ? files : fromEnv ? fromEnv.split(delimiter).filter(Boolean) : [];
-  const source = files.length > 0 ? "--ca-cert" : env.PERSTACK_EXTRA_CA_CERTS ? "PERSTACK_EXTRA_CA_CERTS" : "NODE_EXTRA_CA_CERTS";
-  return paths
-    .map((path) => {
-      let text: string;
-      try {
-        text = readFileSync(resolve(cwd, path), "utf8");
-      } catch (error) {
-        throw new InvalidOptionError(`${source} ${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? error}); give a PEM file`);
-      }
-      if (!text.includes("-----BEGIN CERTIFICATE-----")) {
-        throw new InvalidOptionError(`${source} ${path}: not a PEM certificate file`);
-      }
-      return text.trim();
-    })
-    .join("\n")
-    .concat(paths.length > 0 ? "\n" : "");
-}
-
 /** The host user when not root (files the agent writes stay the user's), else the image's uid 1000. */
 export function defaultAgentUser(): { uid: number; gid: number } {
   const uid = process.getuid?.() ?? 1000;
@@ -107,7 +86,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     perstackDir,
     envNames: request.envNames,
     baseImages,
-    caBundle: readCaBundle(request.caCertFiles, request.processEnv, request.cwd),
+    caBundle: readCaBundle(caCertFiles(request.caCertFiles, request.processEnv), request.cwd),
     limits,
     user,
     jobId,

@@ -26,6 +26,7 @@ export const claudeCode: RuntimeAdapter = {
       DISABLE_TELEMETRY: "1",
       DISABLE_ERROR_REPORTING: "1",
       API_TIMEOUT_MS: String(invocation.timeout),
+      CLAUDE_CODE_MAX_RETRIES: String(invocation.maxRetries),
     };
     const baseUrl = invocation.provider.setting?.baseUrl;
     if (baseUrl) env.ANTHROPIC_BASE_URL = baseUrl.replace(/\/+$/, "");

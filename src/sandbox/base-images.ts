@@ -9,10 +9,13 @@ import { Readable } from "node:stream";
 import type Docker from "dockerode";
 import { execa } from "execa";
 import tar from "tar-fs";
-import { DockerUnavailableError, ImageBuildError, InvalidOptionError, PerstackError } from "../errors.js";
+import { BootstrapPrerequisiteError, DockerUnavailableError, ImageBuildError, InvalidOptionError, PerstackError } from "../errors.js";
+import { EXTRA_CA_CERTS_ENV } from "../config/ca-certs.js";
 import { packagePath } from "../package-root.js";
+import type { BaseImageRole } from "../plan/sandbox-plan.js";
 
-export type BaseImageRole = "debian" | "node";
+export type { BaseImageRole };
+export { EXTRA_CA_CERTS_ENV, extraCaCertFilesFromEnv } from "../config/ca-certs.js";
 
 export const BASE_IMAGE_ROLES: readonly BaseImageRole[] = ["debian", "node"];
 
@@ -32,8 +35,6 @@ export const BASE_IMAGE_ENV: Record<BaseImageRole, string> = {
   node: "PERSTACK_BASE_IMAGE_NODE",
 };
 
-/** Extra CA certificates to trust at build time: a PATH-style list of files (`:`-separated on Linux). */
-export const EXTRA_CA_CERTS_ENV = "PERSTACK_EXTRA_CA_CERTS";
 
 export const BASE_IMAGE_LABELS = {
   managed: "perstack.managed",
@@ -65,14 +66,6 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<
     if (value) overrides[role] = value;
   }
   return overrides;
-}
-
-/** PERSTACK_EXTRA_CA_CERTS, else NODE_EXTRA_CA_CERTS (the proxy CA Node on the host already trusts). */
-export function extraCaCertFilesFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env[EXTRA_CA_CERTS_ENV] ?? env.NODE_EXTRA_CA_CERTS ?? "")
-    .split(delimiter)
-    .map((file) => file.trim())
-    .filter((file) => file !== "");
 }
 
 /**
@@ -112,8 +105,6 @@ export interface BootstrapOptions {
   onProgress?: (message: string) => void;
 }
 
-/** Build-time prerequisites the user must fix on the host (debootstrap, root, npm, apt sources). */
-export class BootstrapPrerequisiteError extends PerstackError {}
 
 /**
  * Builds LOCAL_BASE_IMAGES offline: Debian with debootstrap from a Debian mirror, then Node from the npm registry.

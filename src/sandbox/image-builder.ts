@@ -59,9 +59,8 @@ export async function ensureImage(
               message: `step ${step[1]}/${step[2]}: ${step[3]!.slice(0, 120)}`,
               progress: Number(step[1]) / Number(step[2]),
             });
-          } else {
-            onProgress({ image, message: text.split("\n").pop()!.slice(0, 200) });
           }
+          // Other builder output (package manager logs) is kept for the error message only.
         },
       );
     });

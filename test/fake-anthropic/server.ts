@@ -38,6 +38,11 @@ export interface Step {
   toolUse?: ToolUseSpec[];
   error?: ErrorSpec;
   times?: number;
+  /**
+   * Sent as the `x-should-retry` header. Claude Code obeys `false` and gives up after one attempt, which
+   * lets a test see the failure path without sitting through its backoff (about 3 minutes by default).
+   */
+  shouldRetry?: boolean;
 }
 
 export interface RecordedRequest {
@@ -45,7 +50,10 @@ export interface RecordedRequest {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   body: unknown;
-  /** How the server classified the request: a main-conversation turn, a side request, or neither. */
+  /**
+   * How the server classified the request: a main-conversation turn, a side request (utility call or
+   * subagent, answered generically), or anything else (control probes, unknown paths).
+   */
   kind: "main" | "side" | "other";
   /** For main requests: the conversation turn (number of assistant messages in the request). */
   turn?: number;
@@ -112,19 +120,28 @@ function toTurns(steps: Step[]): Turn[] {
 }
 
 /**
- * Decides whether a request is a turn of the main conversation, whose answer comes from the script.
+ * Decides whether a /v1/messages request is a turn of the main conversation, whose answer comes from the
+ * script; everything else gets a short generic reply and leaves the script where it is.
  *
- * Observed with Claude Code 2.1.330 in `-p` mode: every main-conversation request carries the agent's
- * tool list (`tools` non-empty) and a real `max_tokens` budget. Side requests do not: the pre-flight quota
- * probe sends `max_tokens: 1` with a one-word "quota" user message and no tools, and helper calls (session
- * title / topic generation, bash-command prefix checks, summaries) are sent without tools and with their
- * own system prompt. So "has tools and max_tokens > 1" is the test; it needs no knowledge of prompt wording,
- * which changes between CLI versions.
+ * What Claude Code 2.1.330 sends in `-p` mode (checked against the real CLI): every turn of the main
+ * conversation is a streaming request with the agent's tool list (`tools` non-empty) and a real
+ * `max_tokens` (32000). The CLI's utility calls do not look like that: the quota probe ("quota"), the
+ * start-up model check ("."), the API-key check ("test") and model validation all send `max_tokens: 1`
+ * without tools. Subagents (the Agent/Task tool) do send tools and a full budget, but start their own
+ * conversation from zero assistant messages, so they would replay the script from its first step; they
+ * are told apart by the `x-claude-code-agent-id` header (and a `cc_is_subagent=true` marker in the first
+ * system block), and are answered like side requests, which ends each subagent after one reply.
+ * No prompt wording is matched, because it changes between CLI versions.
  */
-function isMainConversation(body: MessagesBody): boolean {
+function isMainConversation(req: IncomingMessage, body: MessagesBody): boolean {
   const hasTools = Array.isArray(body.tools) && body.tools.length > 0;
   const maxTokens = typeof body.max_tokens === "number" ? body.max_tokens : 0;
-  return hasTools && maxTokens > 1;
+  return hasTools && maxTokens > 1 && !isSubagent(req, body);
+}
+
+function isSubagent(req: IncomingMessage, body: MessagesBody): boolean {
+  if (req.headers["x-claude-code-agent-id"] !== undefined) return true;
+  return JSON.stringify(body.system ?? "").includes("cc_is_subagent=true");
 }
 
 function countAssistantMessages(body: MessagesBody): number {
@@ -183,9 +200,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(payload);
 }
 
-function sendError(res: ServerResponse, error: ErrorSpec): void {
-  // The SDK honours retry-after; 0 keeps 429 retries in tests from sleeping.
+function sendError(res: ServerResponse, error: ErrorSpec, shouldRetry?: boolean): void {
+  // The real API sends retry-after with 429s. (Claude Code 2.1.330 backs off exponentially regardless.)
   const headers: Record<string, string> = error.status === 429 ? { "retry-after": "0" } : {};
+  if (shouldRetry !== undefined) headers["x-should-retry"] = String(shouldRetry);
   sendJson(res, error.status, { type: "error", error: { type: error.type, message: error.message } }, headers);
 }
 
@@ -328,7 +346,7 @@ export function startFakeAnthropic(options: FakeAnthropicOptions = {}): Promise<
     for (const step of turn.errors) {
       const times = step.times ?? Number.POSITIVE_INFINITY;
       if (budget <= times && step.error) {
-        sendError(res, step.error);
+        sendError(res, step.error, step.shouldRetry);
         return;
       }
       budget -= times;
@@ -380,7 +398,7 @@ export function startFakeAnthropic(options: FakeAnthropicOptions = {}): Promise<
         return;
       }
       const body = parsed.value as MessagesBody;
-      if (isMainConversation(body)) {
+      if (isMainConversation(req, body)) {
         record.kind = "main";
         record.turn = countAssistantMessages(body);
         answerMain(res, body, record.turn);
@@ -388,6 +406,18 @@ export function startFakeAnthropic(options: FakeAnthropicOptions = {}): Promise<
         record.kind = "side";
         sendMessage(res, body, [{ type: "text", text: SIDE_REPLY }]);
       }
+      return;
+    }
+    if (method === "POST" && url.pathname === "/v1/messages/count_tokens") {
+      const body = parsed.ok ? (parsed.value as MessagesBody | undefined) : undefined;
+      sendJson(res, 200, { input_tokens: estimateTokens({ system: body?.system, messages: body?.messages }) });
+      return;
+    }
+    // Connectivity probe Claude Code sends to the base URL unless CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC
+    // is set; the CLI copes with a 404 too, but the real API answers it.
+    if ((method === "HEAD" || method === "GET") && url.pathname === "/api/hello") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(method === "HEAD" ? undefined : "ok");
       return;
     }
     sendError(res, { status: 404, type: "not_found_error", message: `${method} ${url.pathname} not found` });

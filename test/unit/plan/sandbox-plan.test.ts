@@ -1,0 +1,133 @@
+import { describe, expect, it } from "vitest";
+import { buildSandboxPlan } from "../../../src/plan/sandbox-plan.js";
+import { mergeAllowlist } from "../../../src/plan/allowlist.js";
+import { planInput } from "../../support/plan-input.js";
+
+const toml = `
+[provider]
+providerName = "anthropic"
+[experts."main"]
+description = "Main"
+instruction = "Be useful."
+delegates = ["helper"]
+[experts."main".skills."search"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@scope/search-server@1.2.3"
+requiredEnv = ["SEARCH_KEY"]
+allowedDomains = ["api.search.example", "*.cdn.example", "x.cdn.example"]
+omit = ["dangerous"]
+[experts."helper"]
+description = "Helps with sub-tasks."
+instruction = "Help."
+[experts."helper".skills."db"]
+type = "mcpStdioSkill"
+command = "npx"
+args = ["-y", "db-server", "--readonly"]
+requiredEnv = ["DB_URL"]
+allowedDomains = ["db.example.org"]
+`;
+
+describe("SandboxPlan", () => {
+  const plan = buildSandboxPlan(planInput(toml, { envNames: ["EXTRA_VAR"] }));
+
+  it("merges the allowlist from the expert, its delegates and the provider, de-duplicating wildcards", () => {
+    expect(plan.proxy.allowlist).toEqual(["*.cdn.example", "api.anthropic.com", "api.search.example", "db.example.org"]);
+    expect(plan.proxy.upstreams).toEqual([]);
+  });
+
+  it("carries variable names only: provider key, requiredEnv of expert and delegates, --env, proxy", () => {
+    const hostNames = plan.agent.env.filter((e) => e.source === "host").map((e) => e.name);
+    expect(hostNames).toEqual(["ANTHROPIC_API_KEY", "SEARCH_KEY", "DB_URL", "EXTRA_VAR"]);
+    for (const entry of plan.agent.env) if (entry.source === "host") expect(entry).not.toHaveProperty("value");
+    const fixed = Object.fromEntries(plan.agent.env.flatMap((e) => (e.source === "fixed" ? [[e.name, e.value]] : [])));
+    expect(fixed.HTTPS_PROXY).toBe("http://perstack-proxy:3128");
+    expect(fixed.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC).toBe("1");
+  });
+
+  it("runs claude with the instruction, delegates, model, skills and the query last", () => {
+    const argv = plan.agent.command;
+    expect(argv.slice(0, 5)).toEqual(["claude", "--print", "--output-format", "stream-json", "--verbose"]);
+    expect(argv[argv.indexOf("--model") + 1]).toBe("claude-sonnet-4-5");
+    expect(argv[argv.indexOf("--permission-mode") + 1]).toBe("bypassPermissions");
+    const prompt = argv[argv.indexOf("--append-system-prompt") + 1]!;
+    expect(prompt).toContain("Be useful.");
+    expect(prompt).toContain("- helper: Helps with sub-tasks.");
+    const mcp = JSON.parse(argv[argv.indexOf("--mcp-config") + 1]!);
+    expect(mcp.mcpServers.search).toEqual({
+      type: "stdio",
+      command: "/opt/perstack/skills/search/entry",
+      args: [],
+      env: { SEARCH_KEY: "${SEARCH_KEY}" },
+    });
+    expect(argv).toContain("mcp__search__dangerous");
+    expect(argv.slice(-2)).toEqual(["--", "do the thing"]);
+  });
+
+  it("installs the expert's skill packages in the agent image and tags images by content", () => {
+    const agent = plan.images.find((i) => i.role === "agent")!;
+    expect(agent.dockerfile).toContain("FROM node:22-bookworm-slim");
+    expect(agent.dockerfile).toContain("npm install --no-save --omit=dev '@scope/search-server@1.2.3'");
+    expect(agent.dockerfile).toContain("'@anthropic-ai/claude-code@2.1.330'");
+    expect(agent.ref).toMatch(/^perstack\/agent-claude-code:[0-9a-f]{16}$/);
+    const again = buildSandboxPlan(planInput(toml, { envNames: ["EXTRA_VAR"], runId: "other-run-id-0", query: "another" }));
+    expect(again.images.map((i) => i.ref)).toEqual(plan.images.map((i) => i.ref));
+    const withCa = buildSandboxPlan(planInput(toml, { caBundle: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n" }));
+    expect(withCa.images.find((i) => i.role === "agent")!.ref).not.toBe(agent.ref);
+    const otherBase = buildSandboxPlan(planInput(toml, { baseImages: { debian: { role: "debian", ref: "debian:bookworm-slim", id: "sha256:1" }, node: { role: "node", ref: "node:22-bookworm-slim", id: "sha256:2" } } }));
+    expect(otherBase.images.find((i) => i.role === "agent")!.ref).not.toBe(agent.ref);
+  });
+
+  it("hardens the agent: user, read-only workspace/perstack overlay, tmpfs, limits, refusing resolver", () => {
+    expect(plan.agent.user).toBe("1000:1000");
+    expect(plan.agent.mounts).toEqual([
+      { source: "/project", target: "/workspace", readOnly: false },
+      { source: "/project/perstack", target: "/workspace/perstack", readOnly: true },
+    ]);
+    expect(Object.keys(plan.agent.tmpfs)).toEqual(["/tmp", "/home/agent"]);
+    expect(plan.agent.resolvConf).toMatch(/templates\/files\/resolv\.conf$/);
+    expect(plan.networks.map((n) => [n.role, n.internal])).toEqual([["internal", true], ["egress", false]]);
+  });
+
+  it("does not mount perstack/ when it lies outside the workspace", () => {
+    const outside = buildSandboxPlan(planInput(toml, { workspace: "/elsewhere" }));
+    expect(outside.agent.mounts).toEqual([{ source: "/elsewhere", target: "/workspace", readOnly: false }]);
+  });
+
+  it("makes a custom baseUrl the explicit upstream in place of the provider's public host", () => {
+    const local = buildSandboxPlan(planInput(toml.replace('providerName = "anthropic"', 'providerName = "anthropic"\n[provider.setting]\nbaseUrl = "http://host.docker.internal:11434/"')));
+    expect(local.proxy.upstreams).toEqual([{ host: "host.docker.internal", port: 11434, scheme: "http", isIp: false }]);
+    expect(local.proxy.allowlist).not.toContain("api.anthropic.com");
+    expect(local.proxy.squidConf).toContain("acl upstream_0_host dstdomain -n host.docker.internal");
+    expect(local.proxy.squidConf).toContain("acl upstream_0_port port 11434");
+    expect(local.agent.env).toContainEqual({ name: "ANTHROPIC_BASE_URL", source: "fixed", value: "http://host.docker.internal:11434", reason: "runtime" });
+  });
+
+  it("rejects a provider the runtime cannot use, uvx skills and bad --env names", () => {
+    expect(() => buildSandboxPlan(planInput(toml.replace('"anthropic"', '"openai"')))).toThrow('provider.providerName "openai" is not supported by runtime claude-code');
+    expect(() => buildSandboxPlan(planInput(`[experts."main"]\ninstruction="x"\n[experts."main".skills."py"]\ntype="mcpStdioSkill"\ncommand="uvx"\npackageName="mcp-server-fetch"\n`))).toThrow(/"uvx" skills are not available yet/);
+    expect(() => buildSandboxPlan(planInput(toml, { envNames: ["BAD NAME"] }))).toThrow('--env "BAD NAME": not a variable name');
+    expect(() => buildSandboxPlan(planInput(toml, { envNames: ["HTTPS_PROXY"] }))).toThrow("--env HTTPS_PROXY: the sandbox sets this variable itself");
+  });
+
+  it("warns about interactive skills and pick, which claude-code cannot honour", () => {
+    const warned = buildSandboxPlan(planInput(`[experts."main"]\ninstruction="x"\n[experts."main".skills."ask"]\ntype="interactiveSkill"\n[experts."main".skills."ask".tools."q"]\ninputJsonSchema='{"type":"object"}'\n[experts."main".skills."s"]\ntype="mcpStdioSkill"\ncommand="npx"\npackageName="p"\npick=["a"]\n`));
+    expect(warned.warnings).toEqual([
+      'experts."main".skills."ask": interactive skills are not supported by runtime claude-code; the run proceeds without it',
+      'experts."main".skills."s".pick: runtime claude-code cannot restrict a server to picked tools; use omit to hide tools',
+    ]);
+  });
+});
+
+describe("allowlist merge", () => {
+  it("drops exact entries and narrower wildcards covered by a wildcard, and sorts", () => {
+    const merged = mergeAllowlist(
+      ["b.com", "*.a.com", "x.a.com", "a.com", "*.y.a.com", "b.com"].map((pattern) => ({ pattern, origin: "t" })),
+    );
+    expect(merged).toEqual(["*.a.com", "b.com"]);
+  });
+
+  it("refuses invalid entries naming where they came from", () => {
+    expect(() => mergeAllowlist([{ pattern: "bad host", origin: "provider x" }])).toThrow('provider x: allowlist entry "bad host" contains whitespace');
+  });
+});
