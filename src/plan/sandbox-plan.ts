@@ -76,7 +76,16 @@ export interface NetworkPlan {
   name: string;
   /** Docker `internal` network: no route out, no external DNS. */
   internal: boolean;
+  /** Bridge driver options. */
+  options: Record<string, string>;
 }
+
+/**
+ * An `internal` network alone still gives containers a default route to the bridge's gateway address, which is
+ * the Docker host itself, so every host service listening on 0.0.0.0 would be reachable without the proxy.
+ * Leaving the bridge without an address removes that path; containers on the network still reach each other.
+ */
+export const INTERNAL_NETWORK_OPTIONS = { "com.docker.network.bridge.inhibit_ipv4": "true" } as const;
 
 export interface ProxyPlan {
   containerName: string;
@@ -226,8 +235,8 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     query: input.query,
     images,
     networks: [
-      { role: "internal", name: `perstack-${short}-internal`, internal: true },
-      { role: "egress", name: `perstack-${short}-egress`, internal: false },
+      { role: "internal", name: `perstack-${short}-internal`, internal: true, options: { ...INTERNAL_NETWORK_OPTIONS } },
+      { role: "egress", name: `perstack-${short}-egress`, internal: false, options: {} },
     ],
     proxy: {
       containerName: proxyName,

@@ -119,6 +119,11 @@ type Json = Record<string, unknown>;
 
 export class ClaudeStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
+  /**
+   * The latest `result` line. With a background subagent the CLI wakes up again after its first result and
+   * prints a second one, so a result only counts once the process has exited.
+   */
+  private pendingResult: Json | undefined;
 
   constructor(context: RecorderContext) {
     this.recorder = new RunRecorder(context);
@@ -144,7 +149,8 @@ export class ClaudeStreamParser implements StreamParser {
       case "user":
         return this.user(value);
       case "result":
-        return this.result(value);
+        this.pendingResult = value;
+        return [];
       default:
         return [];
     }
@@ -152,6 +158,7 @@ export class ClaudeStreamParser implements StreamParser {
 
   end(exit: { exitCode: number; stderrTail: string }): PerstackEvent[] {
     if (this.recorder.isFinished) return [];
+    if (this.pendingResult) return this.result(this.pendingResult);
     if (exit.exitCode === 0) return this.recorder.complete(undefined);
     const detail = exit.stderrTail.trim().split("\n").slice(-3).join(" ").slice(0, 500);
     return this.recorder.fail({
@@ -182,8 +189,9 @@ export class ClaudeStreamParser implements StreamParser {
   private assistant(value: Json): PerstackEvent[] {
     const message = isObject(value.message) ? value.message : undefined;
     if (!message) return [];
-    // Sub-agent (Task) traffic belongs to another conversation; it stays in raw.log only.
-    if (value.parent_tool_use_id) return [];
+    // Sub-agent (Task) traffic belongs to another conversation, and "<synthetic>" messages are the CLI's own
+    // rendering of an API error that the result line reports properly; both stay in raw.log only.
+    if (value.parent_tool_use_id || message.model === "<synthetic>") return [];
     const parts: AssistantPart[] = [];
     for (const block of arr(message.content)) {
       if (!isObject(block)) continue;

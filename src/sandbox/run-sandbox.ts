@@ -50,6 +50,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
         Name: network.name,
         Driver: "bridge",
         Internal: network.internal,
+        Options: network.options,
         CheckDuplicate: true,
         Labels: { ...labels, "perstack.role": `network-${network.role}` },
       });

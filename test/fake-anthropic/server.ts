@@ -1,9 +1,10 @@
 // A scripted stand-in for the Anthropic Messages API, so agent CLIs (Claude Code) can be driven through a
 // deterministic conversation without network access or a real key.
 //
-// Runs directly under Node >= 22.6 type stripping (`node --disable-warning=ExperimentalWarning server.ts`),
-// so it must stay dependency-free and use erasable TypeScript only: no enums, namespaces or parameter
-// properties, and only `import type` for types.
+// Runs directly under Node 22 type stripping (`node --disable-warning=ExperimentalWarning server.ts`; Node
+// before 22.18 also needs --experimental-strip-types), so it must stay dependency-free and use erasable
+// TypeScript only: no enums, namespaces or parameter properties, and only `import type` for types.
+// As a program it listens on $HOST:$PORT (default 0.0.0.0:8080); tests import startFakeAnthropic() instead.
 //
 // Control endpoints (not part of the Anthropic API):
 //   POST /_script   {"steps": Step[]}  replace the script; also clears the turn state and the request log
@@ -157,10 +158,12 @@ function estimateTokens(value: unknown): number {
   return Math.max(1, Math.ceil(text.length / 4));
 }
 
+const SECRET_HEADERS = new Set(["x-api-key", "authorization", "proxy-authorization"]);
+
 function redactHeaders(headers: IncomingMessage["headers"]): Record<string, string | string[] | undefined> {
   const out: Record<string, string | string[] | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
-    out[name] = name === "x-api-key" || name === "authorization" ? "<redacted>" : value;
+    out[name] = SECRET_HEADERS.has(name) ? "<redacted>" : value;
   }
   return out;
 }
@@ -334,6 +337,8 @@ export function startFakeAnthropic(options: FakeAnthropicOptions = {}): Promise<
   let attempts = new Map<number, number>();
   let requests: RecordedRequest[] = [];
 
+  // turnIndex is the number of assistant messages the request carries: Claude Code resends the whole
+  // conversation each turn, so this names the turn without any server-side session state.
   function answerMain(res: ServerResponse, body: MessagesBody, turnIndex: number): void {
     const attempt = (attempts.get(turnIndex) ?? 0) + 1;
     attempts.set(turnIndex, attempt);

@@ -86,7 +86,10 @@ describe("SandboxPlan", () => {
     ]);
     expect(Object.keys(plan.agent.tmpfs)).toEqual(["/tmp", "/home/agent"]);
     expect(plan.agent.resolvConf).toMatch(/templates\/files\/resolv\.conf$/);
-    expect(plan.networks.map((n) => [n.role, n.internal])).toEqual([["internal", true], ["egress", false]]);
+    expect(plan.networks.map((n) => [n.role, n.internal, n.options])).toEqual([
+      ["internal", true, { "com.docker.network.bridge.inhibit_ipv4": "true" }],
+      ["egress", false, {}],
+    ]);
   });
 
   it("does not mount perstack/ when it lies outside the workspace", () => {

@@ -132,3 +132,38 @@ describe("helpers", () => {
     });
   });
 });
+
+describe("Claude Code stream parser, on the helper-recorded fixtures", () => {
+  it("reads a 500 without retries as stopRunByError, not as model output", () => {
+    const events = feed(fixture("api-error-500-no-retry.jsonl"), 1);
+    expect(events.map((e) => e.type)).toEqual(["initializeRuntime", "startRun", "stopRunByError"]);
+    expect(events.at(-1)).toMatchObject({ error: { statusCode: 500, isRetryable: true } });
+    expect(JSON.stringify(events.at(-1))).toContain("Internal server error (scripted)");
+  });
+
+  it("reads retries followed by recovery", () => {
+    const events = feed(fixture("rate-limit-429-recovered.jsonl"));
+    expect(events.filter((e) => e.type === "retry")).toHaveLength(2);
+    expect(events.at(-1)).toMatchObject({ type: "completeRun", text: "Recovered after rate limit." });
+  });
+
+  it("takes the last result when a background subagent wakes the CLI again", () => {
+    const events = feed(fixture("subagent-background.jsonl"));
+    expect(events.filter((e) => e.type === "completeRun")).toHaveLength(1);
+    expect(events.at(-1)).toMatchObject({ type: "completeRun", text: "The subagent finished; all done." });
+  });
+
+  it("reads the Write, Bash and MCP run", () => {
+    const events = feed(fixture("success.jsonl"));
+    const calls = events.flatMap((e) => (e.type === "callTools" ? e.toolCalls.map((c) => `${c.skillName}/${c.toolName}`) : []));
+    expect(calls).toEqual(["claude-code/Write", "claude-code/Bash", "everything/echo"]);
+    expect(events.at(-1)!.type).toBe("completeRun");
+  });
+
+  it("reads thinking turns", () => {
+    const events = feed(fixture("thinking.jsonl"));
+    const done = events.at(-1)!;
+    if (done.type !== "completeRun") throw new Error("expected completeRun");
+    expect(JSON.stringify(done.checkpoint.messages)).toContain('"thinkingPart"');
+  });
+});

@@ -1,0 +1,238 @@
+// `perstack run --runtime claude-code` end to end: the real Claude Code CLI in its sandbox image, the real squid
+// proxy, and the fake Anthropic server as a project container reached through the proxy as the configured upstream.
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, networkInterfaces } from "node:os";
+import { join } from "node:path";
+import type Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
+import { requireDocker } from "../support/docker.js";
+import { startFakeAnthropic, toolResultsSent, type FakeAnthropic } from "../support/fake-anthropic-container.js";
+
+const docker = await requireDocker();
+
+const SKILL = `
+[experts."demo".skills."everything"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@modelcontextprotocol/server-everything@2026.8.31"
+`;
+
+function config(baseUrl: string, extra = ""): string {
+  return `maxRetries = 0
+[provider]
+providerName = "anthropic"
+[provider.setting]
+baseUrl = "${baseUrl}"
+[experts."demo"]
+description = "A demo expert"
+instruction = "You are a careful demo expert."
+${SKILL}${extra}`;
+}
+
+const KEY = { ANTHROPIC_API_KEY: "sk-fake-e2e" };
+
+async function leftovers(engine: Docker, jobId: string): Promise<string[]> {
+  const filters = { label: [`perstack.job=${jobId}`] };
+  const containers = await engine.listContainers({ all: true, filters });
+  const networks = await engine.listNetworks({ filters });
+  return [...containers.map((c) => c.Names[0] ?? c.Id), ...networks.map((n) => n.Name)];
+}
+
+describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
+  const engine = docker!;
+  let fake: FakeAnthropic;
+  let other: FakeAnthropic;
+  const workspaces: string[] = [];
+  const workspace = (toml: string) => {
+    const dir = makeWorkspace(toml);
+    workspaces.push(dir);
+    return dir;
+  };
+
+  beforeAll(async () => {
+    [fake, other] = await Promise.all([startFakeAnthropic(engine), startFakeAnthropic(engine)]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([fake?.stop(), other?.stop()]);
+    for (const dir of workspaces) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs the real CLI: a Write call and an MCP skill call, the file on the host, everything on disk", async () => {
+    await fake.script([
+      { text: "I will write the file.", toolUse: [{ name: "Write", input: { file_path: "/workspace/hello.txt", content: "hello from claude\n" } }] },
+      { toolUse: [{ name: "mcp__everything__echo", input: { message: "ping from the fake model" } }] },
+      { text: "All done: hello.txt is written." },
+    ]);
+    const ws = workspace(config(fake.sandboxUrl));
+    const result = await runCli(["run", "demo", "write hello.txt", "--runtime", "claude-code"], { cwd: ws, env: KEY });
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.stdout).toContain("All done: hello.txt is written.");
+
+    expect(readFileSync(join(ws, "hello.txt"), "utf8")).toBe("hello from claude\n");
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("completed");
+    expect(job!.job.usage.totalTokens).toBeGreaterThan(0);
+    expect(job!.job.usage.inputTokens).toBeGreaterThan(0);
+
+    const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && t !== "proxyAccess");
+    expect(types).toEqual([
+      "initializeRuntime", "startRun",
+      "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
+      "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
+      "startGeneration", "completeRun",
+    ]);
+    const calls = job!.events.flatMap((e) => (e.type === "callTools" ? (e.toolCalls as Array<{ skillName: string; toolName: string }>) : []));
+    expect(calls.map((c) => `${c.skillName}/${c.toolName}`)).toEqual(["claude-code/Write", "everything/echo"]);
+    const echoed = toolResultsSent(await fake.requests());
+    expect(echoed.some((text) => text.includes("Echo: ping from the fake model"))).toBe(true);
+
+    const final = job!.checkpoints.find((c) => c.status === "completed")!;
+    expect(JSON.stringify(final.messages.at(-1))).toContain("All done: hello.txt is written.");
+    expect(job!.checkpoints.filter((c) => c.status === "proceeding")).toHaveLength(2);
+    expect(job!.raw.split("\n").filter(Boolean).length).toBeGreaterThan(5);
+    expect(job!.events.some((e) => e.type === "proxyAccess" && e.action === "allowed" && e.reason === "configured-upstream")).toBe(true);
+    const setting = JSON.parse(readFileSync(join(ws, "perstack", "jobs", job!.jobId, "runs", job!.runIds[0]!, "run-setting.json"), "utf8"));
+    expect(setting.runtime).toMatchObject({ name: "claude-code", cliPackage: "@anthropic-ai/claude-code", cliVersion: "2.1.330" });
+    expect(JSON.stringify(setting)).not.toContain("sk-fake-e2e");
+    expect(await leftovers(engine, job!.jobId)).toEqual([]);
+
+    // A second run with identical inputs builds no image.
+    await fake.script([{ text: "Second run." }]);
+    const second = await runCli(["run", "demo", "another question", "--runtime", "claude-code", "--json"], { cwd: ws, env: KEY });
+    expect(second.exitCode, second.all).toBe(0);
+    const events = second.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { type: string; message?: string });
+    expect(events.filter((e) => e.type === "dockerBuildProgress")).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ type: "completeRun", text: "Second run." });
+  });
+
+  it("ends stoppedByError on a fake-server 500, exits non-zero, and keeps the events", async () => {
+    await fake.script([{ error: { status: 500, type: "api_error", message: "scripted upstream failure" } }]);
+    const ws = workspace(config(fake.sandboxUrl));
+    const result = await runCli(["run", "demo", "fail please", "--runtime", "claude-code"], { cwd: ws, env: KEY });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain("scripted upstream failure");
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("stoppedByError");
+    const stop = job!.events.find((e) => e.type === "stopRunByError")!;
+    expect(stop.error).toMatchObject({ statusCode: 500 });
+    expect(job!.checkpoints.some((c) => c.status === "stoppedByError")).toBe(true);
+    expect(job!.raw).toContain("scripted upstream failure");
+    expect(await leftovers(engine, job!.jobId)).toEqual([]);
+  });
+
+  it("confines the agent: allowlisted upstream only, 403 and events for the rest, no route or DNS without the proxy, env by name", async () => {
+    // host-gateway (what host.docker.internal resolves to in the proxy) is docker0's address.
+    const hostGateway = networkInterfaces().docker0?.find((a) => a.family === "IPv4")?.address;
+    expect(hostGateway, "docker0 has no IPv4 address").toBeDefined();
+    const bash = (command: string) => ({ toolUse: [{ name: "Bash", input: { command, description: "probe" } }] });
+    const noProxy = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy";
+    await fake.script([
+      bash(`curl -s -o /dev/null -w 'upstream=%{http_code}' http://host.docker.internal:${fake.port}/health`),
+      bash(`curl -s -o /dev/null -w 'other=%{http_code}' http://host.docker.internal:${other.port}/health`),
+      bash(`curl -s -o /dev/null -w 'name=%{http_code}' http://blocked.example.com/`),
+      bash(`curl -s -o /dev/null -w 'ip=%{http_code}' http://${hostGateway}:${fake.port}/health`),
+      bash(`${noProxy} curl -s -m 4 -o /dev/null http://host.docker.internal:${fake.port}/health; echo "direct-name-rc=$?"; ${noProxy} curl -s -m 4 -o /dev/null http://${hostGateway}:${fake.port}/health; echo "direct-ip-rc=$?"`),
+      bash(`s=$(date +%s%N); getent hosts example.com; echo "dns-rc=$? dns-ms=$(( ($(date +%s%N) - s) / 1000000 ))"`),
+      bash(`echo "named=\${PERSTACK_E2E_NAMED:-absent} unnamed=\${PERSTACK_E2E_UNNAMED:-absent} uid=$(id -u)"; touch /workspace/perstack/probe 2>/dev/null; echo "perstack-write-rc=$?"; touch /etc/probe 2>/dev/null; echo "rootfs-write-rc=$?"; ls /var/run/docker.sock 2>/dev/null; echo "socket-rc=$?"`),
+      { text: "Probes finished." },
+    ]);
+    const ws = workspace(config(fake.sandboxUrl));
+    const result = await runCli(["run", "demo", "probe the sandbox", "--runtime", "claude-code", "--env", "PERSTACK_E2E_NAMED"], {
+      cwd: ws,
+      env: { ...KEY, PERSTACK_E2E_NAMED: "named-value", PERSTACK_E2E_UNNAMED: "unnamed-value" },
+    });
+    expect(result.exitCode, result.all).toBe(0);
+    const out = toolResultsSent(await fake.requests()).join("\n");
+    expect(out).toContain("upstream=200");
+    expect(out).toContain("other=403");
+    expect(out).toContain("name=403");
+    expect(out).toContain("ip=403");
+    expect(out).toMatch(/direct-name-rc=(6|7|28)\b/);
+    expect(out).toMatch(/direct-ip-rc=(7|28)\b/);
+    const dns = /dns-rc=(\d+) dns-ms=(\d+)/.exec(out);
+    expect(dns?.[1]).not.toBe("0");
+    expect(Number(dns?.[2])).toBeLessThan(1000);
+    expect(out).toContain("named=named-value unnamed=absent uid=1000");
+    expect(out).toMatch(/perstack-write-rc=[1-9]/);
+    expect(out).toMatch(/rootfs-write-rc=[1-9]/);
+    expect(out).toMatch(/socket-rc=[1-9]/);
+    expect(existsSync(join(ws, "perstack", "probe"))).toBe(false);
+
+    const [job] = readJobs(ws);
+    const blocked = job!.events.filter((e) => e.type === "proxyAccess" && e.action === "blocked");
+    expect(blocked).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ domain: "host.docker.internal", port: other.port, reason: "not-allowlisted" }),
+        expect.objectContaining({ domain: "blocked.example.com", port: 80, reason: "not-allowlisted" }),
+        expect.objectContaining({ domain: hostGateway, reason: "ip-literal" }),
+      ]),
+    );
+  });
+
+  it("fails a missing requiredEnv before any image or container exists", async () => {
+    const ws = workspace(
+      config(fake.sandboxUrl, `requiredEnv = ["PERSTACK_E2E_MISSING"]\n`).replace(
+        "@modelcontextprotocol/server-everything@2026.8.31",
+        "@modelcontextprotocol/server-everything@2026.8.30",
+      ),
+    );
+    const imagesBefore = (await engine.listImages()).length;
+    const containersBefore = (await engine.listContainers({ all: true })).length;
+    const result = await runCli(["run", "demo", "anything", "--runtime", "claude-code"], { cwd: ws, env: KEY });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      `perstack: PERSTACK_E2E_MISSING is not set (needed as experts."demo".skills."everything".requiredEnv); export it or put it in .env, .env.local next to ${join(ws, "perstack.toml")}`,
+    );
+    expect((await engine.listImages()).length).toBe(imagesBefore);
+    expect((await engine.listContainers({ all: true })).length).toBe(containersBefore);
+    expect(existsSync(join(ws, "perstack"))).toBe(false);
+  });
+
+  it("removes its containers and networks on SIGINT and records the interruption", async () => {
+    await fake.script([{ toolUse: [{ name: "Bash", input: { command: "sleep 60", description: "wait", timeout: 120000 } }] }, { text: "never" }]);
+    const ws = workspace(config(fake.sandboxUrl));
+    const child = runCli(["run", "demo", "wait a minute", "--runtime", "claude-code", "--json"], { cwd: ws, env: KEY });
+    let sawCall = false;
+    child.stdout!.on("data", (chunk: Buffer) => {
+      if (!sawCall && chunk.toString().includes('"callTools"')) {
+        sawCall = true;
+        child.kill("SIGINT");
+      }
+    });
+    const result = await child;
+    expect(sawCall).toBe(true);
+    expect(result.exitCode).toBe(130);
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("stoppedByError");
+    expect(job!.events.at(-1)).toMatchObject({ type: "stopRunByError", error: { name: "Interrupted" } });
+    expect(await leftovers(engine, job!.jobId)).toEqual([]);
+  });
+
+  it("removes labelled leftovers of a crashed earlier run", async () => {
+    const labels = { "perstack.managed": "true", "perstack.job": "crashed-job", "perstack.owner-pid": "999999", "perstack.owner-host": hostname() };
+    const network = await engine.createNetwork({ Name: "perstack-crashed-test-internal", Internal: true, Labels: labels });
+    const base = (await engine.listImages({ filters: { reference: ["perstack-local/debian:bookworm-slim"] } }))[0]?.RepoTags?.[0] ?? "debian:bookworm-slim";
+    const container = await engine.createContainer({ name: "perstack-crashed-test-agent", Image: base, Cmd: ["true"], Labels: labels });
+    await fake.script([{ text: "Fine." }]);
+    const ws = workspace(config(fake.sandboxUrl));
+    const result = await runCli(["run", "demo", "hi", "--runtime", "claude-code"], { cwd: ws, env: KEY });
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.stderr).toContain("removed leftovers of crashed runs: perstack-crashed-test-agent, perstack-crashed-test-internal");
+    await expect(container.inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(network.inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it("uses the instruction and the model from the config and flags", async () => {
+    await fake.script([{ text: "ok" }]);
+    const ws = workspace(config(fake.sandboxUrl));
+    writeFileSync(join(ws, ".env"), "ANTHROPIC_API_KEY=sk-from-dotenv\n");
+    const result = await runCli(["run", "demo", "which model?", "--runtime", "claude-code", "--model", "claude-haiku-4-5"], { cwd: ws, env: {} });
+    expect(result.exitCode, result.all).toBe(0);
+    const main = (await fake.requests()).filter((r) => r.kind === "main");
+    const body = main[0]!.body as { model: string; system: Array<{ text: string }> };
+    expect(body.model).toBe("claude-haiku-4-5");
+    expect(JSON.stringify(body.system)).toContain("You are a careful demo expert.");
+  });
+});

@@ -1,0 +1,94 @@
+// The fake Anthropic server as a project container (testcontainers), published on the host so runs reach it the
+// way users reach a local model server: baseUrl http://host.docker.internal:<port>, through the run's proxy.
+import { fileURLToPath } from "node:url";
+import type Docker from "dockerode";
+import { GenericContainer, type StartedTestContainer } from "testcontainers";
+import { resolveBaseImages, overridesFromEnv } from "../../src/sandbox/base-images.js";
+
+process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
+
+const CONTEXT = fileURLToPath(new URL("../fake-anthropic/", import.meta.url));
+const IMAGE = "perstack-test/fake-anthropic:latest";
+
+export interface FakeStep {
+  text?: string;
+  thinking?: string;
+  toolUse?: Array<{ name: string; input: Record<string, unknown> }>;
+  error?: { status: number; type: string; message: string };
+  times?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  body: unknown;
+  kind: "main" | "side" | "other";
+  turn?: number;
+}
+
+export interface FakeAnthropic {
+  /** For the host (tests): http://127.0.0.1:<port>. */
+  hostUrl: string;
+  /** For perstack.toml: http://host.docker.internal:<port>. */
+  sandboxUrl: string;
+  port: number;
+  script(steps: FakeStep[]): Promise<void>;
+  requests(): Promise<RecordedRequest[]>;
+  stop(): Promise<void>;
+}
+
+let built: Promise<void> | undefined;
+
+async function buildImage(docker: Docker): Promise<void> {
+  const base = await resolveBaseImages(docker, overridesFromEnv());
+  // Docker's layer cache makes this a no-op after the first build.
+  await GenericContainer.fromDockerfile(CONTEXT).withBuildArgs({ NODE_IMAGE: base.node.ref }).withCache(true).build(IMAGE, { deleteOnExit: false });
+}
+
+export async function startFakeAnthropic(docker: Docker): Promise<FakeAnthropic> {
+  built ??= buildImage(docker);
+  await built;
+  const container: StartedTestContainer = await new GenericContainer(IMAGE)
+    .withExposedPorts(8080)
+    .withLabels({ "perstack.test": "fake-anthropic" })
+    .start();
+  const port = container.getMappedPort(8080);
+  const hostUrl = `http://127.0.0.1:${port}`;
+  return {
+    hostUrl,
+    sandboxUrl: `http://host.docker.internal:${port}`,
+    port,
+    async script(steps) {
+      const response = await fetch(`${hostUrl}/_script`, { method: "POST", body: JSON.stringify({ steps }), headers: { "content-type": "application/json" } });
+      if (!response.ok) throw new Error(`fake rejected the script: ${response.status} ${await response.text()}`);
+    },
+    async requests() {
+      return (await (await fetch(`${hostUrl}/_requests`)).json()) as RecordedRequest[];
+    },
+    async stop() {
+      await container.stop({ remove: true, removeVolumes: true });
+    },
+  };
+}
+
+/** The tool_result texts the CLI sent back to the model, in order (main conversation only). */
+export function toolResultsSent(requests: RecordedRequest[]): string[] {
+  const main = requests.filter((r) => r.kind === "main");
+  const last = main.at(-1)?.body as { messages?: Array<{ role: string; content: unknown }> } | undefined;
+  const texts: string[] = [];
+  for (const message of last?.messages ?? []) {
+    if (message.role !== "user" || !Array.isArray(message.content)) continue;
+    for (const block of message.content as Array<{ type?: string; content?: unknown }>) {
+      if (block.type !== "tool_result") continue;
+      const content = block.content;
+      texts.push(
+        typeof content === "string"
+          ? content
+          : Array.isArray(content)
+            ? content.map((c: { text?: string }) => c.text ?? "").join("")
+            : JSON.stringify(content),
+      );
+    }
+  }
+  return texts;
+}
