@@ -63,7 +63,11 @@ export function parseConfigText(text: string, path: string): LoadedConfig {
   }
   const parsed = perstackConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => formatIssue(issue, raw));
+    // A misspelt key usually explains the "is required" that comes with it, so unknown keys are reported first.
+    const issues = [...parsed.error.issues].sort(
+      (a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"),
+    );
+    const lines = issues.map((issue) => formatIssue(issue, raw));
     // Report the first problem on one line; the rest would usually follow from fixing it.
     const more = lines.length > 1 ? ` (and ${lines.length - 1} more problem${lines.length > 2 ? "s" : ""})` : "";
     throw new ConfigSchemaError(`${path}: ${lines[0]}${more}`);
