@@ -82,7 +82,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
   });
 
   let outcome: RunOutcome;
-  let interrupted = false;
+  let interrupted: boolean;
   let imagesBuilt: string[] = [];
   try {
     const result = await runSandbox(docker, plan, {
