@@ -33,6 +33,8 @@ export function formatEvent(event: PerstackEvent): string | undefined {
       return event.action === "blocked" ? `  ⛔ proxy blocked ${event.domain}:${event.port}${event.reason ? ` (${event.reason})` : ""}` : undefined;
     case "completeRun":
       return `✔ completed in ${event.checkpoint.stepNumber} step(s) · ${event.usage.totalTokens} tokens\n\n${event.text}`;
+    case "stopRunByExceededMaxSteps":
+      return `✖ stopped: maxSteps reached after ${event.checkpoint.stepNumber} step(s); raise maxSteps in perstack.toml to allow more`;
     case "stopRunByError":
       return `✖ ${event.error.name}: ${event.error.message}`;
     default:

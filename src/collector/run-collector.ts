@@ -10,7 +10,7 @@ import { parseProxyLogLine } from "./proxy-log.js";
 type RuntimeEventBody = RuntimeEvent extends infer E ? (E extends RuntimeEvent ? Omit<E, "id" | "timestamp" | "jobId" | "runId"> : never) : never;
 
 export interface RunOutcome {
-  status: "completed" | "stoppedByError";
+  status: "completed" | "stoppedByError" | "stoppedByMaxSteps";
   usage?: Usage;
   steps: number;
   text?: string;
@@ -123,6 +123,8 @@ export class RunCollector {
     if ("stepNumber" in event) this.steps = Math.max(this.steps, event.stepNumber);
     if (event.type === "completeRun") {
       this.outcome = { status: "completed", usage: event.usage, steps: event.checkpoint.stepNumber, text: event.text, lastCheckpoint: event.checkpoint };
+    } else if (event.type === "stopRunByExceededMaxSteps") {
+      this.outcome = { status: "stoppedByMaxSteps", usage: event.checkpoint.usage, steps: event.checkpoint.stepNumber, lastCheckpoint: event.checkpoint };
     } else if (event.type === "stopRunByError") {
       this.outcome = {
         status: "stoppedByError",

@@ -94,7 +94,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   });
 
   const sources = readEnvSources(loaded, request.processEnv);
-  const envValues: Record<string, string> = {};
+  const envValues: Record<string, string> = { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
   for (const entry of plan.agent.env) {
     if (entry.source !== "host" || request.resolveSecrets === false) continue;
     const value = sources.get(entry.name);

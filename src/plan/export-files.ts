@@ -32,7 +32,7 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   const workspace = plan.agent.mounts.find((m) => m.target === "/workspace")!;
   const env = plan.agent.env.map((entry) => ({
     name: entry.name,
-    value: entry.source === "host" ? JSON.stringify(`\${${entry.name}}`) : yamlString(entry.value),
+    value: entry.source === "fixed" ? yamlString(entry.value) : JSON.stringify(`\${${entry.name}}`),
   }));
   const command = plan.agent.command.map((arg) =>
     arg === QUERY_PLACEHOLDER ? JSON.stringify("${PERSTACK_QUERY:?set PERSTACK_QUERY to the query}") : yamlString(arg),
@@ -40,7 +40,7 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   const compose = render("compose/compose.yaml.hbs", {
     expertKey: plan.expert.key,
     runtime: plan.runtime.name,
-    secretNames: plan.agent.env.filter((e) => e.source === "host").map((e) => e.name),
+    secretNames: plan.agent.env.filter((e) => e.source !== "fixed").map((e) => e.name),
     proxyImage: plan.proxy.image,
     proxyTmpfs: Object.entries(PROXY_TMPFS).map(([path, opts]) => `${path}:${opts}`),
     agentImage: plan.agent.image,

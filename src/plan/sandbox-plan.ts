@@ -103,6 +103,8 @@ export interface ProxyPlan {
 
 export type EnvEntry =
   | { name: string; source: "host"; reason: string }
+  /** Value from perstack.toml that may be secret (provider headers): supplied at run time, never in the plan. */
+  | { name: string; source: "config"; reason: string }
   | { name: string; source: "fixed"; value: string; reason: string };
 
 export interface MountPlan {
@@ -188,6 +190,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     maxSteps: loaded.file.maxSteps ?? DEFAULTS.maxSteps,
     maxRetries: loaded.file.maxRetries ?? DEFAULTS.maxRetries,
     timeout: loaded.file.timeout ?? DEFAULTS.timeout,
+    ...(loaded.file.reasoningBudget !== undefined ? { reasoningBudget: loaded.file.reasoningBudget } : {}),
   };
 
   // Allowlist: skills of the expert and every reachable delegate, the provider's hosts, the runtime's hosts.
@@ -364,6 +367,9 @@ function planEnv(
       throw new InvalidOptionError(`--env "${name}": not a variable name; pass a NAME (its value is read from your environment)`);
     }
     fromHost(name, "--env");
+  }
+  for (const name of Object.keys(adapter.configEnv(provider))) {
+    if (!entries.has(name)) entries.set(name, { name, source: "config", reason: "provider.setting.headers" });
   }
   const fixed: Record<string, string> = {
     ...adapter.fixedEnv(invocation),

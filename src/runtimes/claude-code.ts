@@ -18,6 +18,11 @@ export const claudeCode: RuntimeAdapter = {
   dockerfilePartial: "claude-code.hbs",
   keyEnv: () => ["ANTHROPIC_API_KEY"],
   apiHosts: () => ["api.anthropic.com"],
+  configEnv(provider): Record<string, string> {
+    const headers = Object.entries(provider.setting?.headers ?? {});
+    if (headers.length === 0) return {};
+    return { ANTHROPIC_CUSTOM_HEADERS: headers.map(([name, value]) => `${name}: ${value}`).join("\n") };
+  },
   fixedEnv(invocation) {
     const env: Record<string, string> = {
       // Leaves the model API as the only host the CLI contacts (no telemetry, error reporting or updates).
@@ -28,6 +33,8 @@ export const claudeCode: RuntimeAdapter = {
       API_TIMEOUT_MS: String(invocation.timeout),
       CLAUDE_CODE_MAX_RETRIES: String(invocation.maxRetries),
     };
+    const thinking = thinkingTokens(invocation.reasoningBudget);
+    if (thinking !== undefined) env.MAX_THINKING_TOKENS = String(thinking);
     const baseUrl = invocation.provider.setting?.baseUrl;
     if (baseUrl) env.ANTHROPIC_BASE_URL = baseUrl.replace(/\/+$/, "");
     return env;
@@ -64,6 +71,13 @@ export const claudeCode: RuntimeAdapter = {
   },
   createParser: (context) => new ClaudeStreamParser(context),
 };
+
+/** reasoningBudget as Claude Code's thinking budget: a number is taken as tokens, a level as a fixed budget. */
+export function thinkingTokens(budget: string | number | undefined): number | undefined {
+  if (budget === undefined) return undefined;
+  if (typeof budget === "number") return budget;
+  return { none: 0, minimal: 1024, low: 4096, medium: 10_000, high: 31_999 }[budget];
+}
 
 /** Claude Code expands ${NAME} in MCP config env values, so the file carries names only. */
 function mcpConfig(invocation: RuntimeInvocation) {
@@ -235,6 +249,7 @@ export class ClaudeStreamParser implements StreamParser {
       ...(typeof value.duration_ms === "number" ? { durationMs: value.duration_ms } : {}),
       ...(typeof value.num_turns === "number" ? { numTurns: value.num_turns } : {}),
     };
+    if (value.subtype === "error_max_turns") return this.recorder.stopByMaxSteps(usage, metadata);
     const failed = value.is_error === true || (typeof value.subtype === "string" && value.subtype !== "success");
     if (!failed) return this.recorder.complete(str(value.result), usage, metadata);
     const errors = arr(value.errors).filter((e): e is string => typeof e === "string");

@@ -157,6 +157,19 @@ export class RunRecorder {
     return events;
   }
 
+  /** The runtime stopped because the step limit (maxSteps) was reached. */
+  stopByMaxSteps(totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
+    if (this.finished) return [];
+    const events: PerstackEvent[] = this.ensureStarted();
+    events.push(...this.flushGeneration());
+    if (this.results.length > 0) events.push(...this.closeStep());
+    if (totalUsage) this.usage = totalUsage;
+    Object.assign(this.meta, metadata ?? {});
+    this.finished = true;
+    events.push({ ...this.runBase(), type: "stopRunByExceededMaxSteps", checkpoint: this.checkpoint("stoppedByExceededMaxSteps") });
+    return events;
+  }
+
   retry(reason: string): PerstackEvent[] {
     return [...this.ensureStarted(), { ...this.runBase(), type: "retry", reason }];
   }

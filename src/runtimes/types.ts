@@ -37,6 +37,7 @@ export interface RuntimeInvocation {
   maxRetries: number;
   /** Milliseconds per generation. */
   timeout: number;
+  reasoningBudget?: string | number;
 }
 
 export interface StreamParser {
@@ -58,6 +59,11 @@ export interface RuntimeAdapter {
   keyEnv(provider: ProviderConfig): string[];
   /** Hosts the CLI must reach for this provider when no baseUrl is configured. */
   apiHosts(provider: ProviderConfig): string[];
+  /**
+   * Variables whose values come from perstack.toml but may carry secrets (provider headers): they reach the
+   * container like host variables, by name in the plan and in exports, with values supplied at run time.
+   */
+  configEnv(provider: ProviderConfig): Record<string, string>;
   /** Non-secret variables the runtime sets itself (telemetry off, base URL, ...). */
   fixedEnv(invocation: RuntimeInvocation): Record<string, string>;
   /** The agent container's argv. */

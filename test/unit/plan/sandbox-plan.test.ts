@@ -134,3 +134,21 @@ describe("allowlist merge", () => {
     expect(() => mergeAllowlist([{ pattern: "bad host", origin: "provider x" }])).toThrow('provider x: allowlist entry "bad host" contains whitespace');
   });
 });
+
+describe("settings claude-code acts on", () => {
+  const base = `[provider]\nproviderName = "anthropic"\n[provider.setting]\nheaders = { "x-team" = "research", "authorization" = "Bearer sk-header-secret" }\n[experts."main"]\ninstruction = "x"\n`;
+
+  it("passes provider headers as ANTHROPIC_CUSTOM_HEADERS by name, the value never in the plan", () => {
+    const plan = buildSandboxPlan(planInput(base));
+    expect(plan.agent.env).toContainEqual({ name: "ANTHROPIC_CUSTOM_HEADERS", source: "config", reason: "provider.setting.headers" });
+    expect(JSON.stringify(plan)).not.toContain("sk-header-secret");
+  });
+
+  it("maps reasoningBudget to MAX_THINKING_TOKENS and maxRetries/timeout to the CLI's variables", () => {
+    const plan = buildSandboxPlan(planInput(`reasoningBudget = "low"\nmaxRetries = 2\ntimeout = 60000\n${base}`));
+    const fixed = Object.fromEntries(plan.agent.env.flatMap((e) => (e.source === "fixed" ? [[e.name, e.value]] : [])));
+    expect(fixed).toMatchObject({ MAX_THINKING_TOKENS: "4096", CLAUDE_CODE_MAX_RETRIES: "2", API_TIMEOUT_MS: "60000" });
+    const numeric = buildSandboxPlan(planInput(`reasoningBudget = 2500\n${base}`));
+    expect(numeric.agent.env).toContainEqual({ name: "MAX_THINKING_TOKENS", source: "fixed", value: "2500", reason: "runtime" });
+  });
+});

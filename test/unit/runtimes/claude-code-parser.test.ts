@@ -82,9 +82,14 @@ describe("Claude Code stream parser, failures and junk", () => {
     expect(stop.checkpoint.status).toBe("stoppedByError");
   });
 
-  it("maps max turns to an error named by its subtype", () => {
+  it("maps max turns to stopRunByExceededMaxSteps", () => {
     const events = feed([init, JSON.stringify({ type: "result", subtype: "error_max_turns", is_error: true, errors: ["too many turns"] })], 1);
-    expect(events.at(-1)).toMatchObject({ type: "stopRunByError", error: { name: "error_max_turns", message: "too many turns" } });
+    expect(events.at(-1)).toMatchObject({ type: "stopRunByExceededMaxSteps", checkpoint: { status: "stoppedByExceededMaxSteps" } });
+  });
+
+  it("maps other error subtypes to errors named by the subtype", () => {
+    const events = feed([init, JSON.stringify({ type: "result", subtype: "error_during_execution", is_error: true, errors: ["boom"] })], 1);
+    expect(events.at(-1)).toMatchObject({ type: "stopRunByError", error: { name: "error_during_execution", message: "boom" } });
   });
 
   it("fails a run whose process exits without a result, keeping stderr", () => {
