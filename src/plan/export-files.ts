@@ -35,7 +35,8 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
     value: entry.source === "fixed" ? yamlString(entry.value) : JSON.stringify(`\${${entry.name}}`),
   }));
   const command = plan.agent.command.map((arg) =>
-    arg === QUERY_PLACEHOLDER ? JSON.stringify("${PERSTACK_QUERY:?set PERSTACK_QUERY to the query}") : yamlString(arg),
+    // Plain ${PERSTACK_QUERY}: a ":?" guard would make every compose command, `down` included, demand it.
+    arg === QUERY_PLACEHOLDER ? JSON.stringify("${PERSTACK_QUERY}") : yamlString(arg),
   );
   const compose = render("compose/compose.yaml.hbs", {
     expertKey: plan.expert.key,

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type Docker from "dockerode";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
@@ -222,6 +223,34 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
     expect(result.stderr).toContain("removed leftovers of crashed runs: perstack-crashed-test-agent, perstack-crashed-test-internal");
     await expect(container.inspect()).rejects.toMatchObject({ statusCode: 404 });
     await expect(network.inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it("exported files run by hand with docker-compose and reach the same result", async () => {
+    await fake.script([
+      { toolUse: [{ name: "Write", input: { file_path: "/workspace/by-hand.txt", content: "compose ran me\n" } }] },
+      { text: "Exported sandbox works." },
+    ]);
+    const ws = workspace(config(fake.sandboxUrl));
+    const out = join(ws, "perstack-export");
+    const exported = await runCli(["export", "demo", "--runtime", "claude-code", "--out", out], { cwd: ws });
+    expect(exported.exitCode, exported.all).toBe(0);
+    const project = `perstackexport${Date.now()}`;
+    const compose = (args: string[]) =>
+      execa("docker-compose", ["-p", project, ...args], {
+        cwd: out,
+        reject: false,
+        all: true,
+        timeout: 300_000,
+        env: { ANTHROPIC_API_KEY: "sk-fake-e2e", PERSTACK_QUERY: "write by-hand.txt" },
+      });
+    try {
+      const up = await compose(["up", "--build", "--abort-on-container-exit", "--exit-code-from", "agent"]);
+      expect(up.exitCode, up.all).toBe(0);
+      expect(up.all).toContain("Exported sandbox works.");
+      expect(readFileSync(join(ws, "by-hand.txt"), "utf8")).toBe("compose ran me\n");
+    } finally {
+      await compose(["down", "-v", "--remove-orphans"]);
+    }
   });
 
   it("uses the instruction and the model from the config and flags", async () => {

@@ -64,7 +64,7 @@ describe("export with hostile values", () => {
     const command = compose.services.agent.command;
     const prompt = command[command.indexOf("--append-system-prompt") + 1]!;
     expect(prompt.replace(/\$\$/g, "$")).toBe(instruction);
-    expect(command[command.length - 1]).toBe("${PERSTACK_QUERY:?set PERSTACK_QUERY to the query}");
+    expect(command[command.length - 1]).toBe("${PERSTACK_QUERY}");
   });
 
   it("references secrets by name only and escapes the workspace default path", () => {
