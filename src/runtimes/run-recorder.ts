@@ -125,11 +125,7 @@ export class RunRecorder {
   /** The run finished successfully with `text` (the runtime's final answer) and its reported total usage. */
   complete(text: string | undefined, totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
     if (this.finished) return [];
-    const events: PerstackEvent[] = this.ensureStarted();
-    events.push(...this.flushGeneration());
-    if (this.results.length > 0) events.push(...this.closeStep());
-    if (totalUsage) this.usage = totalUsage;
-    Object.assign(this.meta, metadata ?? {});
+    const events = this.finishUp(true, totalUsage, metadata);
     const finalText = text ?? this.lastText;
     if (finalText && finalText !== this.lastTextInMessages()) {
       this.messages.push({
@@ -138,7 +134,6 @@ export class RunRecorder {
         contents: [{ type: "textPart", text: finalText }],
       });
     }
-    this.finished = true;
     const checkpoint = this.checkpoint("completed");
     events.push({ ...this.runBase(), type: "completeRun", checkpoint, text: finalText, usage: this.usage });
     return events;
@@ -147,11 +142,8 @@ export class RunRecorder {
   /** The run failed. What was collected so far stays in the checkpoint. */
   fail(error: CheckpointError, totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
     if (this.finished) return [];
-    const events: PerstackEvent[] = this.ensureStarted();
-    events.push(...this.flushGeneration());
-    if (totalUsage) this.usage = totalUsage;
-    Object.assign(this.meta, metadata ?? {});
-    this.finished = true;
+    // A step whose tool results are incomplete stays open: the checkpoint shows where the run broke.
+    const events = this.finishUp(false, totalUsage, metadata);
     const checkpoint = this.checkpoint("stoppedByError", error);
     events.push({ ...this.runBase(), type: "stopRunByError", checkpoint, error });
     return events;
@@ -160,12 +152,7 @@ export class RunRecorder {
   /** The runtime stopped because the step limit (maxSteps) was reached. */
   stopByMaxSteps(totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
     if (this.finished) return [];
-    const events: PerstackEvent[] = this.ensureStarted();
-    events.push(...this.flushGeneration());
-    if (this.results.length > 0) events.push(...this.closeStep());
-    if (totalUsage) this.usage = totalUsage;
-    Object.assign(this.meta, metadata ?? {});
-    this.finished = true;
+    const events = this.finishUp(true, totalUsage, metadata);
     events.push({ ...this.runBase(), type: "stopRunByExceededMaxSteps", checkpoint: this.checkpoint("stoppedByExceededMaxSteps") });
     return events;
   }
@@ -188,6 +175,17 @@ export class RunRecorder {
       metadata: { ...this.meta },
       ...(error ? { error } : {}),
     };
+  }
+
+  /** Common to every way a run ends: flush what is open, take the runtime's totals, mark the run finished. */
+  private finishUp(closeOpenStep: boolean, totalUsage?: Usage, metadata?: Record<string, unknown>): PerstackEvent[] {
+    const events = this.ensureStarted();
+    events.push(...this.flushGeneration());
+    if (closeOpenStep && this.results.length > 0) events.push(...this.closeStep());
+    if (totalUsage) this.usage = totalUsage;
+    Object.assign(this.meta, metadata ?? {});
+    this.finished = true;
+    return events;
   }
 
   private ensureStarted(): PerstackEvent[] {

@@ -6,6 +6,7 @@ import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
 import { PROXY_TMPFS, type SandboxPlan } from "../plan/sandbox-plan.js";
+import { LineSplitter } from "../collector/line-splitter.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
 import { ownerLabels } from "./labels.js";
 import { ignoreMissing } from "./leftovers.js";
@@ -197,17 +198,9 @@ async function addressOn(container: Docker.Container, network: string): Promise<
 }
 
 function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let pending = "";
-  stream.on("data", (chunk: Buffer) => {
-    pending += chunk.toString("utf8");
-    let newline = pending.indexOf("\n");
-    while (newline !== -1) {
-      onLine(pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-    }
-    if (pending.length > 65_536) pending = "";
-  });
+  const splitter = new LineSplitter(onLine, () => {}, 65_536);
+  stream.on("data", (chunk: Buffer) => splitter.push(chunk));
+  stream.on("end", () => splitter.end());
 }
 
 /** Best effort, in order: containers before the networks they sit on. */
