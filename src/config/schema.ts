@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { domainPatternProblem } from "./domain-pattern.js";
 
-export const RUNTIME_NAMES = ["perstack", "docker", "claude-code", "gemini", "cursor"] as const;
+export const RUNTIME_NAMES = ["perstack", "docker", "claude-code", "gemini", "codex", "cursor"] as const;
 export type RuntimeName = (typeof RUNTIME_NAMES)[number];
 
 export const PROVIDER_NAMES = [

@@ -75,6 +75,8 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   if (user.uid === 0) throw new InvalidOptionError("--user: the agent never runs as root; give a non-zero uid");
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
   const jobId = newId();
+  const sources = readEnvSources(loaded, request.processEnv);
+  const baseUrlFromEnv = adapter.baseUrlEnv ? sources.get(adapter.baseUrlEnv) : undefined;
   const plan = buildSandboxPlan({
     loaded,
     expertKey: request.expertKey,
@@ -82,6 +84,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     adapter,
     query: request.query,
     ...(request.model ? { model: request.model } : {}),
+    ...(baseUrlFromEnv ? { baseUrlFromEnv } : {}),
     workspace,
     perstackDir,
     envNames: request.envNames,
@@ -93,15 +96,15 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     runId: newId(),
   });
 
-  const sources = readEnvSources(loaded, request.processEnv);
   const envValues: Record<string, string> = { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
   for (const entry of plan.agent.env) {
     if (entry.source !== "host" || request.resolveSecrets === false) continue;
-    const value = sources.get(entry.name);
-    if (value === undefined || value === "") {
+    const value = entry.from.map((name) => sources.get(name)).find((v) => v !== undefined && v !== "");
+    if (value === undefined) {
       const files = (loaded.file.envPath ?? [".env", ".env.local"]).join(", ");
+      const names = entry.from.join(" or ");
       throw new MissingEnvError(
-        `${entry.name} is not set (needed as ${entry.reason}); export it or put it in ${files} next to ${loaded.path}`,
+        `${names} is not set (needed as ${entry.reason}); export it or put it in ${files} next to ${loaded.path}`,
       );
     }
     envValues[entry.name] = value;

@@ -1,7 +1,7 @@
 // The second renderer of a SandboxPlan: files a person can read and run by hand with docker-compose. Secrets
 // appear only as ${NAME} references; the query is ${PERSTACK_QUERY}, supplied when the files are run.
 import { posix } from "node:path";
-import { PROXY_TMPFS, type SandboxPlan } from "./sandbox-plan.js";
+import { AGENT_HOME_FILES, PROXY_TMPFS, type SandboxPlan } from "./sandbox-plan.js";
 import { readTemplateFile, render, yamlString } from "./templates.js";
 
 /** Stands in for the query while planning an export, and becomes ${PERSTACK_QUERY} in compose.yaml. */
@@ -27,6 +27,7 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   files.push({ path: "squid.conf", content: plan.proxy.squidConf });
   files.push({ path: "allowlist.txt", content: plan.proxy.allowlist.map((p) => `${p}\n`).join("") });
   files.push({ path: "resolv.conf", content: readTemplateFile("templates/files/resolv.conf") });
+  for (const file of plan.agent.homeFiles) files.push({ path: posix.join("agent-home", file.path), content: file.content });
 
   const workspaceVariable = options.workspaceVariable ?? "PERSTACK_WORKSPACE";
   const workspace = plan.agent.mounts.find((m) => m.target === "/workspace")!;
@@ -56,7 +57,10 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
     tmpfs: Object.entries(plan.agent.tmpfs).map(([path, opts]) => `${path}:${opts}`),
     // Interpolated on purpose, so the files can be pointed at another workspace; the default path is escaped.
     workspaceMount: JSON.stringify(`\${${workspaceVariable}:-${workspace.source.replace(/\$/g, "$$$$")}}:/workspace:rw`),
-    readOnlyMounts: plan.agent.mounts.filter((m) => m.readOnly).map((m) => `${m.source}:${m.target}:ro`),
+    readOnlyMounts: [
+      ...plan.agent.mounts.filter((m) => m.readOnly).map((m) => `${m.source}:${m.target}:ro`),
+      ...(plan.agent.homeFiles.length > 0 ? [`./agent-home:${AGENT_HOME_FILES}:ro`] : []),
+    ],
     env,
     command,
     subnet: INTERNAL_SUBNET,

@@ -6,7 +6,8 @@ import type { LoadedConfig } from "../config/load.js";
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
 import { DEFAULTS, NPM_PACKAGE_SPEC, type ProviderConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
-import type { RuntimeAdapter, InstalledSkill, RuntimeInvocation } from "../runtimes/types.js";
+import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
+import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from "../runtimes/types.js";
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
 import { packagePath } from "../package-root.js";
 import { readTemplateFile, render } from "./templates.js";
@@ -40,6 +41,8 @@ export interface PlanInput {
   query: string;
   /** --model; beats the config's model. */
   model?: string;
+  /** The runtime's conventional base-URL variable from the host (e.g. ANTHROPIC_BASE_URL), if set. */
+  baseUrlFromEnv?: string;
   /** Absolute host path mounted at /workspace. */
   workspace: string;
   /** Absolute host path of the perstack/ directory the collector writes. */
@@ -102,7 +105,8 @@ export interface ProxyPlan {
 }
 
 export type EnvEntry =
-  | { name: string; source: "host"; reason: string }
+  /** Read from the host at run time: the first of `from` that is set. */
+  | { name: string; source: "host"; from: string[]; reason: string }
   /** Value from perstack.toml that may be secret (provider headers): supplied at run time, never in the plan. */
   | { name: string; source: "config"; reason: string }
   | { name: string; source: "fixed"; value: string; reason: string };
@@ -125,6 +129,8 @@ export interface AgentPlan {
   limits: ResourceLimits;
   /** Mounted over /etc/resolv.conf: a resolver that refuses at once, so external names never resolve. */
   resolvConf: string;
+  /** Copied into HOME at start (mounted read-only at /etc/perstack/home). */
+  homeFiles: HomeFile[];
 }
 
 export interface SandboxPlan {
@@ -145,6 +151,8 @@ export interface SandboxPlan {
 }
 
 export const PROXY_PORT = 3128;
+/** Where the runtime's HOME files are mounted; the agent image's entrypoint copies them into HOME. */
+export const AGENT_HOME_FILES = "/etc/perstack/home";
 /** The proxy's writable places. Docker ignores tmpfs "mode" when the directory exists in the image, so they
  *  belong to Debian's static proxy user (uid/gid 13) instead. */
 export const PROXY_TMPFS: Record<string, string> = {
@@ -160,14 +168,22 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
   const { loaded, adapter } = input;
   const expert = findExpert(loaded, input.expertKey);
   const experts = reachableExperts(loaded, input.expertKey);
-  const provider: ProviderConfig = loaded.file.provider ?? { providerName: "anthropic" };
+  const provider: ProviderConfig = loaded.file.provider ?? { providerName: adapter.defaultProvider };
   if (!(adapter.providers as readonly string[]).includes(provider.providerName)) {
     throw new UnsupportedConfigError(
-      `provider.providerName "${provider.providerName}" is not supported by runtime ${adapter.name}; it supports ${adapter.providers.join(", ")}`,
+      `provider.providerName "${provider.providerName}" is not supported by runtime ${adapter.name}; it supports ${adapter.providers.join(", ")} (remove [provider] to use its default, ${adapter.defaultProvider})`,
     );
   }
   const warnings: string[] = [...loaded.warnings];
-  const model = input.model ?? loaded.file.model ?? DEFAULTS.model;
+  const model = input.model ?? loaded.file.model ?? adapter.defaultModel;
+  const vendor = modelVendor(model);
+  if (vendor && !adapter.modelVendors.includes(vendor)) {
+    const where = input.model ? "--model" : "model in perstack.toml";
+    throw new UnsupportedConfigError(
+      `${where} "${model}" is ${/^[AEIOU]/.test(vendorName(vendor)) ? "an" : "a"} ${vendorName(vendor)} model, but runtime ${adapter.name} runs ${adapter.modelVendors.map(vendorName).join("/")} models (e.g. ${adapter.defaultModel}); choose another model or runtime`,
+    );
+  }
+  const baseUrl = provider.setting?.baseUrl ?? input.baseUrlFromEnv;
   const short = input.runId.slice(0, 12);
 
   const { installs, skills } = planSkills(expert.key, expert.config.skills ?? {}, warnings, adapter.name);
@@ -187,6 +203,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     model,
     provider,
     query: input.query,
+    ...(baseUrl ? { baseUrl } : {}),
     maxSteps: loaded.file.maxSteps ?? DEFAULTS.maxSteps,
     maxRetries: loaded.file.maxRetries ?? DEFAULTS.maxRetries,
     timeout: loaded.file.timeout ?? DEFAULTS.timeout,
@@ -194,9 +211,11 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
   };
 
   // Allowlist: skills of the expert and every reachable delegate, the provider's hosts, the runtime's hosts.
+  warnings.push(...(adapter.warnings?.(invocation) ?? []));
+
   // A configured baseUrl is the one explicit upstream: reachable on its own port even on a private address, and
   // it replaces the provider's public API hosts.
-  const upstream = explicitUpstream(provider.setting?.baseUrl);
+  const upstream = explicitUpstream(baseUrl);
   const upstreams = upstream ? [upstream] : [];
   const sources: AllowlistSource[] = skillDomains(experts);
   if (!upstream) {
@@ -266,6 +285,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
       },
       limits: input.limits,
       resolvConf: packagePath("templates/files/resolv.conf"),
+      homeFiles: adapter.homeFiles(invocation),
     },
     labels: {
       "perstack.managed": "true",
@@ -352,10 +372,10 @@ function planEnv(
   proxyUrl: string,
 ): EnvEntry[] {
   const entries = new Map<string, EnvEntry>();
-  const fromHost = (name: string, reason: string) => {
-    if (!entries.has(name)) entries.set(name, { name, source: "host", reason });
+  const fromHost = (name: string, reason: string, from: string[] = [name]) => {
+    if (!entries.has(name)) entries.set(name, { name, source: "host", from, reason });
   };
-  for (const name of adapter.keyEnv(provider)) fromHost(name, `provider ${provider.providerName} key`);
+  for (const key of adapter.keyEnv(provider)) fromHost(key.name, `provider ${provider.providerName} key`, key.from);
   for (const expert of experts) {
     for (const [skillName, skill] of Object.entries(expert.config.skills ?? {})) {
       if (skill.type !== "mcpStdioSkill") continue;
@@ -424,6 +444,7 @@ function agentImage(input: PlanInput, installs: SkillInstall[]): ImagePlan {
   );
   const contextFiles: ContextFile[] = [
     { path: "link-skill-bin.mjs", content: readTemplateFile("templates/files/link-skill-bin.mjs") },
+    { path: "agent-entrypoint.sh", content: readTemplateFile("templates/files/agent-entrypoint.sh") },
   ];
   if (hasCaBundle) contextFiles.push({ path: "extra-ca.crt", content: input.caBundle });
   const repository = `perstack/agent-${adapter.name}`;

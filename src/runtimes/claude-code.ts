@@ -15,8 +15,13 @@ export const claudeCode: RuntimeAdapter = {
   cliPackage: "@anthropic-ai/claude-code",
   cliVersion: CLAUDE_CODE_VERSION,
   providers: ["anthropic"],
+  defaultProvider: "anthropic",
+  defaultModel: "claude-sonnet-4-5",
+  modelVendors: ["anthropic"],
+  baseUrlEnv: "ANTHROPIC_BASE_URL",
   dockerfilePartial: "claude-code.hbs",
-  keyEnv: () => ["ANTHROPIC_API_KEY"],
+  keyEnv: () => [{ name: "ANTHROPIC_API_KEY", from: ["ANTHROPIC_API_KEY"] }],
+  homeFiles: () => [],
   apiHosts: () => ["api.anthropic.com"],
   configEnv(provider): Record<string, string> {
     const headers = Object.entries(provider.setting?.headers ?? {});
@@ -35,8 +40,7 @@ export const claudeCode: RuntimeAdapter = {
     };
     const thinking = thinkingTokens(invocation.reasoningBudget);
     if (thinking !== undefined) env.MAX_THINKING_TOKENS = String(thinking);
-    const baseUrl = invocation.provider.setting?.baseUrl;
-    if (baseUrl) env.ANTHROPIC_BASE_URL = baseUrl.replace(/\/+$/, "");
+    if (invocation.baseUrl) env.ANTHROPIC_BASE_URL = invocation.baseUrl.replace(/\/+$/, "");
     return env;
   },
   command(invocation) {

@@ -3,10 +3,14 @@
 import type { RuntimeName } from "../config/schema.js";
 import { RuntimeNotAvailableError } from "../errors.js";
 import { claudeCode } from "./claude-code.js";
+import { codex } from "./codex.js";
+import { gemini } from "./gemini.js";
 import type { RuntimeAdapter } from "./types.js";
 
 const AVAILABLE: Partial<Record<RuntimeName, RuntimeAdapter>> = {
   "claude-code": claudeCode,
+  gemini,
+  codex,
 };
 
 export function runtimeAdapter(name: RuntimeName): RuntimeAdapter {

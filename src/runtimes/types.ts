@@ -33,6 +33,8 @@ export interface RuntimeInvocation {
   model: string;
   provider: ProviderConfig;
   query: string;
+  /** The provider endpoint in force: perstack.toml's baseUrl, else the runtime's conventional variable. */
+  baseUrl?: string;
   maxSteps: number;
   maxRetries: number;
   /** Milliseconds per generation. */
@@ -47,16 +49,41 @@ export interface StreamParser {
   end(exit: { exitCode: number; stderrTail: string }): PerstackEvent[];
 }
 
+/** A secret the CLI reads from a variable, and the host variables its value may come from, in order. */
+export interface KeyVariable {
+  name: string;
+  from: string[];
+}
+
+/** A file the CLI reads from its home directory (native settings, MCP config, instructions). Never secrets. */
+export interface HomeFile {
+  /** Relative to the agent's HOME. */
+  path: string;
+  content: string;
+}
+
+export type ModelVendor = "anthropic" | "google" | "openai";
+
 export interface RuntimeAdapter {
   name: RuntimeName;
   /** The npm package of the CLI and the version pinned in its image. */
   cliPackage: string;
   cliVersion: string;
   providers: readonly ProviderName[];
+  /** The provider used when perstack.toml has no [provider], and the model when none is given. */
+  defaultProvider: ProviderName;
+  defaultModel: string;
+  /** Vendors whose models the CLI runs; a model that plainly belongs to another is refused. */
+  modelVendors: readonly ModelVendor[];
+  /**
+   * The variable users already set to point this CLI at another endpoint. Used when perstack.toml sets no
+   * baseUrl, so one perstack.toml serves every runtime.
+   */
+  baseUrlEnv?: string;
   /** File under templates/runtimes/ rendered into the agent Dockerfile. */
   dockerfilePartial: string;
-  /** Names of the secret variables the provider needs with this runtime. */
-  keyEnv(provider: ProviderConfig): string[];
+  /** The secret variables the provider needs with this runtime. */
+  keyEnv(provider: ProviderConfig): KeyVariable[];
   /** Hosts the CLI must reach for this provider when no baseUrl is configured. */
   apiHosts(provider: ProviderConfig): string[];
   /**
@@ -66,6 +93,10 @@ export interface RuntimeAdapter {
   configEnv(provider: ProviderConfig): Record<string, string>;
   /** Non-secret variables the runtime sets itself (telemetry off, base URL, ...). */
   fixedEnv(invocation: RuntimeInvocation): Record<string, string>;
+  /** Files copied into the agent's HOME before the CLI starts. */
+  homeFiles(invocation: RuntimeInvocation): HomeFile[];
+  /** Start-up warnings about configuration the runtime cannot honour. */
+  warnings?(invocation: RuntimeInvocation): string[];
   /** The agent container's argv. */
   command(invocation: RuntimeInvocation): string[];
   createParser(context: RecorderContext): StreamParser;

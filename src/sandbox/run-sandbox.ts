@@ -1,11 +1,12 @@
 // EFFECTS: carries out a SandboxPlan with the Engine API. Networks, proxy, agent; streams the agent's output to
 // the caller; removes everything it created after success, failure or abort.
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
-import { PROXY_TMPFS, type SandboxPlan } from "../plan/sandbox-plan.js";
+import { AGENT_HOME_FILES, PROXY_TMPFS, type SandboxPlan } from "../plan/sandbox-plan.js";
+import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../collector/line-splitter.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
 import { ownerLabels } from "./labels.js";
@@ -62,6 +63,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     const proxyIp = await addressOn(proxy, plan.networks.find((n) => n.role === "internal")!.name);
 
     throwIfAborted(io.signal);
+    const homeDir = await writeHomeFiles(io.filesDir, plan.agent.homeFiles);
     const agent = await docker.createContainer({
       name: plan.agent.containerName,
       Image: plan.agent.image,
@@ -80,6 +82,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
         Binds: [
           ...plan.agent.mounts.map((m) => `${m.source}:${m.target}:${m.readOnly ? "ro" : "rw"}`),
           `${plan.agent.resolvConf}:/etc/resolv.conf:ro`,
+          ...(homeDir ? [`${homeDir}:${AGENT_HOME_FILES}:ro`] : []),
         ],
         Tmpfs: plan.agent.tmpfs,
         ReadonlyRootfs: true,
@@ -188,6 +191,18 @@ async function startProxy(
   await ready;
   io.containerStatus("proxy", "running");
   return proxy;
+}
+
+/** Writes the runtime's HOME files for the agent's entrypoint to copy; undefined when there are none. */
+async function writeHomeFiles(filesDir: string, files: HomeFile[]): Promise<string | undefined> {
+  if (files.length === 0) return undefined;
+  const root = join(filesDir, "home");
+  for (const file of files) {
+    const path = join(root, file.path);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, file.content, { mode: 0o644 });
+  }
+  return root;
 }
 
 async function addressOn(container: Docker.Container, network: string): Promise<string> {

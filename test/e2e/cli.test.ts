@@ -72,12 +72,12 @@ describe("bad perstack.toml inputs: one line, non-zero exit, no stack trace, not
 
   it("unknown expert and unknown runtime list what exists", async () => {
     await expectOneLineError(GOOD, ["run", "demoo", "q", "--runtime", "claude-code"], /expert "demoo" not found in .* \(did you mean "demo"\?\); defined experts: demo, helper$/);
-    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "claude"], /--runtime "claude" is not a runtime \(did you mean "claude-code"\?\); valid runtimes: perstack, docker, claude-code, gemini, cursor$/);
+    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "claude"], /--runtime "claude" is not a runtime \(did you mean "claude-code"\?\); valid runtimes: perstack, docker, claude-code, gemini, codex, cursor$/);
   });
 
   it("runtimes not built yet say so, including the default", async () => {
-    await expectOneLineError(GOOD, ["run", "demo", "q"], /runtime "perstack" is not available yet in this version; use --runtime claude-code$/);
-    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "gemini"], /runtime "gemini" is not available yet/);
+    await expectOneLineError(GOOD, ["run", "demo", "q"], /runtime "perstack" is not available yet in this version; use --runtime claude-code, gemini, codex$/);
+    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "cursor"], /runtime "cursor" is not available yet/);
   });
 
   it("--verbose adds the stack trace", async () => {
@@ -117,7 +117,7 @@ describe.skipIf(!docker)("export", () => {
     expect(result.exitCode, result.stderr).toBe(0);
     const files = readdirSync(out, { recursive: true }).map(String).sort();
     expect(files).toEqual(
-      ["agent", "agent/Dockerfile", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "proxy", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].concat(
+      ["agent", "agent/Dockerfile", "agent/agent-entrypoint.sh", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "proxy", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].concat(
         files.includes("agent/extra-ca.crt") ? ["agent/extra-ca.crt"] : [],
       ).sort(),
     );

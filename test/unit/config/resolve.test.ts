@@ -20,16 +20,16 @@ describe("runtime precedence: --runtime > config runtime > default perstack", ()
 
   it("rejects an unknown name, listing the valid ones", () => {
     expect(() => resolveRuntime("claude", undefined)).toThrow(
-      '--runtime "claude" is not a runtime (did you mean "claude-code"?); valid runtimes: perstack, docker, claude-code, gemini, cursor',
+      '--runtime "claude" is not a runtime (did you mean "claude-code"?); valid runtimes: perstack, docker, claude-code, gemini, codex, cursor',
     );
     expect(() => resolveRuntime(undefined, "nope")).toThrow(UnknownRuntimeError);
   });
 
   it("fails runtimes that are not built yet with a clear message", () => {
-    for (const name of ["perstack", "docker", "gemini", "cursor"] as const) {
-      expect(() => runtimeAdapter(name)).toThrow(/is not available yet in this version; use --runtime claude-code/);
+    for (const name of ["perstack", "docker", "cursor"] as const) {
+      expect(() => runtimeAdapter(name)).toThrow(/is not available yet in this version; use --runtime claude-code, gemini, codex/);
     }
-    expect(runtimeAdapter("claude-code").name).toBe("claude-code");
+    for (const name of ["claude-code", "gemini", "codex"] as const) expect(runtimeAdapter(name).name).toBe(name);
   });
 });
 

@@ -56,7 +56,7 @@ describe("export with hostile values", () => {
 
   it("writes the files docker-compose needs", () => {
     expect(Object.keys(files).sort()).toEqual(
-      ["agent/Dockerfile", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].sort(),
+      ["agent/Dockerfile", "agent/agent-entrypoint.sh", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].sort(),
     );
   });
 

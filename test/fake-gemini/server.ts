@@ -1,0 +1,580 @@
+// A scripted stand-in for the Gemini API (generativelanguage v1beta), so the Gemini CLI can be driven
+// through a deterministic conversation without network access or a real key.
+//
+// Runs directly under Node 22 type stripping (`node --disable-warning=ExperimentalWarning server.ts`; Node
+// before 22.18 also needs --experimental-strip-types), so it must stay dependency-free and use erasable
+// TypeScript only: no enums, namespaces or parameter properties, and only `import type` for types.
+// As a program it listens on $HOST:$PORT (default 0.0.0.0:8080); tests import startFakeGemini() instead.
+//
+// API endpoints (any model name, any of v1beta / v1alpha / v1):
+//   POST /v1beta/models/<model>:streamGenerateContent?alt=sse   SSE, one `data: {GenerateContentResponse}` per chunk
+//   POST /v1beta/models/<model>:generateContent                 one JSON GenerateContentResponse
+//   POST /v1beta/models/<model>:countTokens                     {"totalTokens": n}
+//
+// Control endpoints (not part of the Gemini API), the same as the fake Anthropic server's:
+//   POST /_script   {"steps": Step[]}  replace the script; also clears the turn state and the request log
+//   GET  /_requests                    every API request received since the last /_script (secrets redacted)
+//   GET  /health                       200 "ok"
+
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { randomBytes } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+
+export interface ToolUseSpec {
+  name: string;
+  input: Record<string, unknown>;
+}
+
+export interface ErrorSpec {
+  status: number;
+  /**
+   * The Google status string (`INTERNAL`, `UNAUTHENTICATED`, `RESOURCE_EXHAUSTED`, ...). Anthropic-style
+   * types (`api_error`, ...) are accepted too: anything not in upper snake case is replaced by the status
+   * that matches the HTTP code, so one script can drive every fake.
+   */
+  type: string;
+  message: string;
+}
+
+/**
+ * One entry of the script, the same shape as the fake Anthropic server's. A "reply" step has text,
+ * thinking and/or toolUse; an "error" step has error. Error steps do not use up a conversation turn: they
+ * are attached to the reply step that follows them and answer that turn's first attempts (`times` each,
+ * or every attempt when `times` is absent).
+ */
+export interface Step {
+  text?: string;
+  /** Sent as a `{thought: true, text}` part before the answer (Gemini CLI 0.61 does not show it in stream-json). */
+  thinking?: string;
+  /** Each becomes a `functionCall {name, args: input}` part. */
+  toolUse?: ToolUseSpec[];
+  error?: ErrorSpec;
+  times?: number;
+  /** Accepted for script compatibility with the Anthropic fake; the Gemini API has no such header. */
+  shouldRetry?: boolean;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** The request path and query, with the value of a `key=` query parameter redacted. */
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  /**
+   * How the server classified the request: a main-conversation turn, a side request (router, next-speaker
+   * check, loop detection, session summary, ...: answered generically), or anything else (unknown paths).
+   */
+  kind: "main" | "side" | "other";
+  /** For main requests: the conversation turn (number of `role: "model"` entries in `contents`). */
+  turn?: number;
+  /** The model name from the path, for API requests. */
+  model?: string;
+  receivedAt: string;
+}
+
+export interface FakeGeminiOptions {
+  port?: number;
+  host?: string;
+}
+
+export interface FakeGeminiHandle {
+  url: string;
+  port: number;
+  close: () => Promise<void>;
+}
+
+interface Turn {
+  errors: Step[];
+  reply: Step | undefined;
+}
+
+type Part =
+  | { text: string; thought?: true }
+  | { functionCall: { name: string; args: Record<string, unknown> } };
+
+interface Content {
+  role?: unknown;
+  parts?: unknown;
+}
+
+interface GenerateContentBody {
+  contents?: unknown;
+  systemInstruction?: unknown;
+  tools?: unknown;
+  toolConfig?: unknown;
+  generationConfig?: {
+    responseMimeType?: unknown;
+    responseSchema?: unknown;
+    responseJsonSchema?: unknown;
+    [key: string]: unknown;
+  };
+}
+
+interface Usage {
+  promptTokenCount: number;
+  candidatesTokenCount: number;
+  totalTokenCount: number;
+  thoughtsTokenCount?: number;
+  cachedContentTokenCount?: number;
+}
+
+let idCounter = 0;
+
+function uniqueId(): string {
+  idCounter += 1;
+  return `fake-${idCounter}-${randomBytes(6).toString("hex")}`;
+}
+
+const SIDE_REPLY = "OK";
+const EXHAUSTED_REPLY = "The fake Gemini script has no more steps.";
+
+/** What the real API calls the model in responses; any request model is echoed back as is. */
+function modelVersion(model: string): string {
+  return model.replace(/^models\//, "");
+}
+
+/** Groups the flat step list into turns: error steps attach to the next reply step. */
+function toTurns(steps: Step[]): Turn[] {
+  const turns: Turn[] = [];
+  let pendingErrors: Step[] = [];
+  for (const step of steps) {
+    if (step.error) {
+      pendingErrors.push(step);
+      continue;
+    }
+    turns.push({ errors: pendingErrors, reply: step });
+    pendingErrors = [];
+  }
+  // Trailing errors still answer the next turn; once used up, that turn gets the "exhausted" reply.
+  if (pendingErrors.length > 0) turns.push({ errors: pendingErrors, reply: undefined });
+  return turns;
+}
+
+/**
+ * Decides whether a request is a turn of the main conversation, whose answer comes from the script;
+ * everything else gets a generic answer and leaves the script where it is.
+ *
+ * What Gemini CLI 0.61.0 sends in `-p` mode (checked against the real CLI, see test/fixtures/gemini/README.md):
+ * - Main conversation turns: `:streamGenerateContent?alt=sse` on the requested model, with the agent's tool
+ *   list in `tools[].functionDeclarations` and the agent system prompt, and without a JSON response format.
+ *   The CLI resends the whole history each turn, so the count of `role: "model"` entries names the turn.
+ * - Side requests all go through the CLI's "base LLM client" as plain `:generateContent` calls without
+ *   tools: the next-speaker check and the router/loop-detection/edit-correction checks ask for JSON
+ *   (`generationConfig.responseMimeType: "application/json"` plus `responseJsonSchema`); the session
+ *   summary (on a flash-lite model) asks for plain text. The next-speaker check resends the conversation
+ *   (with its `role: "model"` entries), so counting those would misplace it in the script.
+ * So a request is "main" only when it streams, carries function declarations and asks for no JSON format.
+ * No prompt wording or model name is matched, because those change between CLI versions.
+ */
+function isMainConversation(stream: boolean, body: GenerateContentBody): boolean {
+  return stream && hasFunctionDeclarations(body) && !wantsJson(body);
+}
+
+function hasFunctionDeclarations(body: GenerateContentBody): boolean {
+  if (!Array.isArray(body.tools)) return false;
+  return body.tools.some((tool: unknown) => {
+    if (typeof tool !== "object" || tool === null) return false;
+    const decls = (tool as { functionDeclarations?: unknown }).functionDeclarations;
+    return Array.isArray(decls) && decls.length > 0;
+  });
+}
+
+function wantsJson(body: GenerateContentBody): boolean {
+  const config = body.generationConfig;
+  if (!config) return false;
+  return (
+    config.responseMimeType === "application/json" ||
+    config.responseJsonSchema !== undefined ||
+    config.responseSchema !== undefined
+  );
+}
+
+function contentsOf(body: GenerateContentBody): Content[] {
+  if (!Array.isArray(body.contents)) return [];
+  return body.contents.filter((c: unknown): c is Content => typeof c === "object" && c !== null);
+}
+
+function countModelTurns(body: GenerateContentBody): number {
+  return contentsOf(body).filter((c) => c.role === "model").length;
+}
+
+/**
+ * A value that satisfies a (JSON or OpenAPI-style) response schema, for the CLI's JSON side requests.
+ * A few fields get the answer that keeps a scripted run on its script: the next-speaker check must say
+ * "user" (a "model" answer makes the CLI send "Please continue." as an extra main turn), the loop detector
+ * must see no loop, and the router's complexity score must lie in 1..100.
+ */
+function sampleFromSchema(schema: unknown, key = ""): unknown {
+  if (typeof schema !== "object" || schema === null) return {};
+  const s = schema as {
+    type?: unknown;
+    enum?: unknown;
+    properties?: unknown;
+    items?: unknown;
+    minimum?: unknown;
+    anyOf?: unknown;
+  };
+  if (key === "next_speaker") return "user";
+  if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
+  if (Array.isArray(s.anyOf) && s.anyOf.length > 0) return sampleFromSchema(s.anyOf[0], key);
+  const type = typeof s.type === "string" ? s.type.toLowerCase() : Array.isArray(s.type) ? String(s.type[0]) : "";
+  switch (type) {
+    case "object": {
+      const out: Record<string, unknown> = {};
+      const props = typeof s.properties === "object" && s.properties !== null ? s.properties : {};
+      for (const [name, sub] of Object.entries(props)) out[name] = sampleFromSchema(sub, name);
+      return out;
+    }
+    case "array":
+      return [];
+    case "integer":
+      return typeof s.minimum === "number" ? s.minimum : 1;
+    case "number":
+      return typeof s.minimum === "number" ? s.minimum : 0;
+    case "boolean":
+      return false;
+    case "string":
+      return key === "reasoning" || key.endsWith("_reasoning") || key.endsWith("_analysis")
+        ? "Scripted answer from the fake Gemini server."
+        : "";
+    default:
+      return typeof s.properties === "object" ? sampleFromSchema({ ...s, type: "object" }, key) : {};
+  }
+}
+
+function sideParts(body: GenerateContentBody): Part[] {
+  if (!wantsJson(body)) return [{ text: SIDE_REPLY }];
+  const schema = body.generationConfig?.responseJsonSchema ?? body.generationConfig?.responseSchema;
+  const value = schema === undefined ? {} : sampleFromSchema(schema);
+  return [{ text: JSON.stringify(value) }];
+}
+
+/** A rough token estimate: the CLI only needs plausible non-zero numbers for its stats. */
+function estimateTokens(value: unknown): number {
+  const text = typeof value === "string" ? value : JSON.stringify(value ?? "");
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+const SECRET_HEADERS = new Set(["x-goog-api-key", "authorization", "proxy-authorization"]);
+
+function redactHeaders(headers: IncomingMessage["headers"]): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    out[name] = SECRET_HEADERS.has(name) ? "<redacted>" : value;
+  }
+  return out;
+}
+
+/** The API also takes the key as `?key=`; keep the rest of the query. */
+function redactUrl(raw: string): string {
+  const url = new URL(raw, "http://fake");
+  if (!url.searchParams.has("key")) return raw;
+  url.searchParams.set("key", "<redacted>");
+  return `${url.pathname}${url.search}`;
+}
+
+function buildParts(step: Step): Part[] {
+  const parts: Part[] = [];
+  if (step.thinking !== undefined) parts.push({ thought: true, text: step.thinking });
+  if (step.text !== undefined) parts.push({ text: step.text });
+  for (const tool of step.toolUse ?? []) parts.push({ functionCall: { name: tool.name, args: tool.input } });
+  // An answer without text or a function call makes the CLI retry it as an invalid stream.
+  if (!parts.some((p) => "functionCall" in p || (p.text.length > 0 && !("thought" in p)))) {
+    parts.push({ text: step.text ?? "" });
+  }
+  return parts;
+}
+
+/** Splits a string into a few pieces, so clients have to join deltas like they do with the real API. */
+function chunk(text: string, pieces = 3): string[] {
+  if (text.length === 0) return [""];
+  const size = Math.max(1, Math.ceil(text.length / pieces));
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=UTF-8",
+    "content-length": Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}
+
+const GOOGLE_STATUS: Record<number, string> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  409: "ABORTED",
+  429: "RESOURCE_EXHAUSTED",
+  499: "CANCELLED",
+  500: "INTERNAL",
+  501: "NOT_IMPLEMENTED",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED",
+};
+
+function googleStatus(error: ErrorSpec): string {
+  if (/^[A-Z][A-Z_]*$/.test(error.type)) return error.type;
+  return GOOGLE_STATUS[error.status] ?? (error.status >= 500 ? "INTERNAL" : "UNKNOWN");
+}
+
+function sendError(res: ServerResponse, error: ErrorSpec): void {
+  const body: { code: number; message: string; status: string; details?: unknown[] } = {
+    code: error.status,
+    message: error.message,
+    status: googleStatus(error),
+  };
+  // The real API names a retry delay in its 429s; the CLI waits that long instead of its own backoff
+  // (5 s doubling up to 30 s), which keeps scripted rate-limit runs short.
+  if (error.status === 429) {
+    body.details = [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "1s" }];
+  }
+  sendJson(res, error.status, { error: body });
+}
+
+function usageFor(body: GenerateContentBody, parts: Part[], turn: number | undefined): Usage {
+  const promptTokenCount = estimateTokens({
+    contents: body.contents,
+    systemInstruction: body.systemInstruction,
+    tools: body.tools,
+  });
+  const thoughts = parts.filter((p) => "thought" in p);
+  const answer = parts.filter((p) => !("thought" in p));
+  const candidatesTokenCount = estimateTokens(answer);
+  const usage: Usage = { promptTokenCount, candidatesTokenCount, totalTokenCount: 0 };
+  if (thoughts.length > 0) usage.thoughtsTokenCount = estimateTokens(thoughts);
+  // Later turns resend the earlier ones; the real API reports part of that as implicitly cached.
+  if (turn !== undefined && turn > 0) usage.cachedContentTokenCount = Math.floor(promptTokenCount / 2);
+  usage.totalTokenCount = promptTokenCount + candidatesTokenCount + (usage.thoughtsTokenCount ?? 0);
+  return usage;
+}
+
+function sendContent(
+  res: ServerResponse,
+  stream: boolean,
+  model: string,
+  body: GenerateContentBody,
+  parts: Part[],
+  turn?: number,
+): void {
+  const responseId = uniqueId();
+  const usage = usageFor(body, parts, turn);
+  const version = modelVersion(model);
+  const response = (chunkParts: Part[], last: boolean, chunkUsage: Usage): Record<string, unknown> => ({
+    candidates: [
+      {
+        content: { parts: chunkParts, role: "model" },
+        ...(last ? { finishReason: "STOP" } : {}),
+        index: 0,
+      },
+    ],
+    usageMetadata: chunkUsage,
+    modelVersion: version,
+    responseId,
+  });
+
+  if (!stream) {
+    sendJson(res, 200, response(parts, true, usage));
+    return;
+  }
+
+  // Like the real stream: thoughts first, then the text in pieces, function calls whole in one chunk;
+  // every chunk carries usageMetadata (output counts growing), only the last one a finishReason.
+  const chunks: Part[][] = [];
+  for (const part of parts) {
+    if ("functionCall" in part) chunks.push([part]);
+    else for (const piece of chunk(part.text)) chunks.push([part.thought ? { thought: true, text: piece } : { text: piece }]);
+  }
+  res.writeHead(200, {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+  });
+  chunks.forEach((chunkParts, i) => {
+    const last = i === chunks.length - 1;
+    const partial: Usage = last
+      ? usage
+      : { promptTokenCount: usage.promptTokenCount, candidatesTokenCount: 0, totalTokenCount: usage.promptTokenCount };
+    res.write(`data: ${JSON.stringify(response(chunkParts, last, partial))}\r\n\r\n`);
+  });
+  res.end();
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    req.on("data", (part: Buffer) => parts.push(part));
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function parseJson(raw: string): { ok: true; value: unknown } | { ok: false } {
+  if (raw.length === 0) return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(raw) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+const MODEL_PATH = /^\/v1(?:beta|alpha)?\/(models\/[^/:]+|tunedModels\/[^/:]+):([A-Za-z]+)$/;
+
+export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGeminiHandle> {
+  let turns: Turn[] = [];
+  // Attempts per turn index, so the CLI's own retries of one turn walk through that turn's error steps.
+  let attempts = new Map<number, number>();
+  let requests: RecordedRequest[] = [];
+
+  function answerMain(res: ServerResponse, model: string, body: GenerateContentBody, turnIndex: number): void {
+    const attempt = (attempts.get(turnIndex) ?? 0) + 1;
+    attempts.set(turnIndex, attempt);
+    const turn = turns[turnIndex];
+    if (!turn) {
+      sendContent(res, true, model, body, [{ text: EXHAUSTED_REPLY }], turnIndex);
+      return;
+    }
+    let budget = attempt;
+    for (const step of turn.errors) {
+      const times = step.times ?? Number.POSITIVE_INFINITY;
+      if (budget <= times && step.error) {
+        sendError(res, step.error);
+        return;
+      }
+      budget -= times;
+    }
+    const parts = turn.reply ? buildParts(turn.reply) : [{ text: EXHAUSTED_REPLY }];
+    sendContent(res, true, model, body, parts, turnIndex);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const method = req.method ?? "GET";
+    const raw = await readBody(req);
+    const parsed = parseJson(raw);
+
+    if (method === "GET" && url.pathname === "/health") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    if (method === "GET" && url.pathname === "/_requests") {
+      sendJson(res, 200, requests);
+      return;
+    }
+    if (method === "POST" && url.pathname === "/_script") {
+      const steps = parsed.ok ? (parsed.value as { steps?: unknown } | undefined)?.steps : undefined;
+      if (!Array.isArray(steps)) {
+        sendError(res, { status: 400, type: "INVALID_ARGUMENT", message: 'expected {"steps": [...]}' });
+        return;
+      }
+      turns = toTurns(steps as Step[]);
+      attempts = new Map();
+      requests = [];
+      sendJson(res, 200, { ok: true, turns: turns.length });
+      return;
+    }
+
+    const record: RecordedRequest = {
+      method,
+      url: redactUrl(req.url ?? "/"),
+      headers: redactHeaders(req.headers),
+      body: parsed.ok ? parsed.value : raw,
+      kind: "other",
+      receivedAt: new Date().toISOString(),
+    };
+    requests.push(record);
+
+    const match = MODEL_PATH.exec(url.pathname);
+    if (method === "POST" && match) {
+      const model = match[1]!;
+      const action = match[2]!;
+      record.model = modelVersion(model);
+      if (!parsed.ok || typeof parsed.value !== "object" || parsed.value === null) {
+        sendError(res, { status: 400, type: "INVALID_ARGUMENT", message: "Invalid JSON payload received." });
+        return;
+      }
+      const body = parsed.value as GenerateContentBody;
+      if (action === "streamGenerateContent" || action === "generateContent") {
+        const stream = action === "streamGenerateContent";
+        if (isMainConversation(stream, body)) {
+          record.kind = "main";
+          record.turn = countModelTurns(body);
+          answerMain(res, model, body, record.turn);
+        } else {
+          record.kind = "side";
+          sendContent(res, stream, model, body, sideParts(body));
+        }
+        return;
+      }
+      if (action === "countTokens") {
+        record.kind = "side";
+        const request = (body as { generateContentRequest?: GenerateContentBody }).generateContentRequest ?? body;
+        sendJson(res, 200, { totalTokens: estimateTokens({ contents: request.contents }) });
+        return;
+      }
+    }
+    sendError(res, { status: 404, type: "NOT_FOUND", message: `${method} ${url.pathname} is not found.` });
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        sendError(res, { status: 500, type: "INTERNAL", message: `fake server failure: ${String(err)}` });
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  // The CLI keeps connections alive between turns; without this, close() would wait for them to time out.
+  const closeServer = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      server.close((err) => (err ? reject(err) : resolve()));
+      server.closeAllConnections();
+    });
+
+  const host = options.host ?? "127.0.0.1";
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off("error", reject);
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : (options.port ?? 0);
+      const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+      resolve({ url: `http://${urlHost}:${port}`, port, close: closeServer });
+    });
+  });
+}
+
+function isMainModule(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return pathToFileURL(realpathSync(entry)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
+  const port = Number(process.env.PORT ?? 8080);
+  const host = process.env.HOST ?? "0.0.0.0";
+  const handle = await startFakeGemini({ port, host });
+  console.log(`fake-gemini listening on ${host}:${handle.port}`);
+  // As PID 1 in a container, Node gets no default signal handlers: without these, `docker stop` waits
+  // for its timeout and then kills the container.
+  const shutdown = (): void => {
+    handle.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+}
