@@ -115,6 +115,8 @@ export interface ToolCall {
   skillName: string;
   toolName: string;
   args: unknown;
+  /** For a runtime's built-in tool: the same call in Perstack's base-skill terms (exec, writeTextFile, ...). */
+  normalized?: { toolName: string; args: Record<string, unknown> };
 }
 
 export interface ToolResult {

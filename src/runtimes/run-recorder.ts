@@ -2,6 +2,7 @@
 // events and checkpoints. Every CLI parser feeds one of these, so all runtimes produce the same event sequence:
 // startRun, then per step startGeneration, callTools, resolveToolResults, continueToNextStep, and finally
 // completeRun or stopRunByError. Pure: no I/O, ids and clock are injected.
+import { normalizeBuiltinTool } from "./tool-concepts.js";
 import {
   addUsage,
   emptyUsage,
@@ -34,7 +35,7 @@ export interface RecorderContext {
   now: () => number;
 }
 
-export type AssistantPart = TextPart | ThinkingPart | (ToolCallPart & { skillName: string });
+export type AssistantPart = TextPart | ThinkingPart | (ToolCallPart & { skillName: string; normalized?: ToolCall["normalized"] });
 
 export class RunRecorder {
   private readonly messages: Message[];
@@ -102,7 +103,14 @@ export class RunRecorder {
     } else if (usage) {
       this.generation.usage = usage;
     }
-    this.generation.parts.push(...parts);
+    this.generation.parts.push(
+      ...parts.map((part) => {
+        // Built-in tools are reported under the runtime's own name; MCP tools keep theirs and need no view.
+        if (part.type !== "toolCallPart" || part.normalized || part.skillName !== this.ctx.runtime) return part;
+        const normalized = normalizeBuiltinTool(this.ctx.runtime, part.toolName, part.args);
+        return normalized ? { ...part, normalized } : part;
+      }),
+    );
     for (const part of parts) if (part.type === "textPart") this.lastText = part.text;
     return events;
   }
@@ -210,7 +218,7 @@ export class RunRecorder {
     this.messages.push(message);
     const calls = generation.parts.flatMap((part): ToolCall[] =>
       part.type === "toolCallPart"
-        ? [{ id: part.toolCallId, skillName: part.skillName, toolName: part.toolName, args: part.args }]
+        ? [{ id: part.toolCallId, skillName: part.skillName, toolName: part.toolName, args: part.args, ...(part.normalized ? { normalized: part.normalized } : {}) }]
         : [],
     );
     if (calls.length === 0) return [];

@@ -157,28 +157,50 @@ function toTurns(steps: Step[]): Turn[] {
  * everything else gets a generic answer and leaves the script where it is.
  *
  * What Gemini CLI 0.61.0 sends in `-p` mode (checked against the real CLI, see test/fixtures/gemini/README.md):
- * - Main conversation turns: `:streamGenerateContent?alt=sse` on the requested model, with the agent's tool
- *   list in `tools[].functionDeclarations` and the agent system prompt, and without a JSON response format.
- *   The CLI resends the whole history each turn, so the count of `role: "model"` entries names the turn.
- * - Side requests all go through the CLI's "base LLM client" as plain `:generateContent` calls without
- *   tools: the next-speaker check and the router/loop-detection/edit-correction checks ask for JSON
- *   (`generationConfig.responseMimeType: "application/json"` plus `responseJsonSchema`); the session
- *   summary (on a flash-lite model) asks for plain text. The next-speaker check resends the conversation
- *   (with its `role: "model"` entries), so counting those would misplace it in the script.
- * So a request is "main" only when it streams, carries function declarations and asks for no JSON format.
+ * - Main conversation turns: `:streamGenerateContent?alt=sse` on the requested (or routed) model, with the
+ *   agent's tools in `tools[0].functionDeclarations` (run_shell_command, invoke_agent, ..., MCP tools),
+ *   the agent system prompt and no JSON response format. The CLI resends the whole history each turn, so
+ *   the count of `role: "model"` entries in `contents` names the turn.
+ * - Subagents (the `invoke_agent` tool: generalist, codebase_investigator, cli_help) stream with tools
+ *   and a near-identical system prompt and headers too, but start from zero model turns and always
+ *   declare the `complete_task` tool, which the main agent never has. They are answered with one
+ *   `complete_task` call built from its own parameter schema, which ends the subagent at once.
+ * - Utility calls go through the CLI's "base LLM client" as plain `:generateContent` without tools: the
+ *   model router ("auto" models: `classifier`, on a flash-lite model), the next-speaker check (only with
+ *   `model.skipNextSpeakerCheck: false`), loop detection (after 30 turns), edit correction. These ask for
+ *   JSON (`generationConfig.responseMimeType: "application/json"` + `responseJsonSchema`) and get a value
+ *   made from that schema. The session summary (interactive mode or --list-sessions only) asks for text.
+ *   The next-speaker check resends the conversation with its `role: "model"` entries, so counting them
+ *   would misplace it in the script.
  * No prompt wording or model name is matched, because those change between CLI versions.
  */
 function isMainConversation(stream: boolean, body: GenerateContentBody): boolean {
-  return stream && hasFunctionDeclarations(body) && !wantsJson(body);
+  return stream && hasFunctionDeclarations(body) && !wantsJson(body) && findDeclaration(body, SUBAGENT_DONE_TOOL) === undefined;
+}
+
+const SUBAGENT_DONE_TOOL = "complete_task";
+
+interface FunctionDeclaration {
+  name?: unknown;
+  parameters?: unknown;
+  parametersJsonSchema?: unknown;
+}
+
+function declarations(body: GenerateContentBody): FunctionDeclaration[] {
+  if (!Array.isArray(body.tools)) return [];
+  return body.tools.flatMap((tool: unknown) => {
+    if (typeof tool !== "object" || tool === null) return [];
+    const decls = (tool as { functionDeclarations?: unknown }).functionDeclarations;
+    return Array.isArray(decls) ? decls.filter((d: unknown): d is FunctionDeclaration => typeof d === "object" && d !== null) : [];
+  });
+}
+
+function findDeclaration(body: GenerateContentBody, name: string): FunctionDeclaration | undefined {
+  return declarations(body).find((d) => d.name === name);
 }
 
 function hasFunctionDeclarations(body: GenerateContentBody): boolean {
-  if (!Array.isArray(body.tools)) return false;
-  return body.tools.some((tool: unknown) => {
-    if (typeof tool !== "object" || tool === null) return false;
-    const decls = (tool as { functionDeclarations?: unknown }).functionDeclarations;
-    return Array.isArray(decls) && decls.length > 0;
-  });
+  return declarations(body).length > 0;
 }
 
 function wantsJson(body: GenerateContentBody): boolean {
