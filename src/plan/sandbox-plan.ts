@@ -6,6 +6,7 @@ import type { LoadedConfig } from "../config/load.js";
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
 import { DEFAULTS, NPM_PACKAGE_SPEC, type ProviderConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
+import { CURSOR_INSTALLER_URL } from "../runtimes/cursor.js";
 import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
 import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from "../runtimes/types.js";
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
@@ -183,7 +184,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
       `${where} "${model}" is ${/^[AEIOU]/.test(vendorName(vendor)) ? "an" : "a"} ${vendorName(vendor)} model, but runtime ${adapter.name} runs ${adapter.modelVendors.map(vendorName).join("/")} models (e.g. ${adapter.defaultModel}); choose another model or runtime`,
     );
   }
-  const baseUrl = provider.setting?.baseUrl ?? input.baseUrlFromEnv;
+  const baseUrl = adapter.ownService ? undefined : (provider.setting?.baseUrl ?? input.baseUrlFromEnv);
   const short = input.runId.slice(0, 12);
 
   const { installs, skills } = planSkills(expert.key, expert.config.skills ?? {}, warnings, adapter.name);
@@ -439,7 +440,14 @@ function agentImage(input: PlanInput, installs: SkillInstall[]): ImagePlan {
   const hasCaBundle = input.caBundle.trim().length > 0;
   const dockerfile = render(
     "templates/agent.Dockerfile.hbs",
-    { baseImage: base.ref, runtime: adapter.name, hasCaBundle, skills: installs, cliSpec: `${adapter.cliPackage}@${adapter.cliVersion}` },
+    {
+      baseImage: base.ref,
+      runtime: adapter.name,
+      hasCaBundle,
+      skills: installs,
+      cliSpec: `${adapter.cliPackage}@${adapter.cliVersion}`,
+      cursorInstallerUrl: CURSOR_INSTALLER_URL,
+    },
     { runtime: readTemplateFile(`templates/runtimes/${adapter.dockerfilePartial}`) },
   );
   const contextFiles: ContextFile[] = [

@@ -4,6 +4,7 @@ import type { RuntimeName } from "../config/schema.js";
 import { RuntimeNotAvailableError } from "../errors.js";
 import { claudeCode } from "./claude-code.js";
 import { codex } from "./codex.js";
+import { cursor } from "./cursor.js";
 import { gemini } from "./gemini.js";
 import type { RuntimeAdapter } from "./types.js";
 
@@ -11,6 +12,7 @@ const AVAILABLE: Partial<Record<RuntimeName, RuntimeAdapter>> = {
   "claude-code": claudeCode,
   gemini,
   codex,
+  cursor,
 };
 
 export function runtimeAdapter(name: RuntimeName): RuntimeAdapter {

@@ -80,6 +80,8 @@ export interface RuntimeAdapter {
    * baseUrl, so one perstack.toml serves every runtime.
    */
   baseUrlEnv?: string;
+  /** The CLI reaches models through its vendor's own service: perstack's provider endpoint settings do not apply. */
+  ownService?: boolean;
   /** File under templates/runtimes/ rendered into the agent Dockerfile. */
   dockerfilePartial: string;
   /** The secret variables the provider needs with this runtime. */

@@ -8,7 +8,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
-import { startFakeAnthropic, toolResultsSent, type FakeAnthropic } from "../support/fake-anthropic-container.js";
+import { startFakeAnthropic, toolResultsSent, type FakeAnthropic } from "../support/fake-model-container.js";
 
 const docker = await requireDocker();
 

@@ -76,8 +76,8 @@ describe("bad perstack.toml inputs: one line, non-zero exit, no stack trace, not
   });
 
   it("runtimes not built yet say so, including the default", async () => {
-    await expectOneLineError(GOOD, ["run", "demo", "q"], /runtime "perstack" is not available yet in this version; use --runtime claude-code, gemini, codex$/);
-    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "cursor"], /runtime "cursor" is not available yet/);
+    await expectOneLineError(GOOD, ["run", "demo", "q"], /runtime "perstack" is not available yet in this version; use --runtime claude-code, gemini, codex, cursor$/);
+    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "docker"], /runtime "docker" \(the built-in perstack agent\) is not available yet/);
   });
 
   it("--verbose adds the stack trace", async () => {

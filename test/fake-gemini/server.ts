@@ -128,6 +128,8 @@ function uniqueId(): string {
 }
 
 const SIDE_REPLY = "OK";
+const SIDE_REASONING = "Scripted answer from the fake Gemini server.";
+const SUBAGENT_REPLY = "The fake Gemini server ends every subagent at once.";
 const EXHAUSTED_REPLY = "The fake Gemini script has no more steps.";
 
 /** What the real API calls the model in responses; any request model is echoed back as is. */
@@ -175,7 +177,8 @@ function toTurns(steps: Step[]): Turn[] {
  * No prompt wording or model name is matched, because those change between CLI versions.
  */
 function isMainConversation(stream: boolean, body: GenerateContentBody): boolean {
-  return stream && hasFunctionDeclarations(body) && !wantsJson(body) && findDeclaration(body, SUBAGENT_DONE_TOOL) === undefined;
+  const subagent = findDeclaration(body, SUBAGENT_DONE_TOOL) !== undefined;
+  return stream && hasFunctionDeclarations(body) && !wantsJson(body) && !subagent;
 }
 
 const SUBAGENT_DONE_TOOL = "complete_task";
@@ -191,7 +194,8 @@ function declarations(body: GenerateContentBody): FunctionDeclaration[] {
   return body.tools.flatMap((tool: unknown) => {
     if (typeof tool !== "object" || tool === null) return [];
     const decls = (tool as { functionDeclarations?: unknown }).functionDeclarations;
-    return Array.isArray(decls) ? decls.filter((d: unknown): d is FunctionDeclaration => typeof d === "object" && d !== null) : [];
+    if (!Array.isArray(decls)) return [];
+    return decls.filter((d: unknown): d is FunctionDeclaration => typeof d === "object" && d !== null);
   });
 }
 
@@ -223,30 +227,32 @@ function countModelTurns(body: GenerateContentBody): number {
 }
 
 /**
- * A value that satisfies a (JSON or OpenAPI-style) response schema, for the CLI's JSON side requests.
- * A few fields get the answer that keeps a scripted run on its script: the next-speaker check must say
- * "user" (a "model" answer makes the CLI send "Please continue." as an extra main turn), the loop detector
- * must see no loop, and the router's complexity score must lie in 1..100.
+ * A value that satisfies a (JSON or OpenAPI-style) schema, for the CLI's JSON side requests and the
+ * subagents' `complete_task` call. A few fields get the answer that keeps a scripted run on its script:
+ * the next-speaker check must say "user" (a "model" answer makes the CLI send "Please continue." as an
+ * extra main turn), the loop detector must see no loop (confidence 0), and the router's complexity score
+ * must lie in 1..100. Free-text fields get `text`, except that the edit corrector must get "" (it then
+ * keeps the model's own string instead of replacing it).
  */
-function sampleFromSchema(schema: unknown, key = ""): unknown {
+function sampleFromSchema(schema: unknown, text: string, key = ""): unknown {
   if (typeof schema !== "object" || schema === null) return {};
   const s = schema as {
     type?: unknown;
     enum?: unknown;
     properties?: unknown;
-    items?: unknown;
     minimum?: unknown;
     anyOf?: unknown;
   };
   if (key === "next_speaker") return "user";
   if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
-  if (Array.isArray(s.anyOf) && s.anyOf.length > 0) return sampleFromSchema(s.anyOf[0], key);
-  const type = typeof s.type === "string" ? s.type.toLowerCase() : Array.isArray(s.type) ? String(s.type[0]) : "";
+  if (Array.isArray(s.anyOf) && s.anyOf.length > 0) return sampleFromSchema(s.anyOf[0], text, key);
+  const rawType = Array.isArray(s.type) ? s.type[0] : s.type;
+  const type = typeof rawType === "string" ? rawType.toLowerCase() : typeof s.properties === "object" ? "object" : "";
   switch (type) {
     case "object": {
       const out: Record<string, unknown> = {};
       const props = typeof s.properties === "object" && s.properties !== null ? s.properties : {};
-      for (const [name, sub] of Object.entries(props)) out[name] = sampleFromSchema(sub, name);
+      for (const [name, sub] of Object.entries(props)) out[name] = sampleFromSchema(sub, text, name);
       return out;
     }
     case "array":
@@ -258,18 +264,22 @@ function sampleFromSchema(schema: unknown, key = ""): unknown {
     case "boolean":
       return false;
     case "string":
-      return key === "reasoning" || key.endsWith("_reasoning") || key.endsWith("_analysis")
-        ? "Scripted answer from the fake Gemini server."
-        : "";
+      return key.startsWith("corrected_") ? "" : text;
     default:
-      return typeof s.properties === "object" ? sampleFromSchema({ ...s, type: "object" }, key) : {};
+      return {};
   }
 }
 
 function sideParts(body: GenerateContentBody): Part[] {
+  const done = findDeclaration(body, SUBAGENT_DONE_TOOL);
+  if (done) {
+    const schema = done.parametersJsonSchema ?? done.parameters;
+    const args = sampleFromSchema(schema ?? { type: "object" }, SUBAGENT_REPLY) as Record<string, unknown>;
+    return [{ functionCall: { name: SUBAGENT_DONE_TOOL, args } }];
+  }
   if (!wantsJson(body)) return [{ text: SIDE_REPLY }];
   const schema = body.generationConfig?.responseJsonSchema ?? body.generationConfig?.responseSchema;
-  const value = schema === undefined ? {} : sampleFromSchema(schema);
+  const value = schema === undefined ? {} : sampleFromSchema(schema, SIDE_REASONING);
   return [{ text: JSON.stringify(value) }];
 }
 
@@ -408,10 +418,11 @@ function sendContent(
 
   // Like the real stream: thoughts first, then the text in pieces, function calls whole in one chunk;
   // every chunk carries usageMetadata (output counts growing), only the last one a finishReason.
+  // A thought goes out whole: the CLI takes a leading "**Subject**" of each thought chunk as its title.
   const chunks: Part[][] = [];
   for (const part of parts) {
-    if ("functionCall" in part) chunks.push([part]);
-    else for (const piece of chunk(part.text)) chunks.push([part.thought ? { thought: true, text: piece } : { text: piece }]);
+    if ("functionCall" in part || part.thought) chunks.push([part]);
+    else for (const piece of chunk(part.text)) chunks.push([{ text: piece }]);
   }
   res.writeHead(200, {
     "content-type": "text/event-stream",

@@ -26,10 +26,10 @@ describe("runtime precedence: --runtime > config runtime > default perstack", ()
   });
 
   it("fails runtimes that are not built yet with a clear message", () => {
-    for (const name of ["perstack", "docker", "cursor"] as const) {
-      expect(() => runtimeAdapter(name)).toThrow(/is not available yet in this version; use --runtime claude-code, gemini, codex/);
+    for (const name of ["perstack", "docker"] as const) {
+      expect(() => runtimeAdapter(name)).toThrow(/is not available yet in this version; use --runtime claude-code, gemini, codex, cursor/);
     }
-    for (const name of ["claude-code", "gemini", "codex"] as const) expect(runtimeAdapter(name).name).toBe(name);
+    for (const name of ["claude-code", "gemini", "codex", "cursor"] as const) expect(runtimeAdapter(name).name).toBe(name);
   });
 });
 

@@ -1,5 +1,6 @@
-// The fake Anthropic server as a project container (testcontainers), published on the host so runs reach it the
-// way users reach a local model server: baseUrl http://host.docker.internal:<port>, through the run's proxy.
+// The fake model servers (Anthropic, Gemini, OpenAI Responses) as project containers (testcontainers), published
+// on the host so runs reach them the way users reach a local model server: http://host.docker.internal:<port>,
+// through the run's proxy. All three share the script format and the /_script, /_requests control endpoints.
 import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
 import { GenericContainer, type StartedTestContainer } from "testcontainers";
@@ -7,8 +8,9 @@ import { resolveBaseImages, overridesFromEnv } from "../../src/sandbox/base-imag
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 
-const CONTEXT = fileURLToPath(new URL("../fake-anthropic/", import.meta.url));
-const IMAGE = "perstack-test/fake-anthropic:latest";
+export type FakeKind = "anthropic" | "gemini" | "openai";
+const context = (kind: FakeKind) => fileURLToPath(new URL(`../fake-${kind}/`, import.meta.url));
+const image = (kind: FakeKind) => `perstack-test/fake-${kind}:latest`;
 
 export interface FakeStep {
   text?: string;
@@ -26,7 +28,7 @@ export interface RecordedRequest {
   turn?: number;
 }
 
-export interface FakeAnthropic {
+export interface FakeModel {
   /** For the host (tests): http://127.0.0.1:<port>. */
   hostUrl: string;
   /** For perstack.toml: http://host.docker.internal:<port>. */
@@ -37,20 +39,20 @@ export interface FakeAnthropic {
   stop(): Promise<void>;
 }
 
-let built: Promise<void> | undefined;
+const built = new Map<FakeKind, Promise<void>>();
 
-async function buildImage(docker: Docker): Promise<void> {
+async function buildImage(docker: Docker, kind: FakeKind): Promise<void> {
   const base = await resolveBaseImages(docker, overridesFromEnv());
   // Docker's layer cache makes this a no-op after the first build.
-  await GenericContainer.fromDockerfile(CONTEXT).withBuildArgs({ NODE_IMAGE: base.node.ref }).withCache(true).build(IMAGE, { deleteOnExit: false });
+  await GenericContainer.fromDockerfile(context(kind)).withBuildArgs({ NODE_IMAGE: base.node.ref }).withCache(true).build(image(kind), { deleteOnExit: false });
 }
 
-export async function startFakeAnthropic(docker: Docker): Promise<FakeAnthropic> {
-  built ??= buildImage(docker);
-  await built;
-  const container: StartedTestContainer = await new GenericContainer(IMAGE)
+export async function startFakeModel(docker: Docker, kind: FakeKind): Promise<FakeModel> {
+  if (!built.has(kind)) built.set(kind, buildImage(docker, kind));
+  await built.get(kind);
+  const container: StartedTestContainer = await new GenericContainer(image(kind))
     .withExposedPorts(8080)
-    .withLabels({ "perstack.test": "fake-anthropic" })
+    .withLabels({ "perstack.test": `fake-${kind}` })
     .start();
   const port = container.getMappedPort(8080);
   const hostUrl = `http://127.0.0.1:${port}`;
@@ -70,6 +72,10 @@ export async function startFakeAnthropic(docker: Docker): Promise<FakeAnthropic>
     },
   };
 }
+
+export const startFakeAnthropic = (docker: Docker) => startFakeModel(docker, "anthropic");
+/** The Anthropic fake, the one the claude-code tests use. */
+export type FakeAnthropic = FakeModel;
 
 /** The tool_result texts the CLI sent back to the model, in order (main conversation only). */
 export function toolResultsSent(requests: RecordedRequest[]): string[] {

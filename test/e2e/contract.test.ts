@@ -1,0 +1,142 @@
+// One Expert, every CLI runtime. The same scripted conversation is played by each fake model server in its own
+// protocol: (1) a text reply with (2) a shell tool call that writes a file, (3) an MCP skill call, (4) the final
+// answer. Each runtime runs with the real CLI in its sandbox, on the SAME perstack.toml: only --runtime changes
+// (base URLs and keys come from the environment, as users already set them for these CLIs).
+//
+// Real differences between runtimes, listed rather than hidden:
+// - gemini reports no thinking and no cost; codex reports no cost; claude-code reports total_cost_usd.
+// - codex runs shell commands through `bash -lc`, which the normalized view unwraps.
+// - Native tool names differ (Bash / run_shell_command / command_execution); `normalized` makes them `exec`.
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
+import { requireDocker } from "../support/docker.js";
+import { startFakeModel, type FakeKind, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
+
+const docker = await requireDocker();
+
+const TOML = `maxRetries = 0
+[experts."contract"]
+description = "Contract expert"
+instruction = "Follow the user's request exactly."
+[experts."contract".skills."everything"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@modelcontextprotocol/server-everything@2026.8.31"
+`;
+
+const FILE_COMMAND = "echo contract > contract.txt";
+const FINAL = "Contract finished.";
+
+interface RuntimeCase {
+  runtime: "claude-code" | "gemini" | "codex";
+  fake: FakeKind;
+  baseUrlEnv: string;
+  keyEnv: string;
+  script: FakeStep[];
+}
+
+const CASES: RuntimeCase[] = [
+  {
+    runtime: "claude-code",
+    fake: "anthropic",
+    baseUrlEnv: "ANTHROPIC_BASE_URL",
+    keyEnv: "ANTHROPIC_API_KEY",
+    script: [
+      { text: "I will write the file.", toolUse: [{ name: "Bash", input: { command: FILE_COMMAND, description: "Write the file" } }] },
+      { toolUse: [{ name: "mcp__everything__echo", input: { message: "contract ping" } }] },
+      { text: FINAL },
+    ],
+  },
+  {
+    runtime: "gemini",
+    fake: "gemini",
+    baseUrlEnv: "GOOGLE_GEMINI_BASE_URL",
+    keyEnv: "GEMINI_API_KEY",
+    script: [
+      { text: "I will write the file.", toolUse: [{ name: "run_shell_command", input: { command: FILE_COMMAND, description: "Write the file" } }] },
+      { toolUse: [{ name: "GEMINI_MCP_ECHO", input: { message: "contract ping" } }] },
+      { text: FINAL },
+    ],
+  },
+  {
+    runtime: "codex",
+    fake: "openai",
+    baseUrlEnv: "OPENAI_BASE_URL",
+    keyEnv: "OPENAI_API_KEY",
+    script: [
+      { text: "I will write the file.", toolUse: [{ name: "CODEX_SHELL", input: { cmd: FILE_COMMAND } }] },
+      { toolUse: [{ name: "CODEX_MCP_ECHO", input: { message: "contract ping" } }] },
+      { text: FINAL },
+    ],
+  },
+];
+
+/** The run events in order, without the sandbox's own (docker*, proxyAccess) and retries. */
+const runEventTypes = (events: Array<{ type: string }>) =>
+  events.map((e) => e.type).filter((t) => !t.startsWith("docker") && t !== "proxyAccess" && t !== "retry");
+
+describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () => {
+  const engine = docker!;
+  const fakes = new Map<FakeKind, FakeModel>();
+  const workspaces: string[] = [];
+
+  beforeAll(async () => {
+    for (const kind of ["anthropic", "gemini", "openai"] as const) fakes.set(kind, await startFakeModel(engine, kind));
+  });
+  afterAll(async () => {
+    await Promise.all([...fakes.values()].map((f) => f.stop()));
+    for (const dir of workspaces) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Every base URL and key at once: switching runtimes changes nothing but --runtime. */
+  const env = () => Object.fromEntries(CASES.flatMap((c) => [[c.baseUrlEnv, fakes.get(c.fake)!.sandboxUrl], [c.keyEnv, `fake-${c.runtime}-key`]]));
+
+  const results = new Map<string, { types: string[]; tools: string[]; args: unknown[] }>();
+
+  for (const c of CASES) {
+    it(`${c.runtime}: completes the scripted conversation with the real CLI`, async () => {
+      const fake = fakes.get(c.fake)!;
+      await fake.script(c.script);
+      const ws = makeWorkspace(TOML, `perstack-contract-${c.runtime}-`);
+      workspaces.push(ws);
+      const result = await runCli(["run", "contract", "write contract.txt, then ping", "--runtime", c.runtime], { cwd: ws, env: env() });
+      expect(result.exitCode, result.all).toBe(0);
+
+      expect(readFileSync(join(ws, "contract.txt"), "utf8")).toBe("contract\n");
+      const [job] = readJobs(ws);
+      expect(job!.job.status).toBe("completed");
+      expect(job!.job.usage.totalTokens).toBeGreaterThan(0);
+      const final = job!.checkpoints.find((cp) => cp.status === "completed")!;
+      expect(JSON.stringify(final.messages.at(-1))).toContain(FINAL);
+
+      // Telemetry is off: the only host any request went to is the configured upstream.
+      const access = job!.events.filter((e) => e.type === "proxyAccess");
+      expect(access.length).toBeGreaterThan(0);
+      expect(access.every((e) => e.action === "allowed" && e.reason === "configured-upstream")).toBe(true);
+
+      const calls = job!.events.flatMap((e) => (e.type === "callTools" ? (e.toolCalls as Array<{ skillName: string; toolName: string; args: unknown; normalized?: { toolName: string; args: unknown } }>) : []));
+      results.set(c.runtime, {
+        types: runEventTypes(job!.events),
+        tools: calls.map((call) => (call.normalized ? call.normalized.toolName : `${call.skillName}/${call.toolName}`)),
+        args: calls.map((call) => (call.normalized ? call.normalized.args : call.args)),
+      });
+      expect(existsSync(join(ws, "perstack", "jobs"))).toBe(true);
+    });
+  }
+
+  it("yields the same event sequence, tool names and argument shapes on every runtime", () => {
+    const expected = {
+      types: [
+        "initializeRuntime", "startRun",
+        "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
+        "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
+        "startGeneration", "completeRun",
+      ],
+      tools: ["exec", "everything/echo"],
+      args: [{ command: FILE_COMMAND }, { message: "contract ping" }],
+    };
+    for (const c of CASES) expect(results.get(c.runtime), c.runtime).toEqual(expected);
+  });
+});
