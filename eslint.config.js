@@ -7,7 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     // Build-time helper scripts run by node inside images.
-    files: ["templates/files/**/*.mjs"],
+    files: ["templates/files/**/*.mjs", "test/cursor-standin/**/*.mjs"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
   {

@@ -189,7 +189,7 @@ export class CursorStreamParser implements StreamParser {
         id,
         skillName,
         toolName,
-        result: [{ type: "textPart", text: failure !== undefined ? stringify(failure) : stringify(success ?? outcome ?? {}) }],
+        result: [{ type: "textPart", text: failure !== undefined ? stringify(failure) : successText(success ?? outcome ?? {}) }],
         ...(failure !== undefined ? { isError: true } : {}),
       };
       return this.recorder.toolResults([result]);
@@ -226,6 +226,11 @@ export function cursorUsage(usage: Json | undefined): Usage | undefined {
   const input = num(usage.inputTokens) + cached + num(usage.cacheWriteTokens);
   const output = num(usage.outputTokens);
   return { inputTokens: input, outputTokens: output, reasoningTokens: 0, totalTokens: input + output, cachedInputTokens: cached };
+}
+
+/** MCP results carry their text as `content`; built-in tools report a structured success object. */
+function successText(success: Json): string {
+  return typeof success.content === "string" ? success.content : JSON.stringify(success);
 }
 
 function stringify(value: unknown): string {

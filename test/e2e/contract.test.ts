@@ -6,13 +6,17 @@
 // Real differences between runtimes, listed rather than hidden:
 // - gemini reports no thinking and no cost; codex reports no cost; claude-code reports total_cost_usd.
 // - codex runs shell commands through `bash -lc`, which the normalized view unwraps.
-// - Native tool names differ (Bash / run_shell_command / command_execution); `normalized` makes them `exec`.
+// - Native tool names differ (Bash / run_shell_command / command_execution / shellToolCall); `normalized` makes
+//   them all `exec`.
+// - cursor runs a stand-in executable (its installer needs cursor.com): verified at the format level, with the
+//   stand-in checking it got the real CLI's flags, env and mcp.json and doing the file write and MCP call for real.
+//   It talks to no model, so no proxy traffic is expected from it.
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
-import { startFakeModel, type FakeKind, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
+import { cursorStandinBase, startFakeModel, type FakeKind, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
 
 const docker = await requireDocker();
 
@@ -30,9 +34,9 @@ const FILE_COMMAND = "echo contract > contract.txt";
 const FINAL = "Contract finished.";
 
 interface RuntimeCase {
-  runtime: "claude-code" | "gemini" | "codex";
-  fake: FakeKind;
-  baseUrlEnv: string;
+  runtime: "claude-code" | "gemini" | "codex" | "cursor";
+  fake?: FakeKind;
+  baseUrlEnv?: string;
   keyEnv: string;
   script: FakeStep[];
 }
@@ -71,6 +75,7 @@ const CASES: RuntimeCase[] = [
       { text: FINAL },
     ],
   },
+  { runtime: "cursor", keyEnv: "CURSOR_API_KEY", script: [] },
 ];
 
 /** The run events in order, without the sandbox's own (docker*, proxyAccess) and retries. */
@@ -81,9 +86,11 @@ describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () =>
   const engine = docker!;
   const fakes = new Map<FakeKind, FakeModel>();
   const workspaces: string[] = [];
+  let standinBase = "";
 
   beforeAll(async () => {
     for (const kind of ["anthropic", "gemini", "openai"] as const) fakes.set(kind, await startFakeModel(engine, kind));
+    standinBase = await cursorStandinBase(engine);
   });
   afterAll(async () => {
     await Promise.all([...fakes.values()].map((f) => f.stop()));
@@ -91,17 +98,24 @@ describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () =>
   });
 
   /** Every base URL and key at once: switching runtimes changes nothing but --runtime. */
-  const env = () => Object.fromEntries(CASES.flatMap((c) => [[c.baseUrlEnv, fakes.get(c.fake)!.sandboxUrl], [c.keyEnv, `fake-${c.runtime}-key`]]));
+  const env = () =>
+    Object.fromEntries(
+      CASES.flatMap((c) => [
+        ...(c.baseUrlEnv && c.fake ? [[c.baseUrlEnv, fakes.get(c.fake)!.sandboxUrl]] : []),
+        [c.keyEnv, `fake-${c.runtime}-key`],
+      ]),
+    );
 
   const results = new Map<string, { types: string[]; tools: string[]; args: unknown[] }>();
 
   for (const c of CASES) {
     it(`${c.runtime}: completes the scripted conversation with the real CLI`, async () => {
-      const fake = fakes.get(c.fake)!;
-      await fake.script(c.script);
+      if (c.fake) await fakes.get(c.fake)!.script(c.script);
       const ws = makeWorkspace(TOML, `perstack-contract-${c.runtime}-`);
       workspaces.push(ws);
-      const result = await runCli(["run", "contract", "write contract.txt, then ping", "--runtime", c.runtime], { cwd: ws, env: env() });
+      // Only the cursor stand-in needs a different base image: test infrastructure, not configuration.
+      const extra = c.runtime === "cursor" ? { PERSTACK_BASE_IMAGE_NODE: standinBase } : {};
+      const result = await runCli(["run", "contract", "write contract.txt, then ping", "--runtime", c.runtime], { cwd: ws, env: { ...env(), ...extra } });
       expect(result.exitCode, result.all).toBe(0);
 
       expect(readFileSync(join(ws, "contract.txt"), "utf8")).toBe("contract\n");
@@ -113,8 +127,18 @@ describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () =>
 
       // Telemetry is off: the only host any request went to is the configured upstream.
       const access = job!.events.filter((e) => e.type === "proxyAccess");
-      expect(access.length).toBeGreaterThan(0);
+      if (c.fake) expect(access.length).toBeGreaterThan(0);
       expect(access.every((e) => e.action === "allowed" && e.reason === "configured-upstream")).toBe(true);
+      if (c.runtime === "cursor") {
+        const seen = JSON.parse(readFileSync(join(ws, ".cursor-standin.json"), "utf8"));
+        expect(seen.argv.slice(0, 10)).toEqual(["-p", "--output-format", "stream-json", "--force", "--trust", "--approve-mcps", "--model", "auto", "--workspace", "/workspace"]);
+        expect(seen.argv[10]).toContain("Follow the user's request exactly.");
+        expect(seen.argv[10]).toMatch(/write contract.txt, then ping$/);
+        expect(seen.mcp).toEqual({ mcpServers: { everything: { command: "/opt/perstack/skills/everything/entry", args: [], env: {} } } });
+        expect(seen.envNames).toContain("CURSOR_API_KEY");
+        expect(seen.envNames).not.toContain("ANTHROPIC_API_KEY");
+        expect(seen.uid).toBe(1000);
+      }
 
       const calls = job!.events.flatMap((e) => (e.type === "callTools" ? (e.toolCalls as Array<{ skillName: string; toolName: string; args: unknown; normalized?: { toolName: string; args: unknown } }>) : []));
       results.set(c.runtime, {

@@ -176,9 +176,9 @@ function toTurns(steps: Step[]): Turn[] {
  *   would misplace it in the script.
  * No prompt wording or model name is matched, because those change between CLI versions.
  */
-function isMainConversation(stream: boolean, body: GenerateContentBody): boolean {
+function isMainConversation(body: GenerateContentBody): boolean {
   const subagent = findDeclaration(body, SUBAGENT_DONE_TOOL) !== undefined;
-  return stream && hasFunctionDeclarations(body) && !wantsJson(body) && !subagent;
+  return hasFunctionDeclarations(body) && !wantsJson(body) && !subagent;
 }
 
 const SUBAGENT_DONE_TOOL = "complete_task";
@@ -434,7 +434,7 @@ function sendContent(
     const partial: Usage = last
       ? usage
       : { promptTokenCount: usage.promptTokenCount, candidatesTokenCount: 0, totalTokenCount: usage.promptTokenCount };
-    res.write(`data: ${JSON.stringify(response(chunkParts, last, partial))}\r\n\r\n`);
+    res.write(`data: ${JSON.stringify(response(chunkParts, last, partial))}\n\n`);
   });
   res.end();
 }
@@ -465,12 +465,18 @@ export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGe
   let attempts = new Map<number, number>();
   let requests: RecordedRequest[] = [];
 
-  function answerMain(res: ServerResponse, model: string, body: GenerateContentBody, turnIndex: number): void {
+  function answerMain(
+    res: ServerResponse,
+    stream: boolean,
+    model: string,
+    body: GenerateContentBody,
+    turnIndex: number,
+  ): void {
     const attempt = (attempts.get(turnIndex) ?? 0) + 1;
     attempts.set(turnIndex, attempt);
     const turn = turns[turnIndex];
     if (!turn) {
-      sendContent(res, true, model, body, [{ text: EXHAUSTED_REPLY }], turnIndex);
+      sendContent(res, stream, model, body, [{ text: EXHAUSTED_REPLY }], turnIndex);
       return;
     }
     let budget = attempt;
@@ -483,7 +489,7 @@ export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGe
       budget -= times;
     }
     const parts = turn.reply ? buildParts(turn.reply) : [{ text: EXHAUSTED_REPLY }];
-    sendContent(res, true, model, body, parts, turnIndex);
+    sendContent(res, stream, model, body, parts, turnIndex);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -536,10 +542,10 @@ export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGe
       const body = parsed.value as GenerateContentBody;
       if (action === "streamGenerateContent" || action === "generateContent") {
         const stream = action === "streamGenerateContent";
-        if (isMainConversation(stream, body)) {
+        if (isMainConversation(body)) {
           record.kind = "main";
           record.turn = countModelTurns(body);
-          answerMain(res, model, body, record.turn);
+          answerMain(res, stream, model, body, record.turn);
         } else {
           record.kind = "side";
           sendContent(res, stream, model, body, sideParts(body));

@@ -98,3 +98,18 @@ export function toolResultsSent(requests: RecordedRequest[]): string[] {
   }
   return texts;
 }
+
+const STANDIN_IMAGE = "perstack-test/node-cursor-standin:latest";
+
+/**
+ * A node base image with the cursor-agent stand-in; runs of the cursor runtime built FROM it (via
+ * PERSTACK_BASE_IMAGE_NODE) use the stand-in instead of Cursor's installer.
+ */
+export async function cursorStandinBase(docker: Docker): Promise<string> {
+  const base = await resolveBaseImages(docker, overridesFromEnv());
+  await GenericContainer.fromDockerfile(fileURLToPath(new URL("../cursor-standin/", import.meta.url)))
+    .withBuildArgs({ NODE_IMAGE: base.node.ref })
+    .withCache(true)
+    .build(STANDIN_IMAGE, { deleteOnExit: false });
+  return STANDIN_IMAGE;
+}
