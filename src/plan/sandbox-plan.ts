@@ -237,7 +237,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     runId: input.runId,
     allowlist,
     squidDomains: allowlist.map((p) => (p.startsWith("*.") ? p.slice(1) : p)),
-    upstreams: upstreams.map((u) => ({ ...u, isHttps: u.scheme === "https" })),
+    upstreams,
   });
 
   const env = planEnv(input, experts, provider, adapter, invocation, proxyUrl);

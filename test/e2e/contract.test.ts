@@ -60,7 +60,7 @@ const CASES: RuntimeCase[] = [
     keyEnv: "GEMINI_API_KEY",
     script: [
       { text: "I will write the file.", toolUse: [{ name: "run_shell_command", input: { command: FILE_COMMAND, description: "Write the file" } }] },
-      { toolUse: [{ name: "GEMINI_MCP_ECHO", input: { message: "contract ping" } }] },
+      { toolUse: [{ name: "mcp_everything_echo", input: { message: "contract ping" } }] },
       { text: FINAL },
     ],
   },

@@ -1,0 +1,706 @@
+// A scripted stand-in for the OpenAI Responses API, so agent CLIs (Codex) can be driven through a
+// deterministic conversation without network access or a real key.
+//
+// Runs directly under Node 22 type stripping (`node --disable-warning=ExperimentalWarning server.ts`; Node
+// before 22.18 also needs --experimental-strip-types), so it must stay dependency-free and use erasable
+// TypeScript only: no enums, namespaces or parameter properties, and only `import type` for types.
+// As a program it listens on $HOST:$PORT (default 0.0.0.0:8080); tests import startFakeOpenAI() instead.
+//
+// API endpoints (with or without the /v1 prefix, so a provider base_url may end in /v1 or not):
+//   POST /v1/responses   `stream: true`: SSE (`event: <type>\ndata: {...}\n\n`); otherwise one Response object
+//
+// Control endpoints (not part of the OpenAI API), the same as the fake Anthropic server's:
+//   POST /_script   {"steps": Step[]}  replace the script; also clears the turn state and the request log
+//   GET  /_requests                    every API request received since the last /_script (secrets redacted)
+//   GET  /health                       200 "ok"
+
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { randomBytes } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+
+export interface ToolUseSpec {
+  /**
+   * The function name. For a tool the request offers inside a `namespace` tool (Codex 0.169 sends each MCP
+   * server's tools as namespace `mcp__<server>` holding functions named after the tools), the flat name
+   * `mcp__<server>__<tool>` is accepted too and sent as `{namespace: "mcp__<server>", name: "<tool>"}`, so
+   * one script can drive Claude Code (which uses that flat name) and Codex alike.
+   */
+  name: string;
+  input: Record<string, unknown>;
+}
+
+export interface ErrorSpec {
+  status: number;
+  /**
+   * The OpenAI error `type` (`server_error`, `invalid_request_error`, `requests`, ...). Anthropic-style types
+   * (`api_error`, `authentication_error`, `rate_limit_error`, ...) and Google status strings (`INTERNAL`, ...)
+   * are accepted too and replaced by the OpenAI type that matches the HTTP status, so one script can drive
+   * every fake. The `code` is derived from the status (see errorBody()).
+   */
+  type: string;
+  message: string;
+}
+
+/**
+ * One entry of the script, the same shape as the fake Anthropic server's. A "reply" step has text,
+ * thinking and/or toolUse; an "error" step has error. Error steps do not use up a conversation turn: they
+ * are attached to the reply step that follows them and answer that turn's first attempts (`times` each,
+ * or every attempt when `times` is absent).
+ */
+export interface Step {
+  text?: string;
+  /** Sent as a `reasoning` output item with one summary part (Codex shows it as a `reasoning` item). */
+  thinking?: string;
+  /** Each becomes a `function_call` output item: `call_id` unique for the server's lifetime, `arguments` = JSON. */
+  toolUse?: ToolUseSpec[];
+  error?: ErrorSpec;
+  times?: number;
+  /** Sent as the `x-should-retry` header, like the real API does for some errors (Codex 0.169 ignores it). */
+  shouldRetry?: boolean;
+}
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  /**
+   * How the server classified the request: a main-conversation turn, a side request (compaction, subagent
+   * or any other non-turn request, answered generically), or anything else (unknown paths, WebSocket
+   * upgrade attempts).
+   */
+  kind: "main" | "side" | "other";
+  /** For main requests: the conversation turn (number of earlier model responses in `input`, see countModelTurns). */
+  turn?: number;
+  receivedAt: string;
+}
+
+export interface FakeOpenAIOptions {
+  port?: number;
+  host?: string;
+}
+
+export interface FakeOpenAIHandle {
+  url: string;
+  port: number;
+  close: () => Promise<void>;
+}
+
+interface Turn {
+  errors: Step[];
+  reply: Step | undefined;
+}
+
+interface ReasoningItem {
+  type: "reasoning";
+  id: string;
+  summary: Array<{ type: "summary_text"; text: string }>;
+  encrypted_content: string;
+}
+
+interface MessageItem {
+  type: "message";
+  id: string;
+  status: "completed";
+  role: "assistant";
+  content: Array<{ type: "output_text"; text: string; annotations: unknown[]; logprobs: unknown[] }>;
+}
+
+interface FunctionCallItem {
+  type: "function_call";
+  id: string;
+  status: "completed";
+  call_id: string;
+  name: string;
+  namespace?: string;
+  arguments: string;
+}
+
+type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
+
+interface ResponsesBody {
+  model?: unknown;
+  instructions?: unknown;
+  input?: unknown;
+  tools?: unknown;
+  tool_choice?: unknown;
+  parallel_tool_calls?: unknown;
+  reasoning?: unknown;
+  store?: unknown;
+  stream?: unknown;
+  client_metadata?: unknown;
+}
+
+interface ErrorBody {
+  error: { message: string; type: string; param: null; code: string | null };
+}
+
+// Lives for the whole process, not per script: call ids must stay unique across a conversation, and tests
+// may reuse one server for many runs.
+let idCounter = 0;
+
+function uniqueId(prefix: string): string {
+  idCounter += 1;
+  return `${prefix}_fake_${idCounter}_${randomBytes(6).toString("hex")}`;
+}
+
+const SIDE_REPLY = "OK";
+const EXHAUSTED_REPLY = "The fake OpenAI script has no more steps.";
+
+/** Groups the flat step list into turns: error steps attach to the next reply step. */
+function toTurns(steps: Step[]): Turn[] {
+  const turns: Turn[] = [];
+  let pendingErrors: Step[] = [];
+  for (const step of steps) {
+    if (step.error) {
+      pendingErrors.push(step);
+      continue;
+    }
+    turns.push({ errors: pendingErrors, reply: step });
+    pendingErrors = [];
+  }
+  // Trailing errors still answer the next turn; once used up, that turn gets the "exhausted" reply.
+  if (pendingErrors.length > 0) turns.push({ errors: pendingErrors, reply: undefined });
+  return turns;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Codex's per-request metadata: the `x-codex-turn-metadata` header, or the same JSON in `client_metadata`. */
+function turnMetadata(req: IncomingMessage, body: ResponsesBody): Record<string, unknown> | undefined {
+  const header = req.headers["x-codex-turn-metadata"];
+  const fromBody = isObject(body.client_metadata) ? body.client_metadata["x-codex-turn-metadata"] : undefined;
+  const raw = typeof header === "string" ? header : typeof fromBody === "string" ? fromBody : undefined;
+  if (raw === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    return isObject(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Decides whether a /v1/responses request is a turn of the main conversation, whose answer comes from the
+ * script; everything else gets a short generic reply and leaves the script where it is.
+ *
+ * What Codex 0.169.0 sends (checked against the real CLI): every request carries an `x-codex-turn-metadata`
+ * header (the same JSON is repeated in `client_metadata`) with `request_kind` (`"turn"` for the main
+ * conversation's model turns) and `agent_name` (`"/root"` for the main agent). Subagents spawned with the
+ * multi_agent_v1 tools start their own conversation from zero model turns, so they would replay the script
+ * from its first step; they are recognised by the `x-openai-subagent` / `x-codex-parent-thread-id` headers
+ * or an `agent_name` other than "/root". Requests with another `request_kind` (such as the history
+ * summary of a local compaction) are side requests too. A request without Codex metadata (another client,
+ * a unit test) counts as a main turn. No prompt wording is matched, because it changes between versions.
+ */
+function isMainConversation(req: IncomingMessage, body: ResponsesBody): boolean {
+  if (req.headers["x-openai-subagent"] !== undefined) return false;
+  if (req.headers["x-codex-parent-thread-id"] !== undefined) return false;
+  const meta = turnMetadata(req, body);
+  if (!meta) return true;
+  if (meta.request_kind !== undefined && meta.request_kind !== "turn") return false;
+  if (typeof meta.agent_name === "string" && meta.agent_name !== "/root") return false;
+  if (meta.parent_thread_id !== undefined || meta.subagent_kind !== undefined) return false;
+  return true;
+}
+
+/** Item types the model produces (as opposed to user/developer messages and tool outputs the client adds). */
+function isModelOutput(item: unknown): boolean {
+  if (!isObject(item)) return false;
+  switch (item.type) {
+    case "message":
+      return item.role === "assistant";
+    case "reasoning":
+    case "function_call":
+    case "custom_tool_call":
+    case "local_shell_call":
+    case "web_search_call":
+    case "tool_search_call":
+    case "image_generation_call":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * The turn index of a main request: how many model responses its `input` already holds.
+ *
+ * Codex resends the whole conversation on every request (`store: false`, no previous_response_id). One model
+ * response becomes a run of consecutive output items in `input` (reasoning, assistant message, function
+ * calls), followed by what the client adds (function_call_output items, or a new user message). So one turn
+ * = one maximal run of model-output items; a run is ended by any other item. Codex 0.169 records all calls
+ * of one response before their outputs (`fc1, fc2, out1, out2`), so several tool calls in one step still
+ * count as one turn, and a retried request carries the same input and so gets the same step.
+ */
+function countModelTurns(body: ResponsesBody): number {
+  if (!Array.isArray(body.input)) return 0;
+  let turns = 0;
+  let inRun = false;
+  for (const item of body.input) {
+    const output = isModelOutput(item);
+    if (output && !inRun) turns += 1;
+    inRun = output;
+  }
+  return turns;
+}
+
+/** A rough token estimate: the CLI only needs plausible non-zero numbers for its usage totals. */
+function estimateTokens(value: unknown): number {
+  const text = typeof value === "string" ? value : JSON.stringify(value ?? "");
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "api-key", "x-api-key", "openai-api-key"]);
+
+function redactHeaders(headers: IncomingMessage["headers"]): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    out[name] = SECRET_HEADERS.has(name) ? "<redacted>" : value;
+  }
+  return out;
+}
+
+/** Namespace tools the request offers (`{type: "namespace", name, tools: [{name}]}`), by namespace name. */
+function namespaceTools(body: ResponsesBody): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  if (!Array.isArray(body.tools)) return out;
+  for (const tool of body.tools) {
+    if (!isObject(tool) || tool.type !== "namespace" || typeof tool.name !== "string") continue;
+    const names = new Set<string>();
+    if (Array.isArray(tool.tools)) {
+      for (const inner of tool.tools) if (isObject(inner) && typeof inner.name === "string") names.add(inner.name);
+    }
+    out.set(tool.name, names);
+  }
+  return out;
+}
+
+/** Maps a flat `<namespace>__<tool>` name onto a namespace tool of the request, if there is one. */
+function resolveToolName(name: string, namespaces: Map<string, Set<string>>): { name: string; namespace?: string } {
+  for (const [namespace, tools] of namespaces) {
+    const prefix = `${namespace}__`;
+    if (!name.startsWith(prefix)) continue;
+    const inner = name.slice(prefix.length);
+    // MCP tool names with dashes are offered with underscores (get-sum -> get_sum).
+    for (const candidate of [inner, inner.replace(/-/g, "_")]) {
+      if (tools.has(candidate)) return { name: candidate, namespace };
+    }
+  }
+  return { name };
+}
+
+function buildItems(step: Step, body: ResponsesBody): OutputItem[] {
+  const items: OutputItem[] = [];
+  if (step.thinking !== undefined) {
+    // Real encrypted_content is opaque; Codex only stores it and sends it back, never reads it.
+    const encrypted = Buffer.from(`fake-reasoning-${uniqueId("enc")}`).toString("base64");
+    items.push({
+      type: "reasoning",
+      id: uniqueId("rs"),
+      summary: [{ type: "summary_text", text: step.thinking }],
+      encrypted_content: encrypted,
+    });
+  }
+  if (step.text !== undefined) items.push(messageItem(step.text));
+  const namespaces = namespaceTools(body);
+  for (const tool of step.toolUse ?? []) {
+    const resolved = resolveToolName(tool.name, namespaces);
+    const call: FunctionCallItem = {
+      type: "function_call",
+      id: uniqueId("fc"),
+      status: "completed",
+      call_id: uniqueId("call"),
+      name: resolved.name,
+      arguments: JSON.stringify(tool.input),
+    };
+    if (resolved.namespace !== undefined) call.namespace = resolved.namespace;
+    items.push(call);
+  }
+  if (items.length === 0) items.push(messageItem(""));
+  return items;
+}
+
+function messageItem(text: string): MessageItem {
+  return {
+    type: "message",
+    id: uniqueId("msg"),
+    status: "completed",
+    role: "assistant",
+    content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
+  };
+}
+
+/** Splits a string into a few pieces, so clients have to join deltas like they do with the real API. */
+function chunk(text: string, pieces = 3): string[] {
+  if (text.length === 0) return [""];
+  const size = Math.max(1, Math.ceil(text.length / pieces));
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(payload),
+    "x-request-id": uniqueId("req"),
+    ...headers,
+  });
+  res.end(payload);
+}
+
+const NON_OPENAI_TYPES = new Set([
+  "api_error",
+  "authentication_error",
+  "permission_error",
+  "not_found_error",
+  "rate_limit_error",
+  "overloaded_error",
+  "request_too_large",
+  "error",
+]);
+
+/**
+ * The OpenAI error body for an error step: `{"error":{"message","type","param":null,"code"}}`, with the
+ * type and code the real API uses for that status (401 invalid_request_error/invalid_api_key, 403
+ * permission, 404 model_not_found, 429 requests/rate_limit_exceeded, 5xx server_error).
+ */
+function errorBody(error: ErrorSpec): ErrorBody {
+  let type: string;
+  let code: string | null = null;
+  const { status } = error;
+  if (status === 401) {
+    type = "invalid_request_error";
+    code = "invalid_api_key";
+  } else if (status === 403) {
+    type = "invalid_request_error";
+    code = "unsupported_country_region_territory";
+  } else if (status === 404) {
+    type = "invalid_request_error";
+    code = "model_not_found";
+  } else if (status === 429) {
+    type = "requests";
+    code = "rate_limit_exceeded";
+  } else if (status >= 500) {
+    type = "server_error";
+    code = "server_error";
+  } else {
+    type = "invalid_request_error";
+  }
+  const given = error.type;
+  const foreign = NON_OPENAI_TYPES.has(given) || /^[A-Z][A-Z_]*$/.test(given);
+  if (given.length > 0 && !foreign) type = given;
+  return { error: { message: error.message, type, param: null, code } };
+}
+
+function sendError(res: ServerResponse, error: ErrorSpec, shouldRetry?: boolean): void {
+  const headers: Record<string, string> = error.status === 429 ? { "retry-after": "0" } : {};
+  if (shouldRetry !== undefined) headers["x-should-retry"] = String(shouldRetry);
+  sendJson(res, error.status, errorBody(error), headers);
+}
+
+function usageFor(body: ResponsesBody, items: OutputItem[]): Record<string, unknown> {
+  const inputTokens = estimateTokens({ instructions: body.instructions, input: body.input, tools: body.tools });
+  const reasoningTokens = items
+    .filter((item): item is ReasoningItem => item.type === "reasoning")
+    .reduce((sum, item) => sum + estimateTokens(item.summary[0]?.text ?? ""), 0);
+  const outputTokens = estimateTokens(items.filter((item) => item.type !== "reasoning")) + reasoningTokens;
+  // The real API reports the conversation prefix it has seen before as cached; half is a plausible stand-in.
+  const cachedTokens = Math.max(1, Math.floor(inputTokens / 2));
+  return {
+    input_tokens: inputTokens,
+    input_tokens_details: { cached_tokens: cachedTokens },
+    output_tokens: outputTokens,
+    output_tokens_details: { reasoning_tokens: reasoningTokens },
+    total_tokens: inputTokens + outputTokens,
+  };
+}
+
+function responseObject(
+  id: string,
+  body: ResponsesBody,
+  status: "in_progress" | "completed",
+  output: OutputItem[],
+  usage: Record<string, unknown> | null,
+): Record<string, unknown> {
+  return {
+    id,
+    object: "response",
+    created_at: Math.floor(Date.now() / 1000),
+    status,
+    error: null,
+    incomplete_details: null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: null,
+    model: typeof body.model === "string" ? body.model : "gpt-fake",
+    output,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: null,
+    reasoning: isObject(body.reasoning) ? { effort: null, summary: null, ...body.reasoning } : { effort: null, summary: null },
+    store: body.store ?? false,
+    temperature: 1,
+    text: { format: { type: "text" } },
+    tool_choice: body.tool_choice ?? "auto",
+    tools: Array.isArray(body.tools) ? body.tools : [],
+    top_p: 1,
+    truncation: "disabled",
+    usage,
+    user: null,
+    metadata: {},
+  };
+}
+
+function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputItem[]): void {
+  const id = uniqueId("resp");
+  const usage = usageFor(body, items);
+
+  if (body.stream !== true) {
+    sendJson(res, 200, responseObject(id, body, "completed", items, usage));
+    return;
+  }
+
+  res.writeHead(200, {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-request-id": uniqueId("req"),
+  });
+  let sequence = 0;
+  const emit = (type: string, data: Record<string, unknown>): void => {
+    res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence, ...data })}\n\n`);
+    sequence += 1;
+  };
+
+  emit("response.created", { response: responseObject(id, body, "in_progress", [], null) });
+  emit("response.in_progress", { response: responseObject(id, body, "in_progress", [], null) });
+
+  items.forEach((item, outputIndex) => {
+    const base = { item_id: item.id, output_index: outputIndex };
+    if (item.type === "reasoning") {
+      emit("response.output_item.added", { output_index: outputIndex, item: { ...item, summary: [] } });
+      item.summary.forEach((part, summaryIndex) => {
+        emit("response.reasoning_summary_part.added", {
+          ...base,
+          summary_index: summaryIndex,
+          part: { type: "summary_text", text: "" },
+        });
+        for (const piece of chunk(part.text)) {
+          emit("response.reasoning_summary_text.delta", { ...base, summary_index: summaryIndex, delta: piece });
+        }
+        emit("response.reasoning_summary_text.done", { ...base, summary_index: summaryIndex, text: part.text });
+        emit("response.reasoning_summary_part.done", { ...base, summary_index: summaryIndex, part });
+      });
+    } else if (item.type === "message") {
+      emit("response.output_item.added", {
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", content: [] },
+      });
+      item.content.forEach((part, contentIndex) => {
+        const at = { ...base, content_index: contentIndex };
+        emit("response.content_part.added", { ...at, part: { type: "output_text", text: "", annotations: [] } });
+        for (const piece of chunk(part.text)) {
+          emit("response.output_text.delta", { ...at, delta: piece, logprobs: [] });
+        }
+        emit("response.output_text.done", { ...at, text: part.text, logprobs: [] });
+        emit("response.content_part.done", { ...at, part: { type: "output_text", text: part.text, annotations: [] } });
+      });
+    } else {
+      emit("response.output_item.added", {
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", arguments: "" },
+      });
+      for (const piece of chunk(item.arguments)) {
+        emit("response.function_call_arguments.delta", { ...base, delta: piece });
+      }
+      emit("response.function_call_arguments.done", { ...base, name: item.name, arguments: item.arguments });
+    }
+    emit("response.output_item.done", { output_index: outputIndex, item });
+  });
+
+  emit("response.completed", { response: responseObject(id, body, "completed", items, usage) });
+  res.end();
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    req.on("data", (part: Buffer) => parts.push(part));
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function parseJson(raw: string): { ok: true; value: unknown } | { ok: false } {
+  if (raw.length === 0) return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(raw) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function isResponsesPath(pathname: string): boolean {
+  return pathname === "/v1/responses" || pathname === "/responses";
+}
+
+export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIHandle> {
+  let turns: Turn[] = [];
+  // Attempts per turn index, so the CLI's own retries of one turn walk through that turn's error steps.
+  let attempts = new Map<number, number>();
+  let requests: RecordedRequest[] = [];
+
+  function record(req: IncomingMessage, body: unknown): RecordedRequest {
+    const entry: RecordedRequest = {
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      headers: redactHeaders(req.headers),
+      body,
+      kind: "other",
+      receivedAt: new Date().toISOString(),
+    };
+    requests.push(entry);
+    return entry;
+  }
+
+  function answerMain(res: ServerResponse, body: ResponsesBody, turnIndex: number): void {
+    const attempt = (attempts.get(turnIndex) ?? 0) + 1;
+    attempts.set(turnIndex, attempt);
+    const turn = turns[turnIndex];
+    if (!turn) {
+      sendResponse(res, body, [messageItem(EXHAUSTED_REPLY)]);
+      return;
+    }
+    let budget = attempt;
+    for (const step of turn.errors) {
+      const times = step.times ?? Number.POSITIVE_INFINITY;
+      if (budget <= times && step.error) {
+        sendError(res, step.error, step.shouldRetry);
+        return;
+      }
+      budget -= times;
+    }
+    sendResponse(res, body, turn.reply ? buildItems(turn.reply, body) : [messageItem(EXHAUSTED_REPLY)]);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const method = req.method ?? "GET";
+    const raw = await readBody(req);
+    const parsed = parseJson(raw);
+
+    if (method === "GET" && url.pathname === "/health") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    if (method === "GET" && url.pathname === "/_requests") {
+      sendJson(res, 200, requests);
+      return;
+    }
+    if (method === "POST" && url.pathname === "/_script") {
+      const steps = parsed.ok ? (parsed.value as { steps?: unknown } | undefined)?.steps : undefined;
+      if (!Array.isArray(steps)) {
+        sendError(res, { status: 400, type: "invalid_request_error", message: 'expected {"steps": [...]}' });
+        return;
+      }
+      turns = toTurns(steps as Step[]);
+      attempts = new Map();
+      requests = [];
+      sendJson(res, 200, { ok: true, turns: turns.length });
+      return;
+    }
+
+    const entry = record(req, parsed.ok ? parsed.value : raw);
+
+    if (method === "POST" && isResponsesPath(url.pathname)) {
+      if (!parsed.ok || !isObject(parsed.value)) {
+        sendError(res, { status: 400, type: "invalid_request_error", message: "request body is not a JSON object" });
+        return;
+      }
+      const body = parsed.value as ResponsesBody;
+      if (isMainConversation(req, body)) {
+        entry.kind = "main";
+        entry.turn = countModelTurns(body);
+        answerMain(res, body, entry.turn);
+      } else {
+        entry.kind = "side";
+        sendResponse(res, body, [messageItem(SIDE_REPLY)]);
+      }
+      return;
+    }
+    sendError(res, { status: 404, type: "invalid_request_error", message: `${method} ${url.pathname} not found` });
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        sendError(res, { status: 500, type: "server_error", message: `fake server failure: ${String(err)}` });
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  // The built-in OpenAI provider of Codex first tries a WebSocket to {base}/responses. This fake only speaks
+  // HTTP: log the attempt and refuse it, so the client falls back to plain POST requests.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+    record(req, undefined);
+    const payload = JSON.stringify(
+      errorBody({ status: 426, type: "invalid_request_error", message: "WebSocket is not supported by this fake" }),
+    );
+    socket.end(
+      `HTTP/1.1 426 Upgrade Required\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`,
+    );
+  });
+  // The CLI keeps connections alive between turns; without this, close() would wait for them to time out.
+  const closeServer = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      server.close((err) => (err ? reject(err) : resolve()));
+      server.closeAllConnections();
+    });
+
+  const host = options.host ?? "127.0.0.1";
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off("error", reject);
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : (options.port ?? 0);
+      const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+      resolve({ url: `http://${urlHost}:${port}`, port, close: closeServer });
+    });
+  });
+}
+
+function isMainModule(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return pathToFileURL(realpathSync(entry)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
+  const port = Number(process.env.PORT ?? 8080);
+  const host = process.env.HOST ?? "0.0.0.0";
+  const handle = await startFakeOpenAI({ port, host });
+  console.log(`fake-openai listening on ${host}:${handle.port}`);
+  // As PID 1 in a container, Node gets no default signal handlers: without these, `docker stop` waits
+  // for its timeout and then kills the container.
+  const shutdown = (): void => {
+    handle.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+}
