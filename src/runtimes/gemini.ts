@@ -76,7 +76,8 @@ function geminiSettings(invocation: RuntimeInvocation) {
     security: { auth: { selectedType: "gemini-api-key" }, folderTrust: { enabled: false } },
     privacy: { usageStatisticsEnabled: false },
     telemetry: { enabled: false },
-    general: { enableAutoUpdate: false, enableAutoUpdateNotification: false },
+    // maxAttempts is the CLI's only retry limit (no variable), counted in attempts and capped at 10.
+    general: { enableAutoUpdate: false, enableAutoUpdateNotification: false, maxAttempts: Math.min(10, invocation.maxRetries + 1) },
     model: { maxSessionTurns: invocation.maxSteps },
     mcpServers,
   };

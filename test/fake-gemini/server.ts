@@ -301,10 +301,7 @@ function redactHeaders(headers: IncomingMessage["headers"]): Record<string, stri
 
 /** The API also takes the key as `?key=`; keep the rest of the query. */
 function redactUrl(raw: string): string {
-  const url = new URL(raw, "http://fake");
-  if (!url.searchParams.has("key")) return raw;
-  url.searchParams.set("key", "<redacted>");
-  return `${url.pathname}${url.search}`;
+  return raw.replace(/([?&]key=)[^&#]*/g, "$1<redacted>");
 }
 
 function buildParts(step: Step): Part[] {
@@ -312,10 +309,8 @@ function buildParts(step: Step): Part[] {
   if (step.thinking !== undefined) parts.push({ thought: true, text: step.thinking });
   if (step.text !== undefined) parts.push({ text: step.text });
   for (const tool of step.toolUse ?? []) parts.push({ functionCall: { name: tool.name, args: tool.input } });
-  // An answer without text or a function call makes the CLI retry it as an invalid stream.
-  if (!parts.some((p) => "functionCall" in p || (p.text.length > 0 && !("thought" in p)))) {
-    parts.push({ text: step.text ?? "" });
-  }
+  // An empty step gives an empty answer, which the CLI treats as an invalid stream (and retries).
+  if (parts.length === 0) parts.push({ text: "" });
   return parts;
 }
 
@@ -356,18 +351,13 @@ function googleStatus(error: ErrorSpec): string {
   return GOOGLE_STATUS[error.status] ?? (error.status >= 500 ? "INTERNAL" : "UNKNOWN");
 }
 
+/**
+ * Answers with the Google error body. No `details` (RetryInfo, QuotaFailure, ErrorInfo): Gemini CLI 0.61
+ * retries 429/499/5xx with its own backoff (5 s doubling up to 30 s, 10 attempts; `general.maxAttempts`
+ * in settings.json lowers that), and a RetryInfo delay can only lengthen the wait, never shorten it.
+ */
 function sendError(res: ServerResponse, error: ErrorSpec): void {
-  const body: { code: number; message: string; status: string; details?: unknown[] } = {
-    code: error.status,
-    message: error.message,
-    status: googleStatus(error),
-  };
-  // The real API names a retry delay in its 429s; the CLI waits that long instead of its own backoff
-  // (5 s doubling up to 30 s), which keeps scripted rate-limit runs short.
-  if (error.status === 429) {
-    body.details = [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "1s" }];
-  }
-  sendJson(res, error.status, { error: body });
+  sendJson(res, error.status, { error: { code: error.status, message: error.message, status: googleStatus(error) } });
 }
 
 function usageFor(body: GenerateContentBody, parts: Part[], turn: number | undefined): Usage {

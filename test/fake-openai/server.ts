@@ -190,21 +190,21 @@ function turnMetadata(req: IncomingMessage, body: ResponsesBody): Record<string,
  * script; everything else gets a short generic reply and leaves the script where it is.
  *
  * What Codex 0.169.0 sends (checked against the real CLI): every request carries an `x-codex-turn-metadata`
- * header (the same JSON is repeated in `client_metadata`) with `request_kind` (`"turn"` for the main
- * conversation's model turns) and `agent_name` (`"/root"` for the main agent). Subagents spawned with the
- * multi_agent_v1 tools start their own conversation from zero model turns, so they would replay the script
- * from its first step; they are recognised by the `x-openai-subagent` / `x-codex-parent-thread-id` headers
- * or an `agent_name` other than "/root". Requests with another `request_kind` (such as the history
- * summary of a local compaction) are side requests too. A request without Codex metadata (another client,
- * a unit test) counts as a main turn. No prompt wording is matched, because it changes between versions.
+ * header (the same JSON is repeated in `client_metadata`) with `request_kind`: `"turn"` for model turns,
+ * `"compaction"` for the history summary of an automatic (local) compaction, which also has no tools.
+ * Subagents spawned with the multi_agent_v1 tools send `request_kind: "turn"` too, but start their own
+ * conversation from zero model turns, so they would replay the script from its first step; they carry the
+ * `x-openai-subagent` (e.g. "collab_spawn") and `x-codex-parent-thread-id` headers and, in the metadata,
+ * `thread_source: "subagent"`, `subagent_kind` and `parent_thread_id` (their `agent_name` is "/root" like the
+ * main agent's). A request without Codex metadata (another client, a unit test) counts as a main turn.
+ * No prompt wording is matched, because it changes between versions.
  */
-function isMainConversation(req: IncomingMessage, body: ResponsesBody): boolean {
+function isMainConversation(req: IncomingMessage, meta: Record<string, unknown> | undefined): boolean {
   if (req.headers["x-openai-subagent"] !== undefined) return false;
   if (req.headers["x-codex-parent-thread-id"] !== undefined) return false;
-  const meta = turnMetadata(req, body);
   if (!meta) return true;
   if (meta.request_kind !== undefined && meta.request_kind !== "turn") return false;
-  if (typeof meta.agent_name === "string" && meta.agent_name !== "/root") return false;
+  if (meta.thread_source === "subagent") return false;
   if (meta.parent_thread_id !== undefined || meta.subagent_kind !== undefined) return false;
   return true;
 }
@@ -229,7 +229,7 @@ function isModelOutput(item: unknown): boolean {
 }
 
 /**
- * The turn index of a main request: how many model responses its `input` already holds.
+ * How many model responses a request's `input` holds.
  *
  * Codex resends the whole conversation on every request (`store: false`, no previous_response_id). One model
  * response becomes a run of consecutive output items in `input` (reasoning, assistant message, function
@@ -248,6 +248,46 @@ function countModelTurns(body: ResponsesBody): number {
     inRun = output;
   }
   return turns;
+}
+
+/**
+ * Turn bookkeeping across automatic compactions. A compaction replaces the model turns of the history with
+ * one summary message, so after it `input` starts counting from zero again and the script would replay.
+ * Codex numbers the context windows of a thread (`window_number` in the metadata, 0 first, +1 after each
+ * compaction), and the compaction request carries the history being summarised. So the turns before window
+ * w+1 = turns before window w + model turns in window w's compaction request, and a main request's turn =
+ * turns before its window + model turns in its input. Keyed by thread_id and window, so a repeated
+ * compaction request does not count twice.
+ */
+class TurnOffsets {
+  private readonly byThread = new Map<string, Map<number, number>>();
+
+  private windows(meta: Record<string, unknown> | undefined): { key: string; window: number } {
+    const key = typeof meta?.thread_id === "string" ? meta.thread_id : "";
+    const window = typeof meta?.window_number === "number" ? meta.window_number : 0;
+    return { key, window };
+  }
+
+  /** Model turns that happened before the request's context window. */
+  before(meta: Record<string, unknown> | undefined): number {
+    const { key, window } = this.windows(meta);
+    const offsets = this.byThread.get(key);
+    if (!offsets) return 0;
+    // Fall back to the nearest earlier window whose offset is known.
+    for (let w = window; w >= 0; w -= 1) {
+      const known = offsets.get(w);
+      if (known !== undefined) return known;
+    }
+    return 0;
+  }
+
+  /** Records a compaction request: the next window starts after the turns it summarises. */
+  compacted(meta: Record<string, unknown> | undefined, body: ResponsesBody): void {
+    const { key, window } = this.windows(meta);
+    const offsets = this.byThread.get(key) ?? new Map<number, number>();
+    offsets.set(window + 1, this.before(meta) + countModelTurns(body));
+    this.byThread.set(key, offsets);
+  }
 }
 
 /** A rough token estimate: the CLI only needs plausible non-zero numbers for its usage totals. */
@@ -555,6 +595,7 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
   // Attempts per turn index, so the CLI's own retries of one turn walk through that turn's error steps.
   let attempts = new Map<number, number>();
   let requests: RecordedRequest[] = [];
+  let offsets = new TurnOffsets();
 
   function record(req: IncomingMessage, body: unknown): RecordedRequest {
     const entry: RecordedRequest = {
@@ -613,6 +654,7 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
       turns = toTurns(steps as Step[]);
       attempts = new Map();
       requests = [];
+      offsets = new TurnOffsets();
       sendJson(res, 200, { ok: true, turns: turns.length });
       return;
     }
@@ -625,12 +667,14 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
         return;
       }
       const body = parsed.value as ResponsesBody;
-      if (isMainConversation(req, body)) {
+      const meta = turnMetadata(req, body);
+      if (isMainConversation(req, meta)) {
         entry.kind = "main";
-        entry.turn = countModelTurns(body);
+        entry.turn = offsets.before(meta) + countModelTurns(body);
         answerMain(res, body, entry.turn);
       } else {
         entry.kind = "side";
+        if (meta?.request_kind === "compaction") offsets.compacted(meta, body);
         sendResponse(res, body, [messageItem(SIDE_REPLY)]);
       }
       return;

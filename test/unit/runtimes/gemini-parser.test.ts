@@ -57,3 +57,19 @@ describe("Gemini CLI stream parser, on output recorded from the real CLI", () =>
     expect(splitGeminiToolName("run_shell_command")).toEqual({ skillName: "gemini", toolName: "run_shell_command" });
   });
 });
+
+describe("Gemini CLI stream parser, more recorded failures", () => {
+  it("treats an empty answer (status error, exit 0) as a failure", () => {
+    const events = feed(fixture("empty-response.jsonl"), 0);
+    expect(events.at(-1)!.type).toBe("stopRunByError");
+  });
+
+  it("reads a 500 without retries with the vendor's message", () => {
+    const events = feed(fixture("api-error-500-no-retry.jsonl"), 244);
+    expect(events.at(-1)).toMatchObject({ type: "stopRunByError", error: { statusCode: 500 } });
+  });
+
+  it("reads a run that recovered from a rate limit", () => {
+    expect(feed(fixture("rate-limit-429-recovered.jsonl")).at(-1)!.type).toBe("completeRun");
+  });
+});
