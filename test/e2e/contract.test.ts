@@ -70,8 +70,8 @@ const CASES: RuntimeCase[] = [
     baseUrlEnv: "OPENAI_BASE_URL",
     keyEnv: "OPENAI_API_KEY",
     script: [
-      { text: "I will write the file.", toolUse: [{ name: "CODEX_SHELL", input: { cmd: FILE_COMMAND } }] },
-      { toolUse: [{ name: "CODEX_MCP_ECHO", input: { message: "contract ping" } }] },
+      { text: "I will write the file.", toolUse: [{ name: "exec_command", input: { cmd: FILE_COMMAND } }] },
+      { toolUse: [{ name: "mcp__everything__echo", input: { message: "contract ping" } }] },
       { text: FINAL },
     ],
   },

@@ -409,8 +409,8 @@ const NON_OPENAI_TYPES = new Set([
 
 /**
  * The OpenAI error body for an error step: `{"error":{"message","type","param":null,"code"}}`, with the
- * type and code the real API uses for that status (401 invalid_request_error/invalid_api_key, 403
- * permission, 404 model_not_found, 429 requests/rate_limit_exceeded, 5xx server_error).
+ * type and code the real API uses for that status: 401 invalid_request_error/invalid_api_key, 429
+ * requests/rate_limit_exceeded, 5xx server_error/server_error, anything else invalid_request_error/null.
  */
 function errorBody(error: ErrorSpec): ErrorBody {
   let type: string;
@@ -419,12 +419,6 @@ function errorBody(error: ErrorSpec): ErrorBody {
   if (status === 401) {
     type = "invalid_request_error";
     code = "invalid_api_key";
-  } else if (status === 403) {
-    type = "invalid_request_error";
-    code = "unsupported_country_region_territory";
-  } else if (status === 404) {
-    type = "invalid_request_error";
-    code = "model_not_found";
   } else if (status === 429) {
     type = "requests";
     code = "rate_limit_exceeded";
@@ -679,7 +673,7 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
       }
       return;
     }
-    sendError(res, { status: 404, type: "invalid_request_error", message: `${method} ${url.pathname} not found` });
+    sendError(res, { status: 404, type: "invalid_request_error", message: `Invalid URL (${method} ${url.pathname})` });
   }
 
   const server: Server = createServer((req, res) => {

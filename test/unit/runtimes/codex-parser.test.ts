@@ -1,0 +1,67 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import type { PerstackEvent } from "../../../src/model/perstack.js";
+import { CodexStreamParser } from "../../../src/runtimes/codex.js";
+
+const fixture = (name: string) => readFileSync(new URL(`../../fixtures/codex/${name}`, import.meta.url), "utf8").split("\n").filter(Boolean);
+
+function feed(lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] {
+  let n = 0;
+  const parser = new CodexStreamParser({
+    jobId: "j", runId: "r", expert: { key: "e", name: "e", version: "1" }, instruction: "i", query: "q",
+    runtime: "codex", metadata: {}, newId: () => `id${++n}`, now: () => 1,
+  });
+  return [...lines.flatMap((l) => parser.line(l)), ...parser.end({ exitCode, stderrTail })];
+}
+
+describe("Codex stream parser, on output recorded from the real CLI", () => {
+  it("reads text, a shell command and an MCP call, with the thread's usage", () => {
+    const events = feed(fixture("success.jsonl"));
+    expect(events.map((e) => e.type)).toEqual([
+      "initializeRuntime", "startRun",
+      "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
+      "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
+      "startGeneration", "completeRun",
+    ]);
+    const calls = events.flatMap((e) => (e.type === "callTools" ? e.toolCalls : []));
+    expect(calls.map((c) => [c.skillName, c.toolName, c.normalized])).toEqual([
+      ["codex", "command_execution", { toolName: "exec", args: { command: "echo hello > hello.txt" } }],
+      ["everything", "echo", undefined],
+    ]);
+    const results = events.flatMap((e) => (e.type === "resolveToolResults" ? e.toolResults : []));
+    expect(results[1]!.result[0]!.text).toBe("Echo: ping from the fake model");
+    const done = events.at(-1)!;
+    if (done.type !== "completeRun") throw new Error("completeRun");
+    expect(done.text).toBe("All done: hello.txt is written and the MCP echo answered.");
+    expect(done.usage).toMatchObject({ inputTokens: 36020, cachedInputTokens: 18009, outputTokens: 209, totalTokens: 36229 });
+  });
+
+  it("keeps the vendor's message on a 401 and a 500", () => {
+    for (const name of ["api-error-401.jsonl", "api-error-500-no-retry.jsonl"]) {
+      const events = feed(fixture(name), 1);
+      const stop = events.at(-1)!;
+      if (stop.type !== "stopRunByError") throw new Error(`${name}: ${stop.type}`);
+      expect(stop.error.message).toMatch(/^codex exited with code 1: /);
+      expect(stop.error.message.length).toBeGreaterThan(40);
+    }
+  });
+
+  it("reads reasoning as thinking, and retries", () => {
+    const reasoning = feed(fixture("reasoning.jsonl"));
+    const done = reasoning.at(-1)!;
+    if (done.type !== "completeRun") throw new Error("completeRun");
+    expect(JSON.stringify(done.checkpoint.messages)).toContain('"thinkingPart"');
+    expect(feed(fixture("rate-limit-429-recovered.jsonl")).at(-1)!.type).toBe("completeRun");
+  });
+
+  it("turns cumulative thread usage into the sum of per-turn differences", () => {
+    const lines = [
+      JSON.stringify({ type: "thread.started", thread_id: "t" }),
+      JSON.stringify({ type: "turn.completed", usage: { input_tokens: 100, cached_input_tokens: 10, output_tokens: 20, reasoning_output_tokens: 5 } }),
+      JSON.stringify({ type: "turn.completed", usage: { input_tokens: 250, cached_input_tokens: 60, output_tokens: 50, reasoning_output_tokens: 9 } }),
+    ];
+    const done = feed(lines).at(-1)!;
+    if (done.type !== "completeRun") throw new Error("completeRun");
+    expect(done.usage).toEqual({ inputTokens: 250, cachedInputTokens: 60, outputTokens: 50, reasoningTokens: 9, totalTokens: 300 });
+  });
+});
