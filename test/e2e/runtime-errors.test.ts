@@ -17,7 +17,8 @@ instruction = "Answer briefly."
 
 const CASES = [
   { runtime: "gemini", fake: "gemini", baseUrlEnv: "GOOGLE_GEMINI_BASE_URL", keyEnv: "GEMINI_API_KEY", status: 401, message: "API key not valid (scripted for perstack)" },
-  { runtime: "codex", fake: "openai", baseUrlEnv: "OPENAI_BASE_URL", keyEnv: "OPENAI_API_KEY", status: 500, message: "scripted upstream failure for perstack" },
+  // codex replaces a 500's body with its own "high demand" text, so the server's words survive only on a 4xx.
+  { runtime: "codex", fake: "openai", baseUrlEnv: "OPENAI_BASE_URL", keyEnv: "OPENAI_API_KEY", status: 401, message: "Incorrect API key provided (scripted for perstack)" },
 ] as const;
 
 describe.skipIf(!docker)("runtime error paths", () => {

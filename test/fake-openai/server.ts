@@ -23,10 +23,13 @@ import { pathToFileURL } from "node:url";
 
 export interface ToolUseSpec {
   /**
-   * The function name. For a tool the request offers inside a `namespace` tool (Codex 0.169 sends each MCP
-   * server's tools as namespace `mcp__<server>` holding functions named after the tools), the flat name
-   * `mcp__<server>__<tool>` is accepted too and sent as `{namespace: "mcp__<server>", name: "<tool>"}`, so
-   * one script can drive Claude Code (which uses that flat name) and Codex alike.
+   * The function name. Codex 0.169 offers each MCP server's tools as a `namespace` tool `mcp__<server>`
+   * holding functions named after the tools (dashes turned into underscores), and only runs a call that
+   * names both: `{namespace: "mcp__<server>", name: "<tool>"}` (a flat `mcp__<server>__<tool>` name is
+   * answered "unsupported call"). So a flat name `<namespace>__<tool>` is sent in that form: matched against
+   * the request's namespace tools (also `multi_agent_v1__spawn_agent`), or for `mcp__` names split at the
+   * first `__` after the server name (for models whose MCP tools are deferred behind `tool_search`). One
+   * script can so drive Claude Code (which uses the flat name) and Codex alike.
    */
   name: string;
   input: Record<string, unknown>;
@@ -332,6 +335,10 @@ function resolveToolName(name: string, namespaces: Map<string, Set<string>>): { 
       if (tools.has(candidate)) return { name: candidate, namespace };
     }
   }
+  // With models Codex knows (gpt-5.5 ...), MCP tools are not offered up front but deferred behind its
+  // `tool_search` tool; Codex 0.169 still runs a namespaced call to them, so split the flat name anyway.
+  const deferred = /^(mcp__.+?)__(.+)$/.exec(name);
+  if (deferred?.[1] && deferred[2]) return { name: deferred[2], namespace: deferred[1] };
   return { name };
 }
 

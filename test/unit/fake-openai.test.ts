@@ -302,6 +302,11 @@ describe("fake OpenAI Responses server", () => {
       { type: "function_call", name: "exec_command" },
     ]);
     expect(res.output[2]).not.toHaveProperty("namespace");
+
+    // Models whose MCP tools are deferred behind tool_search get no namespace tool up front.
+    await setScript([{ toolUse: [{ name: "mcp__my_server__do-it", input: {} }] }]);
+    const deferred = await reply(body([user]));
+    expect(deferred.output).toMatchObject([{ type: "function_call", namespace: "mcp__my_server", name: "do-it" }]);
   });
 
   it("answers error steps `times` attempts before the turn's reply, with OpenAI error bodies", async () => {
