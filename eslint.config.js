@@ -8,7 +8,7 @@ export default tseslint.config(
   {
     // Build-time helper scripts run by node inside images.
     files: ["templates/files/**/*.mjs", "test/cursor-standin/**/*.mjs"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    languageOptions: { globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly" } },
   },
   {
     rules: {

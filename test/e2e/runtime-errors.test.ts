@@ -73,6 +73,21 @@ describe.skipIf(!docker)("runtime error paths", () => {
     expect(job!.job.status).toBe("stoppedByError");
   });
 
+  it("claude-code: a missing ANTHROPIC_API_KEY fails before any build", async () => {
+    const ws = workspace();
+    const result = await runCli(["run", "plain", "hello", "--runtime", "claude-code"], { cwd: ws, env: {} });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("ANTHROPIC_API_KEY is not set (needed as provider anthropic key)");
+    expect(existsSync(join(ws, "perstack"))).toBe(false);
+  });
+
+  it("a model of another vendor is refused before any build, naming both", async () => {
+    const ws = workspace();
+    const result = await runCli(["run", "plain", "hello", "--runtime", "gemini", "--model", "claude-sonnet-4-5"], { cwd: ws, env: { GEMINI_API_KEY: "k" } });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.trim()).toBe('perstack: --model "claude-sonnet-4-5" is an Anthropic model, but runtime gemini runs Google models (e.g. gemini-2.5-pro); choose another model or runtime');
+  });
+
   it("cursor: a missing CURSOR_API_KEY fails before any build", async () => {
     const ws = workspace();
     const result = await runCli(["run", "plain", "hello", "--runtime", "cursor"], { cwd: ws, env: {} });

@@ -13,6 +13,12 @@
 //   POST /_script   {"steps": Step[]}  replace the script; also clears the turn state and the request log
 //   GET  /_requests                    every API request received since the last /_script (secrets redacted)
 //   GET  /health                       200 "ok"
+//
+// Which step answers a request: a main-conversation request (see isMainConversation) is answered by the step
+// whose index is the number of model responses the conversation already holds (see countModelTurns and
+// TurnOffsets), so the script advances once per model turn, retries of a turn get the same step, and a
+// `codex exec resume` run continues where the earlier run's history ends (its script must keep the earlier
+// steps). Side requests (compaction summaries, subagents) get a plain "OK" and leave the script alone.
 
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -76,7 +82,10 @@ export interface RecordedRequest {
    * upgrade attempts).
    */
   kind: "main" | "side" | "other";
-  /** For main requests: the conversation turn (number of earlier model responses in `input`, see countModelTurns). */
+  /**
+   * For main requests: the conversation turn, i.e. the number of earlier model responses in `input` (see
+   * countModelTurns), plus those summarised away by earlier compactions of the thread (see TurnOffsets).
+   */
   turn?: number;
   receivedAt: string;
 }
@@ -484,7 +493,7 @@ function responseObject(
     output,
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: null,
-    reasoning: isObject(body.reasoning) ? { effort: null, summary: null, ...body.reasoning } : { effort: null, summary: null },
+    reasoning: { effort: null, summary: null, ...(isObject(body.reasoning) ? body.reasoning : {}) },
     store: body.store ?? false,
     temperature: 1,
     text: { format: { type: "text" } },
@@ -699,9 +708,13 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
     const payload = JSON.stringify(
       errorBody({ status: 426, type: "invalid_request_error", message: "WebSocket is not supported by this fake" }),
     );
-    socket.end(
-      `HTTP/1.1 426 Upgrade Required\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`,
-    );
+    const head = [
+      "HTTP/1.1 426 Upgrade Required",
+      "content-type: application/json",
+      `content-length: ${Buffer.byteLength(payload)}`,
+      "connection: close",
+    ];
+    socket.end(`${head.join("\r\n")}\r\n\r\n${payload}`);
   });
   // The CLI keeps connections alive between turns; without this, close() would wait for them to time out.
   const closeServer = (): Promise<void> =>

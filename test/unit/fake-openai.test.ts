@@ -145,7 +145,12 @@ describe("fake OpenAI Responses server", () => {
     const missing = await fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: "{}" });
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({
-      error: { message: "Invalid URL (POST /v1/chat/completions)", type: "invalid_request_error", param: null, code: null },
+      error: {
+        message: "Invalid URL (POST /v1/chat/completions)",
+        type: "invalid_request_error",
+        param: null,
+        code: null,
+      },
     });
   });
 
@@ -243,7 +248,8 @@ describe("fake OpenAI Responses server", () => {
     const afterTurn0 = [developer, user, say("working"), call("c1"), call("c2"), output("c1"), output("c2")];
     expect(await replyText(body(afterTurn0))).toBe("second");
 
-    const afterTurn1 = [...afterTurn0, { type: "reasoning", summary: [], encrypted_content: "x" }, call("c3"), output("c3")];
+    const reasoning: Item = { type: "reasoning", summary: [], encrypted_content: "x" };
+    const afterTurn1 = [...afterTurn0, reasoning, call("c3"), output("c3")];
     expect(await replyText(body(afterTurn1))).toBe("third");
 
     const exhausted = await replyText(body([...afterTurn1, say("done"), user]));
@@ -357,7 +363,8 @@ describe("fake OpenAI Responses server", () => {
   it("answers side requests (compaction, subagents) generically without consuming the script", async () => {
     await setScript([{ text: "scripted first" }, { text: "scripted second" }]);
 
-    const compaction = await replyText(body([user, say("x")], { tools: [] }), codexMeta({ request_kind: "compaction" }));
+    const compactionMeta = codexMeta({ request_kind: "compaction" });
+    const compaction = await replyText(body([user, say("x")], { tools: [] }), compactionMeta);
     expect(compaction).toBe("OK");
 
     const subagent = await replyText(body([developer, user]), {

@@ -33,7 +33,13 @@ describe("Codex stream parser, on output recorded from the real CLI", () => {
     const done = events.at(-1)!;
     if (done.type !== "completeRun") throw new Error("completeRun");
     expect(done.text).toBe("All done: hello.txt is written and the MCP echo answered.");
-    expect(done.usage).toMatchObject({ inputTokens: 36020, cachedInputTokens: 18009, outputTokens: 209, totalTokens: 36229 });
+    const reported = JSON.parse(fixture("success.jsonl").find((l) => l.includes('"turn.completed"'))!).usage;
+    expect(done.usage).toMatchObject({
+      inputTokens: reported.input_tokens,
+      cachedInputTokens: reported.cached_input_tokens,
+      outputTokens: reported.output_tokens,
+      totalTokens: reported.input_tokens + reported.output_tokens,
+    });
   });
 
   it("keeps the vendor's message on a 401 and a 500", () => {
