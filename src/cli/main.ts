@@ -31,6 +31,12 @@ function parseCpus(value: string): number {
   return Math.round(cpus * 1e9);
 }
 
+function parseDuration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(s|m|h)$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError("give a duration like 90s, 30m or 2h");
+  return Math.round(Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as "s" | "m" | "h"]);
+}
+
 function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("give a positive whole number");
@@ -77,6 +83,7 @@ interface RunOptions {
   memory?: number;
   cpus?: number;
   pidsLimit?: number;
+  maxDuration?: number;
   user?: { uid: number; gid: number };
   dryRun?: boolean;
   json?: boolean;
@@ -87,6 +94,7 @@ function runRequest(expertKey: string, query: string, options: RunOptions): RunR
     ...(options.memory ? { memoryBytes: options.memory } : {}),
     ...(options.cpus ? { nanoCpus: options.cpus } : {}),
     ...(options.pidsLimit ? { pidsLimit: options.pidsLimit } : {}),
+    ...(options.maxDuration ? { maxDurationMs: options.maxDuration } : {}),
   };
   return {
     expertKey,
@@ -220,6 +228,7 @@ function addRunOptions(command: Command): Command {
     .addOption(new Option("--memory <size>", "agent memory limit, e.g. 4g (default 4g)").argParser(parseBytes))
     .addOption(new Option("--cpus <n>", "agent CPU limit (default 2)").argParser(parseCpus))
     .addOption(new Option("--pids-limit <n>", "agent process limit (default 512)").argParser(parsePositiveInt))
+    .addOption(new Option("--max-duration <time>", "stop the agent after this long, e.g. 30m (default 60m)").argParser(parseDuration))
     .addOption(new Option("--user <uid[:gid]>", "uid:gid the agent runs as (default: yours, or 1000 when you are root)").argParser(parseUser));
 }
 

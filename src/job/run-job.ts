@@ -104,9 +104,16 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     });
     imagesBuilt = result.imagesBuilt;
     interrupted = result.aborted;
+    const limit = plan.agent.limits.maxDurationMs;
     outcome = interrupted
       ? await collector.fail({ name: "Interrupted", message: "the run was interrupted (SIGINT/SIGTERM)", isRetryable: false })
-      : await collector.finish(result.exitCode);
+      : result.timedOut
+        ? await collector.fail({
+            name: "DeadlineExceeded",
+            message: `the agent ran longer than --max-duration (${limit >= 60_000 ? `${Math.round(limit / 60_000)} min` : `${limit / 1000} s`}) and was stopped`,
+            isRetryable: false,
+          })
+        : await collector.finish(result.exitCode);
   } catch (error) {
     interrupted = hooks.signal.aborted;
     const name = error instanceof PerstackError ? error.name : "SandboxError";

@@ -26,12 +26,15 @@ export interface ResourceLimits {
   memoryBytes: number;
   nanoCpus: number;
   pidsLimit: number;
+  /** Wall-clock limit for the agent: some CLIs retry an unreachable API forever. */
+  maxDurationMs: number;
 }
 
 export const DEFAULT_LIMITS: ResourceLimits = {
   memoryBytes: 4 * 1024 ** 3,
   nanoCpus: 2e9,
   pidsLimit: 512,
+  maxDurationMs: 60 * 60 * 1000,
 };
 
 export interface PlanInput {

@@ -29,6 +29,8 @@ export interface SandboxResult {
   exitCode: number;
   imagesBuilt: string[];
   aborted: boolean;
+  /** The agent was stopped at the plan's maxDurationMs. */
+  timedOut: boolean;
 }
 
 const PROXY_READY = /Accepting HTTP Socket connections/;
@@ -110,6 +112,11 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       agent.kill({ signal: "SIGKILL" }).catch(() => {});
     };
     io.signal.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      agent.kill({ signal: "SIGKILL" }).catch(() => {});
+    }, plan.agent.limits.maxDurationMs);
     try {
       await agent.start();
       io.containerStatus("agent", "running");
@@ -119,12 +126,13 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       // The proxy's last access-log lines are relayed by tail; give them a moment before it is removed.
       await delay(300);
       io.containerStatus("agent", `exited with code ${waited.StatusCode}`);
-      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted };
+      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut };
     } finally {
+      clearTimeout(deadline);
       io.signal.removeEventListener("abort", onAbort);
     }
   } catch (error) {
-    if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true };
+    if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
     throw error;
   } finally {
     await removeAll(created);

@@ -73,6 +73,21 @@ describe.skipIf(!docker)("runtime error paths", () => {
     expect(job!.job.status).toBe("stoppedByError");
   });
 
+  it("stops an agent that outlives --max-duration", async () => {
+    // A CLI can outlive any sensible bound (codex, for one, retries forever when its proxy is unreachable);
+    // here a shell command outlasts the limit.
+    const fake = fakes.get("gemini")!;
+    await fake.script([{ toolUse: [{ name: "run_shell_command", input: { command: "sleep 120", description: "wait" } }] }, { text: "never" }]);
+    const ws = workspace();
+    const started = Date.now();
+    const result = await runCli(["run", "plain", "hello", "--runtime", "gemini", "--max-duration", "15s"], { cwd: ws, env: { GOOGLE_GEMINI_BASE_URL: fake.sandboxUrl, GEMINI_API_KEY: "k" } });
+    expect(result.exitCode, result.all).toBe(1);
+    expect(Date.now() - started).toBeLessThan(100_000);
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("stoppedByError");
+    expect(job!.events.at(-1)).toMatchObject({ type: "stopRunByError", error: { name: "DeadlineExceeded", message: "the agent ran longer than --max-duration (15 s) and was stopped" } });
+  });
+
   it("claude-code: a missing ANTHROPIC_API_KEY fails before any build", async () => {
     const ws = workspace();
     const result = await runCli(["run", "plain", "hello", "--runtime", "claude-code"], { cwd: ws, env: {} });
