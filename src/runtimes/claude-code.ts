@@ -4,6 +4,7 @@ import type { CheckpointError, PerstackEvent, ToolResult, Usage } from "../model
 import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
+import { arr, isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
 
 export const CLAUDE_CODE_VERSION = "2.1.330";
 
@@ -133,8 +134,6 @@ export function splitToolName(name: string): { skillName: string; toolName: stri
   return match ? { skillName: match[1]!, toolName: match[2]! } : { skillName: BUILTIN_SKILL, toolName: name };
 }
 
-type Json = Record<string, unknown>;
-
 export class ClaudeStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
   /**
@@ -152,13 +151,8 @@ export class ClaudeStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return [];
-    }
-    if (!isObject(value)) return [];
+    const value = parseJsonObject(text);
+    if (!value) return [];
     switch (value.type) {
       case "system":
         return this.system(value);
@@ -178,7 +172,7 @@ export class ClaudeStreamParser implements StreamParser {
     if (this.recorder.isFinished) return [];
     if (this.pendingResult) return this.result(this.pendingResult);
     if (exit.exitCode === 0) return this.recorder.complete(undefined);
-    const detail = exit.stderrTail.trim().split("\n").slice(-3).join(" ").slice(0, 500);
+    const detail = stderrSummary(exit.stderrTail);
     return this.recorder.fail({
       name: "RuntimeExited",
       message: `claude exited with code ${exit.exitCode}${detail ? `: ${detail}` : " before reporting a result"}`,
@@ -277,14 +271,4 @@ function resultContents(content: unknown): Array<{ type: "textPart"; text: strin
         ? [{ type: "textPart" as const, text: JSON.stringify(item) }]
         : [],
   );
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-function arr(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
-}
-function str(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
 }

@@ -4,6 +4,7 @@ import { emptyUsage } from "../model/perstack.js";
 import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
+import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
 
 export const CODEX_VERSION = "0.169.0";
 
@@ -94,8 +95,6 @@ function codexConfig(invocation: RuntimeInvocation): string {
   return `${lines.join("\n")}\n`;
 }
 
-type Json = Record<string, unknown>;
-
 export class CodexStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
   private generation = 1;
@@ -112,13 +111,8 @@ export class CodexStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return [];
-    }
-    if (!isObject(value)) return [];
+    const value = parseJsonObject(text);
+    if (!value) return [];
     switch (value.type) {
       case "thread.started":
         return this.recorder.start({ sessionId: str(value.thread_id) });
@@ -141,7 +135,7 @@ export class CodexStreamParser implements StreamParser {
   end(exit: { exitCode: number; stderrTail: string }): PerstackEvent[] {
     if (this.recorder.isFinished) return [];
     if (exit.exitCode === 0 && !this.failure) return this.recorder.complete(this.lastMessage, this.usage);
-    const detail = this.failure ?? (exit.stderrTail.trim().split("\n").slice(-3).join(" ").slice(0, 500) || "no result");
+    const detail = this.failure ?? (stderrSummary(exit.stderrTail) || "no result");
     return this.recorder.fail(
       { name: "CodexError", message: `codex exited with code ${exit.exitCode}: ${detail}`, ...statusOf(detail), isRetryable: false },
       this.usage,
@@ -246,11 +240,4 @@ function toolResultOf(type: string | undefined, item: Json): Pick<ToolResult, "r
 function statusOf(message: string): { statusCode?: number } {
   const match = /\b(4\d\d|5\d\d)\b/.exec(message);
   return match ? { statusCode: Number(match[1]) } : {};
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-function str(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
 }

@@ -6,6 +6,7 @@ import { PROVIDER_NAMES } from "../config/schema.js";
 import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
+import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
 
 /** The installer serves the current release; there is no version pin to give it. */
 export const CURSOR_AGENT_VERSION = "installer-latest";
@@ -85,8 +86,6 @@ function cursorMcpConfig(invocation: RuntimeInvocation) {
   return { mcpServers };
 }
 
-type Json = Record<string, unknown>;
-
 export class CursorStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
   private generation = 1;
@@ -100,13 +99,8 @@ export class CursorStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return [];
-    }
-    if (!isObject(value)) return [];
+    const value = parseJsonObject(text);
+    if (!value) return [];
     switch (value.type) {
       case "system":
         return value.subtype === "init" ? this.recorder.start({ model: str(value.model), sessionId: str(value.session_id) }) : [];
@@ -135,7 +129,7 @@ export class CursorStreamParser implements StreamParser {
       return [...events, ...this.recorder.complete(str(result.result) ?? this.lastText, usage)];
     }
     // On failure the stream may end without a result line: the exit code and stderr say what happened.
-    const detail = str(result?.result) ?? (exit.stderrTail.trim().split("\n").slice(-3).join(" ").slice(0, 500) || "no result");
+    const detail = str(result?.result) ?? (stderrSummary(exit.stderrTail) || "no result");
     const error: CheckpointError = { name: "CursorError", message: `cursor-agent exited with code ${exit.exitCode}: ${detail}`, isRetryable: false };
     return [...events, ...this.recorder.fail(error, usage)];
   }
@@ -235,10 +229,4 @@ function successText(success: Json): string {
 
 function stringify(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
-}
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-function str(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
 }

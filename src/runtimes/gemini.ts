@@ -3,6 +3,7 @@ import type { PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
 import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
+import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
 
 export const GEMINI_CLI_VERSION = "0.61.0";
 
@@ -83,8 +84,6 @@ function geminiSettings(invocation: RuntimeInvocation) {
   };
 }
 
-type Json = Record<string, unknown>;
-
 export class GeminiStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
   private generation = 0;
@@ -101,13 +100,8 @@ export class GeminiStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return [];
-    }
-    if (!isObject(value)) return [];
+    const value = parseJsonObject(text);
+    if (!value) return [];
     switch (value.type) {
       case "init":
         return this.recorder.start({ model: str(value.model), sessionId: str(value.session_id) });
@@ -143,7 +137,7 @@ export class GeminiStreamParser implements StreamParser {
     }
     const resultError = isObject(result?.error) ? result.error : undefined;
     const message =
-      str(resultError?.message) ?? this.lastError ?? (exit.stderrTail.trim().split("\n").slice(-3).join(" ").slice(0, 500) || "no result");
+      str(resultError?.message) ?? this.lastError ?? (stderrSummary(exit.stderrTail) || "no result");
     return [
       ...events,
       ...this.recorder.fail(
@@ -226,11 +220,4 @@ export function geminiUsage(stats: Json | undefined): Usage | undefined {
 function statusFromExit(code: number): number | undefined {
   const known = [400, 401, 403, 404, 429, 500, 502, 503, 504];
   return known.find((status) => status % 256 === code);
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-function str(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
 }

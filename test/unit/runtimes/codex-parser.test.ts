@@ -1,18 +1,12 @@
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { feedParser, fixtureLines, recorderContext } from "../../support/parser-feed.js";
 import type { PerstackEvent } from "../../../src/model/perstack.js";
 import { CodexStreamParser } from "../../../src/runtimes/codex.js";
 
-const fixture = (name: string) => readFileSync(new URL(`../../fixtures/codex/${name}`, import.meta.url), "utf8").split("\n").filter(Boolean);
+const fixture = (name: string) => fixtureLines("codex", name);
 
-function feed(lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] {
-  let n = 0;
-  const parser = new CodexStreamParser({
-    jobId: "j", runId: "r", expert: { key: "e", name: "e", version: "1" }, instruction: "i", query: "q",
-    runtime: "codex", metadata: {}, newId: () => `id${++n}`, now: () => 1,
-  });
-  return [...lines.flatMap((l) => parser.line(l)), ...parser.end({ exitCode, stderrTail })];
-}
+const feed = (lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] =>
+  feedParser(new CodexStreamParser(recorderContext("codex")), lines, exitCode, stderrTail);
 
 describe("Codex stream parser, on output recorded from the real CLI", () => {
   it("reads text, a shell command and an MCP call, with the thread's usage", () => {

@@ -1,17 +1,12 @@
 // The cursor parser on stream lines built from Cursor's published stream-json format (the CLI itself cannot be
 // installed on this project's machines).
 import { describe, expect, it } from "vitest";
+import { feedParser, recorderContext } from "../../support/parser-feed.js";
 import type { PerstackEvent } from "../../../src/model/perstack.js";
 import { CursorStreamParser } from "../../../src/runtimes/cursor.js";
 
-function feed(lines: object[], exitCode = 0, stderrTail = ""): PerstackEvent[] {
-  let n = 0;
-  const parser = new CursorStreamParser({
-    jobId: "j", runId: "r", expert: { key: "e", name: "e", version: "1" }, instruction: "i", query: "q",
-    runtime: "cursor", metadata: {}, newId: () => `id${++n}`, now: () => 1,
-  });
-  return [...lines.flatMap((l) => parser.line(JSON.stringify(l))), ...parser.end({ exitCode, stderrTail })];
-}
+const feed = (lines: object[], exitCode = 0, stderrTail = ""): PerstackEvent[] =>
+  feedParser(new CursorStreamParser(recorderContext("cursor")), lines.map((l) => JSON.stringify(l)), exitCode, stderrTail);
 
 const init = { type: "system", subtype: "init", apiKeySource: "env", cwd: "/workspace", session_id: "s1", model: "auto", permissionMode: "default" };
 

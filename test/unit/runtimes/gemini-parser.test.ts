@@ -1,18 +1,12 @@
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { feedParser, fixtureLines, recorderContext } from "../../support/parser-feed.js";
 import type { PerstackEvent } from "../../../src/model/perstack.js";
 import { GeminiStreamParser, splitGeminiToolName } from "../../../src/runtimes/gemini.js";
 
-const fixture = (name: string) => readFileSync(new URL(`../../fixtures/gemini/${name}`, import.meta.url), "utf8").split("\n").filter(Boolean);
+const fixture = (name: string) => fixtureLines("gemini", name);
 
-function feed(lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] {
-  let n = 0;
-  const parser = new GeminiStreamParser({
-    jobId: "j", runId: "r", expert: { key: "e", name: "e", version: "1" }, instruction: "i", query: "q",
-    runtime: "gemini", metadata: {}, newId: () => `id${++n}`, now: () => 1,
-  });
-  return [...lines.flatMap((l) => parser.line(l)), ...parser.end({ exitCode, stderrTail })];
-}
+const feed = (lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] =>
+  feedParser(new GeminiStreamParser(recorderContext("gemini")), lines, exitCode, stderrTail);
 
 describe("Gemini CLI stream parser, on output recorded from the real CLI", () => {
   it("joins text deltas, separates shell and MCP calls, and completes with the reported usage", () => {
