@@ -11,6 +11,7 @@ import { prepareRun, type RunRequest } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
 import { connectDocker } from "../sandbox/docker-client.js";
 import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
+import { pruneImages } from "../sandbox/image-prune.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
 import { formatEvent } from "./live-view.js";
 
@@ -275,6 +276,17 @@ export function buildProgram(): Command {
     .option("--ca-cert <file>", "PEM CA certificate to trust (repeatable)", collect, [])
     .action(async (options: { mirror?: string; force?: boolean; caCert: string[] }) => {
       process.exitCode = await bootstrapCommand(options);
+    });
+  images
+    .command("prune")
+    .description("remove superseded agent and proxy images (keeps the newest of each unless --all)")
+    .option("--all", "remove every agent and proxy image; the next run rebuilds what it needs")
+    .action(async (options: { all?: boolean }) => {
+      const docker = await connectDocker();
+      const result = await pruneImages(docker, { all: Boolean(options.all) });
+      for (const ref of result.removed) process.stdout.write(`removed ${ref}\n`);
+      for (const ref of result.skipped) process.stdout.write(`in use, kept ${ref}\n`);
+      process.stderr.write(`removed ${result.removed.length} image(s), kept ${result.kept.length + result.skipped.length}\n`);
     });
   images
     .command("list")

@@ -1,0 +1,43 @@
+// Content-hash tags mean every change of inputs leaves the previous agent/proxy image behind. Pruning keeps the
+// newest image of each repository (the one the current inputs most likely produced) unless told to remove all.
+// Base images (perstack-local/*) are never touched here; an image a container still uses is skipped.
+import type Docker from "dockerode";
+
+const PRUNABLE_ROLES = new Set(["agent-image", "proxy-image"]);
+
+export interface PruneResult {
+  removed: string[];
+  kept: string[];
+  skipped: string[];
+}
+
+export async function pruneImages(docker: Docker, options: { all: boolean }): Promise<PruneResult> {
+  const images = await docker.listImages({ filters: { label: ["perstack.managed=true"] } });
+  const byRepository = new Map<string, Docker.ImageInfo[]>();
+  for (const image of images) {
+    if (!PRUNABLE_ROLES.has(image.Labels?.["perstack.role"] ?? "")) continue;
+    const repository = (image.RepoTags ?? [])[0]?.replace(/:[^:/]+$/, "") ?? "<none>";
+    byRepository.set(repository, [...(byRepository.get(repository) ?? []), image]);
+  }
+  const result: PruneResult = { removed: [], kept: [], skipped: [] };
+  for (const group of byRepository.values()) {
+    group.sort((a, b) => b.Created - a.Created);
+    const [newest, ...older] = group;
+    const doomed = options.all ? group : older;
+    if (!options.all && newest) result.kept.push(name(newest));
+    for (const image of doomed) {
+      try {
+        await docker.getImage(image.Id).remove();
+        result.removed.push(name(image));
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode !== 409) throw error;
+        result.skipped.push(name(image));
+      }
+    }
+  }
+  return result;
+}
+
+function name(image: Docker.ImageInfo): string {
+  return image.RepoTags?.find((t) => t !== "<none>:<none>") ?? image.Id.slice(7, 19);
+}
