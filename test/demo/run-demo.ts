@@ -20,8 +20,8 @@ import {
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli/main.js");
-const FAKE_CONTEXT = join(ROOT, "test/fake-anthropic");
-const FAKE_IMAGE = "perstack-demo/fake-anthropic:latest";
+const FAKE_CONTEXT = join(ROOT, "test/fake-models");
+const FAKE_IMAGE = "perstack-demo/fake-models:latest";
 const WORKSPACE = join(process.cwd(), "perstack-demo");
 
 const say = (message: string) => process.stderr.write(`[demo] ${message}\n`);
@@ -39,7 +39,7 @@ async function ensureBaseImages(docker: Docker): Promise<string> {
 }
 
 async function buildFake(docker: Docker, nodeImage: string): Promise<void> {
-  say(`building the fake model server image from test/fake-anthropic (FROM ${nodeImage})`);
+  say(`building the fake model server image from test/fake-models (FROM ${nodeImage})`);
   const context = Readable.from(tar.pack(FAKE_CONTEXT) as unknown as AsyncIterable<Buffer>);
   const stream = await docker.buildImage(context, { t: FAKE_IMAGE, buildargs: { NODE_IMAGE: nodeImage }, rm: true, forcerm: true });
   await new Promise<void>((resolve, reject) =>
@@ -54,7 +54,7 @@ async function buildFake(docker: Docker, nodeImage: string): Promise<void> {
 async function startFake(docker: Docker): Promise<{ container: Docker.Container; port: number }> {
   const container = await docker.createContainer({
     Image: FAKE_IMAGE,
-    Labels: { "perstack.demo": "fake-anthropic" },
+    Labels: { "perstack.demo": "fake-models" },
     ExposedPorts: { "8080/tcp": {} },
     HostConfig: { PortBindings: { "8080/tcp": [{ HostPort: "" }] }, AutoRemove: true },
   });
@@ -133,7 +133,7 @@ async function main(): Promise<number> {
   await buildFake(docker, nodeImage);
   const { container, port } = await startFake(docker);
   try {
-    const scripted = await fetch(`http://127.0.0.1:${port}/_script`, { method: "POST", body: JSON.stringify(SCRIPT) });
+    const scripted = await fetch(`http://127.0.0.1:${port}/_script?protocol=anthropic`, { method: "POST", body: JSON.stringify(SCRIPT) });
     if (!scripted.ok) throw new Error(`the fake model rejected its script: ${scripted.status}`);
     mkdirSync(WORKSPACE, { recursive: true });
     writeFileSync(join(WORKSPACE, "perstack.toml"), demoConfig(port));

@@ -1,6 +1,7 @@
 // The fake model servers (Anthropic, Gemini, OpenAI Responses) as project containers (testcontainers), published
 // on the host so runs reach them the way users reach a local model server: http://host.docker.internal:<port>,
-// through the run's proxy. All three share the script format and the /_script, /_requests control endpoints.
+// through the run's proxy. One image (test/fake-models) serves all three protocols; each handle drives and reads
+// only its own protocol through the `?protocol=<kind>` control endpoints.
 import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
 import { GenericContainer, type StartedTestContainer } from "testcontainers";
@@ -9,8 +10,8 @@ import { resolveBaseImages, overridesFromEnv } from "../../src/sandbox/base-imag
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 
 export type FakeKind = "anthropic" | "gemini" | "openai";
-const context = (kind: FakeKind) => fileURLToPath(new URL(`../fake-${kind}/`, import.meta.url));
-const image = (kind: FakeKind) => `perstack-test/fake-${kind}:latest`;
+const CONTEXT = fileURLToPath(new URL("../fake-models/", import.meta.url));
+const IMAGE = "perstack-test/fake-models:latest";
 
 export interface FakeStep {
   text?: string;
@@ -39,18 +40,18 @@ export interface FakeModel {
   stop(): Promise<void>;
 }
 
-const built = new Map<FakeKind, Promise<void>>();
+let built: Promise<void> | undefined;
 
-async function buildImage(docker: Docker, kind: FakeKind): Promise<void> {
+async function buildImage(docker: Docker): Promise<void> {
   const base = await resolveBaseImages(docker, overridesFromEnv());
   // Docker's layer cache makes this a no-op after the first build.
-  await GenericContainer.fromDockerfile(context(kind)).withBuildArgs({ NODE_IMAGE: base.node.ref }).withCache(true).build(image(kind), { deleteOnExit: false });
+  await GenericContainer.fromDockerfile(CONTEXT).withBuildArgs({ NODE_IMAGE: base.node.ref }).withCache(true).build(IMAGE, { deleteOnExit: false });
 }
 
 export async function startFakeModel(docker: Docker, kind: FakeKind): Promise<FakeModel> {
-  if (!built.has(kind)) built.set(kind, buildImage(docker, kind));
-  await built.get(kind);
-  const container: StartedTestContainer = await new GenericContainer(image(kind))
+  built ??= buildImage(docker);
+  await built;
+  const container: StartedTestContainer = await new GenericContainer(IMAGE)
     .withExposedPorts(8080)
     .withLabels({ "perstack.test": `fake-${kind}` })
     .start();
@@ -61,11 +62,11 @@ export async function startFakeModel(docker: Docker, kind: FakeKind): Promise<Fa
     sandboxUrl: `http://host.docker.internal:${port}`,
     port,
     async script(steps) {
-      const response = await fetch(`${hostUrl}/_script`, { method: "POST", body: JSON.stringify({ steps }), headers: { "content-type": "application/json" } });
+      const response = await fetch(`${hostUrl}/_script?protocol=${kind}`, { method: "POST", body: JSON.stringify({ steps }), headers: { "content-type": "application/json" } });
       if (!response.ok) throw new Error(`fake rejected the script: ${response.status} ${await response.text()}`);
     },
     async requests() {
-      return (await (await fetch(`${hostUrl}/_requests`)).json()) as RecordedRequest[];
+      return (await (await fetch(`${hostUrl}/_requests?protocol=${kind}`)).json()) as RecordedRequest[];
     },
     async stop() {
       await container.stop({ remove: true, removeVolumes: true });

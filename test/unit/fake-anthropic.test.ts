@@ -1,21 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startFakeAnthropic } from "../fake-anthropic/server.ts";
-import type { FakeAnthropicHandle, RecordedRequest, Step } from "../fake-anthropic/server.ts";
+import { describe, expect, it } from "vitest";
+import type { RecordedRequest, Step } from "../fake-models/server.ts";
+import { parseSse, useFakeModels } from "../support/fake-models-server.ts";
+import type { SseEvent } from "../support/fake-models-server.ts";
 
-let fake: FakeAnthropicHandle;
-
-beforeAll(async () => {
-  fake = await startFakeAnthropic({ port: 0 });
-});
-
-afterAll(async () => {
-  await fake.close();
-});
-
-async function setScript(steps: Step[]): Promise<void> {
-  const res = await fetch(`${fake.url}/_script`, { method: "POST", body: JSON.stringify({ steps }) });
-  expect(res.status).toBe(200);
-}
+const fake = useFakeModels("anthropic");
+const { setScript } = fake;
 
 interface Msg {
   role: "user" | "assistant";
@@ -44,23 +33,6 @@ function post(body: unknown, headers: Record<string, string> = {}): Promise<Resp
 const userTurn: Msg = { role: "user", content: "hi" };
 const assistantTurn: Msg = { role: "assistant", content: [{ type: "text", text: "earlier" }] };
 
-interface SseEvent {
-  event: string;
-  data: Record<string, unknown>;
-}
-
-function parseSse(text: string): SseEvent[] {
-  return text
-    .split("\n\n")
-    .filter((chunk) => chunk.trim().length > 0)
-    .map((chunk) => {
-      const lines = chunk.split("\n");
-      const event = lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "";
-      const data = lines.find((l) => l.startsWith("data: "))?.slice(6) ?? "{}";
-      return { event, data: JSON.parse(data) as Record<string, unknown> };
-    });
-}
-
 /** Rebuilds content blocks from the deltas, the way an SDK client does. */
 function assemble(events: SseEvent[]): Array<Record<string, unknown>> {
   const blocks: Array<Record<string, unknown>> = [];
@@ -87,14 +59,8 @@ function assemble(events: SseEvent[]): Array<Record<string, unknown>> {
 }
 
 describe("fake Anthropic server", () => {
-  beforeEach(async () => {
-    await setScript([]);
-  });
-
   it("answers health checks and unknown paths", async () => {
-    const health = await fetch(`${fake.url}/health`);
-    expect(health.status).toBe(200);
-    expect(await health.text()).toBe("ok");
+    await fake.expectHealthy();
 
     const missing = await fetch(`${fake.url}/v1/nope`);
     expect(missing.status).toBe(404);
@@ -229,14 +195,14 @@ describe("fake Anthropic server", () => {
     const main = await post(mainBody([userTurn]));
     expect(((await main.json()) as { content: unknown }).content).toEqual([{ type: "text", text: "scripted" }]);
 
-    const log = (await (await fetch(`${fake.url}/_requests`)).json()) as RecordedRequest[];
+    const log = (await (await fetch(`${fake.url}/_requests${fake.query}`)).json()) as RecordedRequest[];
     expect(log.map((r) => r.kind)).toEqual(["side", "side", "main"]);
     expect(log[2]!.turn).toBe(0);
   });
 
   it("logs requests with secrets redacted, and /_script clears the log", async () => {
     await post(mainBody([userTurn]), { authorization: "Bearer secret-token", "x-custom": "kept" });
-    const log = (await (await fetch(`${fake.url}/_requests`)).json()) as RecordedRequest[];
+    const log = (await (await fetch(`${fake.url}/_requests${fake.query}`)).json()) as RecordedRequest[];
     expect(log).toHaveLength(1);
     const [entry] = log;
     expect(entry).toMatchObject({ method: "POST", url: "/v1/messages?beta=true" });
@@ -247,6 +213,6 @@ describe("fake Anthropic server", () => {
     expect(JSON.stringify(log)).not.toMatch(/secret-(key|token)/);
 
     await setScript([]);
-    expect(await (await fetch(`${fake.url}/_requests`)).json()).toEqual([]);
+    expect(await (await fetch(`${fake.url}/_requests${fake.query}`)).json()).toEqual([]);
   });
 });

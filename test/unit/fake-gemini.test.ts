@@ -1,25 +1,8 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startFakeGemini } from "../fake-gemini/server.ts";
-import type { FakeGeminiHandle, RecordedRequest, Step } from "../fake-gemini/server.ts";
+import { describe, expect, it } from "vitest";
+import { useFakeModels } from "../support/fake-models-server.ts";
 
-let fake: FakeGeminiHandle;
-
-beforeAll(async () => {
-  fake = await startFakeGemini({ port: 0 });
-});
-
-afterAll(async () => {
-  await fake.close();
-});
-
-async function setScript(steps: Step[]): Promise<void> {
-  const res = await fetch(`${fake.url}/_script`, { method: "POST", body: JSON.stringify({ steps }) });
-  expect(res.status).toBe(200);
-}
-
-async function requestLog(): Promise<RecordedRequest[]> {
-  return (await (await fetch(`${fake.url}/_requests`)).json()) as RecordedRequest[];
-}
+const fake = useFakeModels("gemini");
+const { setScript, requestLog } = fake;
 
 interface Content {
   role: "user" | "model";
@@ -115,14 +98,8 @@ async function streamedParts(res: Response): Promise<Part[]> {
 }
 
 describe("fake Gemini server", () => {
-  beforeEach(async () => {
-    await setScript([]);
-  });
-
   it("answers health checks and unknown paths with a Google error", async () => {
-    const health = await fetch(`${fake.url}/health`);
-    expect(health.status).toBe(200);
-    expect(await health.text()).toBe("ok");
+    await fake.expectHealthy();
 
     const missing = await fetch(`${fake.url}/v1beta/nope`);
     expect(missing.status).toBe(404);
@@ -415,7 +392,7 @@ describe("fake Gemini server", () => {
   });
 
   it("rejects a script that is not {steps: [...]}", async () => {
-    const res = await fetch(`${fake.url}/_script`, { method: "POST", body: JSON.stringify({ nope: 1 }) });
+    const res = await fetch(`${fake.url}/_script${fake.query}`, { method: "POST", body: JSON.stringify({ nope: 1 }) });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { code: 400, status: "INVALID_ARGUMENT" } });
   });

@@ -1,26 +1,11 @@
 import { request as httpRequest } from "node:http";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startFakeOpenAI } from "../fake-openai/server.ts";
-import type { FakeOpenAIHandle, RecordedRequest, Step } from "../fake-openai/server.ts";
+import { describe, expect, it } from "vitest";
+import type { Step } from "../fake-models/server.ts";
+import { parseSse, useFakeModels } from "../support/fake-models-server.ts";
+import type { SseEvent } from "../support/fake-models-server.ts";
 
-let fake: FakeOpenAIHandle;
-
-beforeAll(async () => {
-  fake = await startFakeOpenAI({ port: 0 });
-});
-
-afterAll(async () => {
-  await fake.close();
-});
-
-async function setScript(steps: Step[]): Promise<void> {
-  const res = await fetch(`${fake.url}/_script`, { method: "POST", body: JSON.stringify({ steps }) });
-  expect(res.status).toBe(200);
-}
-
-async function requestLog(): Promise<RecordedRequest[]> {
-  return (await (await fetch(`${fake.url}/_requests`)).json()) as RecordedRequest[];
-}
+const fake = useFakeModels("openai");
+const { setScript, requestLog } = fake;
 
 type Item = Record<string, unknown>;
 
@@ -97,23 +82,6 @@ async function replyText(payload: unknown, headers: Record<string, string> = {})
   return message.content[0]!.text;
 }
 
-interface SseEvent {
-  event: string;
-  data: Record<string, unknown>;
-}
-
-function parseSse(text: string): SseEvent[] {
-  return text
-    .split("\n\n")
-    .filter((chunk) => chunk.trim().length > 0)
-    .map((chunk) => {
-      const lines = chunk.split("\n");
-      const event = lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "";
-      const data = lines.find((l) => l.startsWith("data: "))?.slice(6) ?? "{}";
-      return { event, data: JSON.parse(data) as Record<string, unknown> };
-    });
-}
-
 /** Rebuilds output items from the deltas, the way a streaming client does. */
 function assemble(events: SseEvent[]): Item[] {
   const items: Item[] = [];
@@ -133,14 +101,8 @@ function assemble(events: SseEvent[]): Item[] {
 }
 
 describe("fake OpenAI Responses server", () => {
-  beforeEach(async () => {
-    await setScript([]);
-  });
-
   it("answers health checks and unknown paths with an OpenAI error", async () => {
-    const health = await fetch(`${fake.url}/health`);
-    expect(health.status).toBe(200);
-    expect(await health.text()).toBe("ok");
+    await fake.expectHealthy();
 
     const missing = await fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: "{}" });
     expect(missing.status).toBe(404);

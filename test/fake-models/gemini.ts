@@ -1,94 +1,14 @@
-// A scripted stand-in for the Gemini API (generativelanguage v1beta), so the Gemini CLI can be driven
+// The Gemini API part of the fake model server (generativelanguage v1beta), so the Gemini CLI can be driven
 // through a deterministic conversation without network access or a real key.
-//
-// Runs directly under Node 22 type stripping (`node --disable-warning=ExperimentalWarning server.ts`; Node
-// before 22.18 also needs --experimental-strip-types), so it must stay dependency-free and use erasable
-// TypeScript only: no enums, namespaces or parameter properties, and only `import type` for types.
-// As a program it listens on $HOST:$PORT (default 0.0.0.0:8080); tests import startFakeGemini() instead.
 //
 // API endpoints (any model name, any of v1beta / v1alpha / v1):
 //   POST /v1beta/models/<model>:streamGenerateContent?alt=sse   SSE, one `data: {GenerateContentResponse}` per chunk
 //   POST /v1beta/models/<model>:generateContent                 one JSON GenerateContentResponse
 //   POST /v1beta/models/<model>:countTokens                     {"totalTokens": n}
-//
-// Control endpoints (not part of the Gemini API), the same as the fake Anthropic server's:
-//   POST /_script   {"steps": Step[]}  replace the script; also clears the turn state and the request log
-//   GET  /_requests                    every API request received since the last /_script (secrets redacted)
-//   GET  /health                       200 "ok"
 
-import { createServer } from "node:http";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-
-export interface ToolUseSpec {
-  name: string;
-  input: Record<string, unknown>;
-}
-
-export interface ErrorSpec {
-  status: number;
-  /**
-   * The Google status string (`INTERNAL`, `UNAUTHENTICATED`, `RESOURCE_EXHAUSTED`, ...). Anthropic-style
-   * types (`api_error`, ...) are accepted too: anything not in upper snake case is replaced by the status
-   * that matches the HTTP code, so one script can drive every fake.
-   */
-  type: string;
-  message: string;
-}
-
-/**
- * One entry of the script, the same shape as the fake Anthropic server's. A "reply" step has text,
- * thinking and/or toolUse; an "error" step has error. Error steps do not use up a conversation turn: they
- * are attached to the reply step that follows them and answer that turn's first attempts (`times` each,
- * or every attempt when `times` is absent).
- */
-export interface Step {
-  text?: string;
-  /** Sent as a `{thought: true, text}` part before the answer (Gemini CLI 0.61 does not show it in stream-json). */
-  thinking?: string;
-  /** Each becomes a `functionCall {name, args: input}` part. */
-  toolUse?: ToolUseSpec[];
-  error?: ErrorSpec;
-  times?: number;
-  /** Accepted for script compatibility with the Anthropic fake; the Gemini API has no such header. */
-  shouldRetry?: boolean;
-}
-
-export interface RecordedRequest {
-  method: string;
-  /** The request path and query, with the value of a `key=` query parameter redacted. */
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: unknown;
-  /**
-   * How the server classified the request: a main-conversation turn, a side request (router, next-speaker
-   * check, loop detection, session summary, ...: answered generically), or anything else (unknown paths).
-   */
-  kind: "main" | "side" | "other";
-  /** For main requests: the conversation turn (number of `role: "model"` entries in `contents`). */
-  turn?: number;
-  /** The model name from the path, for API requests. */
-  model?: string;
-  receivedAt: string;
-}
-
-export interface FakeGeminiOptions {
-  port?: number;
-  host?: string;
-}
-
-export interface FakeGeminiHandle {
-  url: string;
-  port: number;
-  close: () => Promise<void>;
-}
-
-interface Turn {
-  errors: Step[];
-  reply: Step | undefined;
-}
+import type { ServerResponse } from "node:http";
+import type { ApiRequest, ErrorSpec, Protocol, Step } from "./script.ts";
+import { ScriptState, chunk, estimateTokens, openEventStream, sendJson, uniqueId } from "./script.ts";
 
 type Part =
   | { text: string; thought?: true }
@@ -120,13 +40,6 @@ interface Usage {
   cachedContentTokenCount?: number;
 }
 
-let idCounter = 0;
-
-function uniqueId(): string {
-  idCounter += 1;
-  return `fake-${idCounter}-${randomBytes(6).toString("hex")}`;
-}
-
 const SIDE_REPLY = "OK";
 const SIDE_REASONING = "Scripted answer from the fake Gemini server.";
 const SUBAGENT_REPLY = "The fake Gemini server ends every subagent at once.";
@@ -135,23 +48,6 @@ const EXHAUSTED_REPLY = "The fake Gemini script has no more steps.";
 /** What the real API calls the model in responses; any request model is echoed back as is. */
 function modelVersion(model: string): string {
   return model.replace(/^models\//, "");
-}
-
-/** Groups the flat step list into turns: error steps attach to the next reply step. */
-function toTurns(steps: Step[]): Turn[] {
-  const turns: Turn[] = [];
-  let pendingErrors: Step[] = [];
-  for (const step of steps) {
-    if (step.error) {
-      pendingErrors.push(step);
-      continue;
-    }
-    turns.push({ errors: pendingErrors, reply: step });
-    pendingErrors = [];
-  }
-  // Trailing errors still answer the next turn; once used up, that turn gets the "exhausted" reply.
-  if (pendingErrors.length > 0) turns.push({ errors: pendingErrors, reply: undefined });
-  return turns;
 }
 
 /**
@@ -283,22 +179,6 @@ function sideParts(body: GenerateContentBody): Part[] {
   return [{ text: JSON.stringify(value) }];
 }
 
-/** A rough token estimate: the CLI only needs plausible non-zero numbers for its stats. */
-function estimateTokens(value: unknown): number {
-  const text = typeof value === "string" ? value : JSON.stringify(value ?? "");
-  return Math.max(1, Math.ceil(text.length / 4));
-}
-
-const SECRET_HEADERS = new Set(["x-goog-api-key", "authorization", "proxy-authorization"]);
-
-function redactHeaders(headers: IncomingMessage["headers"]): Record<string, string | string[] | undefined> {
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    out[name] = SECRET_HEADERS.has(name) ? "<redacted>" : value;
-  }
-  return out;
-}
-
 /** The API also takes the key as `?key=`; keep the rest of the query. */
 function redactUrl(raw: string): string {
   return raw.replace(/([?&]key=)[^&#]*/g, "$1<redacted>");
@@ -314,22 +194,8 @@ function buildParts(step: Step): Part[] {
   return parts;
 }
 
-/** Splits a string into a few pieces, so clients have to join deltas like they do with the real API. */
-function chunk(text: string, pieces = 3): string[] {
-  if (text.length === 0) return [""];
-  const size = Math.max(1, Math.ceil(text.length / pieces));
-  const out: string[] = [];
-  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
-  return out;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json; charset=UTF-8",
-    "content-length": Buffer.byteLength(payload),
-  });
-  res.end(payload);
+function json(res: ServerResponse, status: number, body: unknown): void {
+  sendJson(res, status, body, { "content-type": "application/json; charset=UTF-8" });
 }
 
 const GOOGLE_STATUS: Record<number, string> = {
@@ -357,7 +223,7 @@ function googleStatus(error: ErrorSpec): string {
  * in settings.json lowers that), and a RetryInfo delay can only lengthen the wait, never shorten it.
  */
 function sendError(res: ServerResponse, error: ErrorSpec): void {
-  sendJson(res, error.status, { error: { code: error.status, message: error.message, status: googleStatus(error) } });
+  json(res, error.status, { error: { code: error.status, message: error.message, status: googleStatus(error) } });
 }
 
 function usageFor(body: GenerateContentBody, parts: Part[], turn: number | undefined): Usage {
@@ -402,7 +268,7 @@ function sendContent(
   });
 
   if (!stream) {
-    sendJson(res, 200, response(parts, true, usage));
+    json(res, 200, response(parts, true, usage));
     return;
   }
 
@@ -414,11 +280,7 @@ function sendContent(
     if ("functionCall" in part || part.thought) chunks.push([part]);
     else for (const piece of chunk(part.text)) chunks.push([{ text: piece }]);
   }
-  res.writeHead(200, {
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-  });
+  openEventStream(res);
   chunks.forEach((chunkParts, i) => {
     const last = i === chunks.length - 1;
     const partial: Usage = last
@@ -429,31 +291,10 @@ function sendContent(
   res.end();
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on("data", (part: Buffer) => parts.push(part));
-    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-function parseJson(raw: string): { ok: true; value: unknown } | { ok: false } {
-  if (raw.length === 0) return { ok: true, value: undefined };
-  try {
-    return { ok: true, value: JSON.parse(raw) as unknown };
-  } catch {
-    return { ok: false };
-  }
-}
-
 const MODEL_PATH = /^\/v1(?:beta|alpha)?\/(models\/[^/:]+|tunedModels\/[^/:]+):([A-Za-z]+)$/;
 
-export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGeminiHandle> {
-  let turns: Turn[] = [];
-  // Attempts per turn index, so the CLI's own retries of one turn walk through that turn's error steps.
-  let attempts = new Map<number, number>();
-  let requests: RecordedRequest[] = [];
+export function createGemini(): Protocol {
+  const state = new ScriptState(["x-goog-api-key", "authorization", "proxy-authorization"]);
 
   function answerMain(
     res: ServerResponse,
@@ -462,63 +303,18 @@ export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGe
     body: GenerateContentBody,
     turnIndex: number,
   ): void {
-    const attempt = (attempts.get(turnIndex) ?? 0) + 1;
-    attempts.set(turnIndex, attempt);
-    const turn = turns[turnIndex];
-    if (!turn) {
-      sendContent(res, stream, model, body, [{ text: EXHAUSTED_REPLY }], turnIndex);
+    const answer = state.answer(turnIndex);
+    if (answer.kind === "error") {
+      sendError(res, answer.error);
       return;
     }
-    let budget = attempt;
-    for (const step of turn.errors) {
-      const times = step.times ?? Number.POSITIVE_INFINITY;
-      if (budget <= times && step.error) {
-        sendError(res, step.error);
-        return;
-      }
-      budget -= times;
-    }
-    const parts = turn.reply ? buildParts(turn.reply) : [{ text: EXHAUSTED_REPLY }];
+    const parts = answer.step ? buildParts(answer.step) : [{ text: EXHAUSTED_REPLY }];
     sendContent(res, stream, model, body, parts, turnIndex);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://fake");
-    const method = req.method ?? "GET";
-    const raw = await readBody(req);
-    const parsed = parseJson(raw);
-
-    if (method === "GET" && url.pathname === "/health") {
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.end("ok");
-      return;
-    }
-    if (method === "GET" && url.pathname === "/_requests") {
-      sendJson(res, 200, requests);
-      return;
-    }
-    if (method === "POST" && url.pathname === "/_script") {
-      const steps = parsed.ok ? (parsed.value as { steps?: unknown } | undefined)?.steps : undefined;
-      if (!Array.isArray(steps)) {
-        sendError(res, { status: 400, type: "INVALID_ARGUMENT", message: 'expected {"steps": [...]}' });
-        return;
-      }
-      turns = toTurns(steps as Step[]);
-      attempts = new Map();
-      requests = [];
-      sendJson(res, 200, { ok: true, turns: turns.length });
-      return;
-    }
-
-    const record: RecordedRequest = {
-      method,
-      url: redactUrl(req.url ?? "/"),
-      headers: redactHeaders(req.headers),
-      body: parsed.ok ? parsed.value : raw,
-      kind: "other",
-      receivedAt: new Date().toISOString(),
-    };
-    requests.push(record);
+  function handle(request: ApiRequest): void {
+    const { req, res, method, url, parsed } = request;
+    const record = state.record(req, request.logBody, redactUrl(req.url ?? "/"));
 
     const match = MODEL_PATH.exec(url.pathname);
     if (method === "POST" && match) {
@@ -544,66 +340,21 @@ export function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGe
       }
       if (action === "countTokens") {
         record.kind = "side";
-        const request = (body as { generateContentRequest?: GenerateContentBody }).generateContentRequest ?? body;
-        sendJson(res, 200, { totalTokens: estimateTokens({ contents: request.contents }) });
+        const inner = (body as { generateContentRequest?: GenerateContentBody }).generateContentRequest ?? body;
+        json(res, 200, { totalTokens: estimateTokens({ contents: inner.contents }) });
         return;
       }
     }
     sendError(res, { status: 404, type: "NOT_FOUND", message: `${method} ${url.pathname} is not found.` });
   }
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) {
-        sendError(res, { status: 500, type: "INTERNAL", message: `fake server failure: ${String(err)}` });
-      } else {
-        res.destroy();
-      }
-    });
-  });
-  // The CLI keeps connections alive between turns; without this, close() would wait for them to time out.
-  const closeServer = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    });
-
-  const host = options.host ?? "127.0.0.1";
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off("error", reject);
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : (options.port ?? 0);
-      const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-      resolve({ url: `http://${urlHost}:${port}`, port, close: closeServer });
-    });
-  });
-}
-
-function isMainModule(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return pathToFileURL(realpathSync(entry)).href === import.meta.url;
-  } catch {
-    return false;
-  }
-}
-
-if (isMainModule()) {
-  const port = Number(process.env.PORT ?? 8080);
-  const host = process.env.HOST ?? "0.0.0.0";
-  const handle = await startFakeGemini({ port, host });
-  console.log(`fake-gemini listening on ${host}:${handle.port}`);
-  // As PID 1 in a container, Node gets no default signal handlers: without these, `docker stop` waits
-  // for its timeout and then kills the container.
-  const shutdown = (): void => {
-    handle.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+  return {
+    name: "gemini",
+    state,
+    badRequestType: "INVALID_ARGUMENT",
+    serverErrorType: "INTERNAL",
+    owns: (_method, pathname) => MODEL_PATH.test(pathname) || /^\/v1(?:beta|alpha)\//.test(pathname),
+    handle,
+    sendError,
   };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
 }

@@ -1,18 +1,8 @@
-// A scripted stand-in for the OpenAI Responses API, so agent CLIs (Codex) can be driven through a
+// The OpenAI Responses API part of the fake model server, so agent CLIs (Codex) can be driven through a
 // deterministic conversation without network access or a real key.
-//
-// Runs directly under Node 22 type stripping (`node --disable-warning=ExperimentalWarning server.ts`; Node
-// before 22.18 also needs --experimental-strip-types), so it must stay dependency-free and use erasable
-// TypeScript only: no enums, namespaces or parameter properties, and only `import type` for types.
-// As a program it listens on $HOST:$PORT (default 0.0.0.0:8080); tests import startFakeOpenAI() instead.
 //
 // API endpoints (with or without the /v1 prefix, so a provider base_url may end in /v1 or not):
 //   POST /v1/responses   `stream: true`: SSE (`event: <type>\ndata: {...}\n\n`); otherwise one Response object
-//
-// Control endpoints (not part of the OpenAI API), the same as the fake Anthropic server's:
-//   POST /_script   {"steps": Step[]}  replace the script; also clears the turn state and the request log
-//   GET  /_requests                    every API request received since the last /_script (secrets redacted)
-//   GET  /health                       200 "ok"
 //
 // Which step answers a request: a main-conversation request (see isMainConversation) is answered by the step
 // whose index is the number of model responses the conversation already holds (see countModelTurns and
@@ -20,91 +10,10 @@
 // `codex exec resume` run continues where the earlier run's history ends (its script must keep the earlier
 // steps). Side requests (compaction summaries, subagents) get a plain "OK" and leave the script alone.
 
-import { createServer } from "node:http";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-
-export interface ToolUseSpec {
-  /**
-   * The function name. Codex 0.169 offers each MCP server's tools as a `namespace` tool `mcp__<server>`
-   * holding functions named after the tools (dashes turned into underscores), and only runs a call that
-   * names both: `{namespace: "mcp__<server>", name: "<tool>"}` (a flat `mcp__<server>__<tool>` name is
-   * answered "unsupported call"). So a flat name `<namespace>__<tool>` is sent in that form: matched against
-   * the request's namespace tools (also `multi_agent_v1__spawn_agent`), or for `mcp__` names split at the
-   * first `__` after the server name (for models whose MCP tools are deferred behind `tool_search`). One
-   * script can so drive Claude Code (which uses the flat name) and Codex alike.
-   */
-  name: string;
-  input: Record<string, unknown>;
-}
-
-export interface ErrorSpec {
-  status: number;
-  /**
-   * The OpenAI error `type` (`server_error`, `invalid_request_error`, `requests`, ...). Anthropic-style types
-   * (`api_error`, `authentication_error`, `rate_limit_error`, ...) and Google status strings (`INTERNAL`, ...)
-   * are accepted too and replaced by the OpenAI type that matches the HTTP status, so one script can drive
-   * every fake. The `code` is derived from the status (see errorBody()).
-   */
-  type: string;
-  message: string;
-}
-
-/**
- * One entry of the script, the same shape as the fake Anthropic server's. A "reply" step has text,
- * thinking and/or toolUse; an "error" step has error. Error steps do not use up a conversation turn: they
- * are attached to the reply step that follows them and answer that turn's first attempts (`times` each,
- * or every attempt when `times` is absent).
- */
-export interface Step {
-  text?: string;
-  /** Sent as a `reasoning` output item with one summary part (Codex shows it as a `reasoning` item). */
-  thinking?: string;
-  /** Each becomes a `function_call` output item: `call_id` unique for the server's lifetime, `arguments` = JSON. */
-  toolUse?: ToolUseSpec[];
-  error?: ErrorSpec;
-  times?: number;
-  /** Sent as the `x-should-retry` header, like the real API does for some errors (Codex 0.169 ignores it). */
-  shouldRetry?: boolean;
-}
-
-export interface RecordedRequest {
-  method: string;
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: unknown;
-  /**
-   * How the server classified the request: a main-conversation turn, a side request (compaction, subagent
-   * or any other non-turn request, answered generically), or anything else (unknown paths, WebSocket
-   * upgrade attempts).
-   */
-  kind: "main" | "side" | "other";
-  /**
-   * For main requests: the conversation turn, i.e. the number of earlier model responses in `input` (see
-   * countModelTurns), plus those summarised away by earlier compactions of the thread (see TurnOffsets).
-   */
-  turn?: number;
-  receivedAt: string;
-}
-
-export interface FakeOpenAIOptions {
-  port?: number;
-  host?: string;
-}
-
-export interface FakeOpenAIHandle {
-  url: string;
-  port: number;
-  close: () => Promise<void>;
-}
-
-interface Turn {
-  errors: Step[];
-  reply: Step | undefined;
-}
+import type { ApiRequest, ErrorSpec, Protocol, Step } from "./script.ts";
+import { ScriptState, chunk, estimateTokens, isObject, openEventStream, sendJson, uniqueId } from "./script.ts";
 
 interface ReasoningItem {
   type: "reasoning";
@@ -150,38 +59,8 @@ interface ErrorBody {
   error: { message: string; type: string; param: null; code: string | null };
 }
 
-// Lives for the whole process, not per script: call ids must stay unique across a conversation, and tests
-// may reuse one server for many runs.
-let idCounter = 0;
-
-function uniqueId(prefix: string): string {
-  idCounter += 1;
-  return `${prefix}_fake_${idCounter}_${randomBytes(6).toString("hex")}`;
-}
-
 const SIDE_REPLY = "OK";
 const EXHAUSTED_REPLY = "The fake OpenAI script has no more steps.";
-
-/** Groups the flat step list into turns: error steps attach to the next reply step. */
-function toTurns(steps: Step[]): Turn[] {
-  const turns: Turn[] = [];
-  let pendingErrors: Step[] = [];
-  for (const step of steps) {
-    if (step.error) {
-      pendingErrors.push(step);
-      continue;
-    }
-    turns.push({ errors: pendingErrors, reply: step });
-    pendingErrors = [];
-  }
-  // Trailing errors still answer the next turn; once used up, that turn gets the "exhausted" reply.
-  if (pendingErrors.length > 0) turns.push({ errors: pendingErrors, reply: undefined });
-  return turns;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Codex's per-request metadata: the `x-codex-turn-metadata` header, or the same JSON in `client_metadata`. */
 function turnMetadata(req: IncomingMessage, body: ResponsesBody): Record<string, unknown> | undefined {
@@ -302,22 +181,6 @@ class TurnOffsets {
   }
 }
 
-/** A rough token estimate: the CLI only needs plausible non-zero numbers for its usage totals. */
-function estimateTokens(value: unknown): number {
-  const text = typeof value === "string" ? value : JSON.stringify(value ?? "");
-  return Math.max(1, Math.ceil(text.length / 4));
-}
-
-const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "api-key", "x-api-key", "openai-api-key"]);
-
-function redactHeaders(headers: IncomingMessage["headers"]): Record<string, string | string[] | undefined> {
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    out[name] = SECRET_HEADERS.has(name) ? "<redacted>" : value;
-  }
-  return out;
-}
-
 /** Namespace tools the request offers (`{type: "namespace", name, tools: [{name}]}`), by namespace name. */
 function namespaceTools(body: ResponsesBody): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
@@ -392,24 +255,8 @@ function messageItem(text: string): MessageItem {
   };
 }
 
-/** Splits a string into a few pieces, so clients have to join deltas like they do with the real API. */
-function chunk(text: string, pieces = 3): string[] {
-  if (text.length === 0) return [""];
-  const size = Math.max(1, Math.ceil(text.length / pieces));
-  const out: string[] = [];
-  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
-  return out;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(payload),
-    "x-request-id": uniqueId("req"),
-    ...headers,
-  });
-  res.end(payload);
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  sendJson(res, status, body, { "x-request-id": uniqueId("req"), ...headers });
 }
 
 const NON_OPENAI_TYPES = new Set([
@@ -453,7 +300,7 @@ function errorBody(error: ErrorSpec): ErrorBody {
 function sendError(res: ServerResponse, error: ErrorSpec, shouldRetry?: boolean): void {
   const headers: Record<string, string> = error.status === 429 ? { "retry-after": "0" } : {};
   if (shouldRetry !== undefined) headers["x-should-retry"] = String(shouldRetry);
-  sendJson(res, error.status, errorBody(error), headers);
+  json(res, error.status, errorBody(error), headers);
 }
 
 function usageFor(body: ResponsesBody, items: OutputItem[]): Record<string, unknown> {
@@ -512,16 +359,11 @@ function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputIte
   const usage = usageFor(body, items);
 
   if (body.stream !== true) {
-    sendJson(res, 200, responseObject(id, body, "completed", items, usage));
+    json(res, 200, responseObject(id, body, "completed", items, usage));
     return;
   }
 
-  res.writeHead(200, {
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-request-id": uniqueId("req"),
-  });
+  openEventStream(res, { "x-request-id": uniqueId("req") });
   let sequence = 0;
   const emit = (type: string, data: Record<string, unknown>): void => {
     res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence, ...data })}\n\n`);
@@ -578,98 +420,26 @@ function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputIte
   res.end();
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on("data", (part: Buffer) => parts.push(part));
-    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-function parseJson(raw: string): { ok: true; value: unknown } | { ok: false } {
-  if (raw.length === 0) return { ok: true, value: undefined };
-  try {
-    return { ok: true, value: JSON.parse(raw) as unknown };
-  } catch {
-    return { ok: false };
-  }
-}
-
 function isResponsesPath(pathname: string): boolean {
   return pathname === "/v1/responses" || pathname === "/responses";
 }
 
-export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIHandle> {
-  let turns: Turn[] = [];
-  // Attempts per turn index, so the CLI's own retries of one turn walk through that turn's error steps.
-  let attempts = new Map<number, number>();
-  let requests: RecordedRequest[] = [];
+export function createOpenAI(): Protocol {
+  const state = new ScriptState(["authorization", "proxy-authorization", "api-key", "x-api-key", "openai-api-key"]);
   let offsets = new TurnOffsets();
 
-  function record(req: IncomingMessage, body: unknown): RecordedRequest {
-    const entry: RecordedRequest = {
-      method: req.method ?? "GET",
-      url: req.url ?? "/",
-      headers: redactHeaders(req.headers),
-      body,
-      kind: "other",
-      receivedAt: new Date().toISOString(),
-    };
-    requests.push(entry);
-    return entry;
-  }
-
   function answerMain(res: ServerResponse, body: ResponsesBody, turnIndex: number): void {
-    const attempt = (attempts.get(turnIndex) ?? 0) + 1;
-    attempts.set(turnIndex, attempt);
-    const turn = turns[turnIndex];
-    if (!turn) {
-      sendResponse(res, body, [messageItem(EXHAUSTED_REPLY)]);
+    const answer = state.answer(turnIndex);
+    if (answer.kind === "error") {
+      sendError(res, answer.error, answer.shouldRetry);
       return;
     }
-    let budget = attempt;
-    for (const step of turn.errors) {
-      const times = step.times ?? Number.POSITIVE_INFINITY;
-      if (budget <= times && step.error) {
-        sendError(res, step.error, step.shouldRetry);
-        return;
-      }
-      budget -= times;
-    }
-    sendResponse(res, body, turn.reply ? buildItems(turn.reply, body) : [messageItem(EXHAUSTED_REPLY)]);
+    sendResponse(res, body, answer.step ? buildItems(answer.step, body) : [messageItem(EXHAUSTED_REPLY)]);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://fake");
-    const method = req.method ?? "GET";
-    const raw = await readBody(req);
-    const parsed = parseJson(raw);
-
-    if (method === "GET" && url.pathname === "/health") {
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.end("ok");
-      return;
-    }
-    if (method === "GET" && url.pathname === "/_requests") {
-      sendJson(res, 200, requests);
-      return;
-    }
-    if (method === "POST" && url.pathname === "/_script") {
-      const steps = parsed.ok ? (parsed.value as { steps?: unknown } | undefined)?.steps : undefined;
-      if (!Array.isArray(steps)) {
-        sendError(res, { status: 400, type: "invalid_request_error", message: 'expected {"steps": [...]}' });
-        return;
-      }
-      turns = toTurns(steps as Step[]);
-      attempts = new Map();
-      requests = [];
-      offsets = new TurnOffsets();
-      sendJson(res, 200, { ok: true, turns: turns.length });
-      return;
-    }
-
-    const entry = record(req, parsed.ok ? parsed.value : raw);
+  function handle(request: ApiRequest): void {
+    const { req, res, method, url, parsed } = request;
+    const entry = state.record(req, request.logBody);
 
     if (method === "POST" && isResponsesPath(url.pathname)) {
       if (!parsed.ok || !isObject(parsed.value)) {
@@ -692,19 +462,10 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
     sendError(res, { status: 404, type: "invalid_request_error", message: `Invalid URL (${method} ${url.pathname})` });
   }
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) {
-        sendError(res, { status: 500, type: "server_error", message: `fake server failure: ${String(err)}` });
-      } else {
-        res.destroy();
-      }
-    });
-  });
   // The built-in OpenAI provider of Codex first tries a WebSocket to {base}/responses. This fake only speaks
   // HTTP: log the attempt and refuse it, so the client falls back to plain POST requests.
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
-    record(req, undefined);
+  function upgrade(req: IncomingMessage, socket: Duplex): void {
+    state.record(req, undefined);
     const payload = JSON.stringify(
       errorBody({ status: 426, type: "invalid_request_error", message: "WebSocket is not supported by this fake" }),
     );
@@ -715,50 +476,19 @@ export function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOp
       "connection: close",
     ];
     socket.end(`${head.join("\r\n")}\r\n\r\n${payload}`);
-  });
-  // The CLI keeps connections alive between turns; without this, close() would wait for them to time out.
-  const closeServer = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    });
-
-  const host = options.host ?? "127.0.0.1";
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off("error", reject);
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : (options.port ?? 0);
-      const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-      resolve({ url: `http://${urlHost}:${port}`, port, close: closeServer });
-    });
-  });
-}
-
-function isMainModule(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return pathToFileURL(realpathSync(entry)).href === import.meta.url;
-  } catch {
-    return false;
   }
-}
 
-if (isMainModule()) {
-  const port = Number(process.env.PORT ?? 8080);
-  const host = process.env.HOST ?? "0.0.0.0";
-  const handle = await startFakeOpenAI({ port, host });
-  console.log(`fake-openai listening on ${host}:${handle.port}`);
-  // As PID 1 in a container, Node gets no default signal handlers: without these, `docker stop` waits
-  // for its timeout and then kills the container.
-  const shutdown = (): void => {
-    handle.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+  return {
+    name: "openai",
+    state,
+    badRequestType: "invalid_request_error",
+    serverErrorType: "server_error",
+    owns: (_method, pathname) => isResponsesPath(pathname) || /^\/(?:v1\/)?(?:responses|chat|completions|embeddings)(?:\/|$)/.test(pathname),
+    handle,
+    sendError: (res, error) => sendError(res, error),
+    reset: () => {
+      offsets = new TurnOffsets();
+    },
+    upgrade,
   };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
 }
