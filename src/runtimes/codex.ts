@@ -1,7 +1,7 @@
 // Codex CLI (`codex exec --json`) as a runtime. Flags and stream shapes: shared/reference/runtime-clis.md.
 import type { PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
 import { emptyUsage } from "../model/perstack.js";
-import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
+import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
 import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
@@ -97,8 +97,7 @@ function codexConfig(invocation: RuntimeInvocation): string {
 
 export class CodexStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
-  private generation = 1;
-  private afterTools = false;
+  private readonly generations = new GenerationIds("codex");
   private lastMessage: string | undefined;
   /** turn.completed usage is a running total for the thread; per-turn figures are the differences. */
   private previousTotal: Usage = emptyUsage();
@@ -169,23 +168,15 @@ export class CodexStreamParser implements StreamParser {
     };
   }
 
-  private nextGeneration(): string {
-    if (this.afterTools) {
-      this.generation += 1;
-      this.afterTools = false;
-    }
-    return `codex-${this.generation}`;
-  }
-
   private item(kind: string, item: Json): PerstackEvent[] {
     const id = str(item.id) ?? "";
     const type = str(item.type);
     if (type === "agent_message" && kind === "item.completed" && typeof item.text === "string") {
       this.lastMessage = item.text;
-      return this.recorder.assistant(this.nextGeneration(), [{ type: "textPart", text: item.text }]);
+      return this.recorder.assistant(this.generations.current(), [{ type: "textPart", text: item.text }]);
     }
     if (type === "reasoning" && kind === "item.completed" && typeof item.text === "string") {
-      return this.recorder.assistant(this.nextGeneration(), [{ type: "thinkingPart", thinking: item.text }]);
+      return this.recorder.assistant(this.generations.current(), [{ type: "thinkingPart", thinking: item.text }]);
     }
     const call = toolCallOf(type, item);
     if (!call) return [];
@@ -193,10 +184,10 @@ export class CodexStreamParser implements StreamParser {
     if (!this.started.has(id)) {
       this.started.add(id);
       const part: AssistantPart = { type: "toolCallPart", toolCallId: id, ...call };
-      events.push(...this.recorder.assistant(this.nextGeneration(), [part]));
+      events.push(...this.recorder.assistant(this.generations.current(), [part]));
     }
     if (kind === "item.completed") {
-      this.afterTools = true;
+      this.generations.toolsAnswered();
       const result: ToolResult = { id, skillName: call.skillName, toolName: call.toolName, ...toolResultOf(type, item) };
       events.push(...this.recorder.toolResults([result]));
     }

@@ -3,7 +3,7 @@
 // executable (test/cursor-standin); see shared/reference/runtime-clis.md.
 import type { CheckpointError, PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
 import { PROVIDER_NAMES } from "../config/schema.js";
-import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
+import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
 import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
@@ -88,8 +88,7 @@ function cursorMcpConfig(invocation: RuntimeInvocation) {
 
 export class CursorStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
-  private generation = 1;
-  private afterTools = false;
+  private readonly generations = new GenerationIds("cursor");
   private thinking = "";
   private result: Json | undefined;
   private lastText: string | undefined;
@@ -134,19 +133,11 @@ export class CursorStreamParser implements StreamParser {
     return [...events, ...this.recorder.fail(error, usage)];
   }
 
-  private genId(): string {
-    if (this.afterTools) {
-      this.generation += 1;
-      this.afterTools = false;
-    }
-    return `cursor-${this.generation}`;
-  }
-
   private flushThinking(): PerstackEvent[] {
     if (!this.thinking) return [];
     const thinking = this.thinking;
     this.thinking = "";
-    return this.recorder.assistant(this.genId(), [{ type: "thinkingPart", thinking }]);
+    return this.recorder.assistant(this.generations.current(), [{ type: "thinkingPart", thinking }]);
   }
 
   private assistant(value: Json): PerstackEvent[] {
@@ -159,7 +150,7 @@ export class CursorStreamParser implements StreamParser {
       .join("");
     if (!text) return [];
     this.lastText = text;
-    return [...this.flushThinking(), ...this.recorder.assistant(this.genId(), [{ type: "textPart", text }])];
+    return [...this.flushThinking(), ...this.recorder.assistant(this.generations.current(), [{ type: "textPart", text }])];
   }
 
   private toolCall(value: Json): PerstackEvent[] {
@@ -172,10 +163,10 @@ export class CursorStreamParser implements StreamParser {
     const { skillName, toolName, args } = describeCall(kind, body);
     if (value.subtype === "started") {
       const part: AssistantPart = { type: "toolCallPart", toolCallId: id, skillName, toolName, args };
-      return [...this.flushThinking(), ...this.recorder.assistant(this.genId(), [part])];
+      return [...this.flushThinking(), ...this.recorder.assistant(this.generations.current(), [part])];
     }
     if (value.subtype === "completed") {
-      this.afterTools = true;
+      this.generations.toolsAnswered();
       const outcome = isObject(body.result) ? body.result : undefined;
       const success = outcome && isObject(outcome.success) ? outcome.success : undefined;
       const failure = outcome && "error" in outcome ? outcome.error : undefined;

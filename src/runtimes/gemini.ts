@@ -1,6 +1,6 @@
 // Gemini CLI (`gemini -p`) as a runtime. Flags and stream shapes: shared/reference/runtime-clis.md.
 import type { PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
-import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
+import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
 import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
@@ -86,10 +86,9 @@ function geminiSettings(invocation: RuntimeInvocation) {
 
 export class GeminiStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;
-  private generation = 0;
+  private readonly generations = new GenerationIds("gemini");
   /** Assistant text arrives as deltas; they are joined into one part per generation. */
   private text = "";
-  private afterTools = false;
   private finalText: string | undefined;
   private result: Json | undefined;
   private lastError: string | undefined;
@@ -107,7 +106,6 @@ export class GeminiStreamParser implements StreamParser {
         return this.recorder.start({ model: str(value.model), sessionId: str(value.session_id) });
       case "message":
         if (value.role === "assistant" && typeof value.content === "string") {
-          this.beginGenerationIfNeeded();
           this.text += value.content;
         }
         return [];
@@ -152,26 +150,18 @@ export class GeminiStreamParser implements StreamParser {
     ];
   }
 
-  private beginGenerationIfNeeded(): void {
-    if (this.afterTools || this.generation === 0) {
-      this.generation += 1;
-      this.afterTools = false;
-    }
-  }
-
   private flushText(): PerstackEvent[] {
     if (!this.text) return [];
     const text = this.text;
     this.text = "";
     this.finalText = text;
-    return this.recorder.assistant(`gemini-${this.generation}`, [{ type: "textPart", text }]);
+    return this.recorder.assistant(this.generations.current(), [{ type: "textPart", text }]);
   }
 
   private toolUse(value: Json): PerstackEvent[] {
     const id = str(value.tool_id);
     const name = str(value.tool_name);
     if (!id || !name) return [];
-    this.beginGenerationIfNeeded();
     const parts: AssistantPart[] = [];
     if (this.text) {
       parts.push({ type: "textPart", text: this.text });
@@ -180,13 +170,13 @@ export class GeminiStreamParser implements StreamParser {
     const { skillName, toolName } = splitGeminiToolName(name);
     this.toolNames.set(id, toolName);
     parts.push({ type: "toolCallPart", toolCallId: id, toolName, skillName, args: value.parameters ?? {} });
-    return this.recorder.assistant(`gemini-${this.generation}`, parts);
+    return this.recorder.assistant(this.generations.current(), parts);
   }
 
   private toolResult(value: Json): PerstackEvent[] {
     const id = str(value.tool_id);
     if (!id) return [];
-    this.afterTools = true;
+    this.generations.toolsAnswered();
     const error = isObject(value.error) ? value.error : undefined;
     const output = typeof value.output === "string" ? value.output : value.output === undefined ? "" : JSON.stringify(value.output);
     const result: ToolResult = {

@@ -283,3 +283,28 @@ export class RunRecorder {
 function stripUndefined<T extends Record<string, unknown>>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/**
+ * Generation ids for streams that carry no message ids (gemini, codex, cursor): everything the model says until
+ * tool results come back belongs to one generation; the next output starts another.
+ */
+export class GenerationIds {
+  private count = 1;
+  private answered = false;
+
+  constructor(private readonly prefix: string) {}
+
+  /** The id for model output arriving now. */
+  current(): string {
+    if (this.answered) {
+      this.count += 1;
+      this.answered = false;
+    }
+    return `${this.prefix}-${this.count}`;
+  }
+
+  /** Tool results came back: the next model output is a new generation. */
+  toolsAnswered(): void {
+    this.answered = true;
+  }
+}
