@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type Docker from "dockerode";
 import { PerstackError, InvalidOptionError } from "../errors.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
@@ -61,16 +62,18 @@ function offlineBaseImages(env: NodeJS.ProcessEnv): Record<BaseImageRole, BaseIm
   };
 }
 
+/**
+ * The engine and the base images in force. A run needs the engine; --dry-run and export only plan, so without an
+ * engine they fall back to the overrides or the official images.
+ */
 async function baseImagesFor(needDocker: boolean) {
-  if (!needDocker) {
-    try {
-      const docker = await connectDocker();
-      return { docker, baseImages: await resolveBaseImages(docker, baseImageOverrides(process.env)) };
-    } catch {
-      return { docker: undefined, baseImages: offlineBaseImages(process.env) };
-    }
+  let docker: Docker;
+  try {
+    docker = await connectDocker();
+  } catch (error) {
+    if (needDocker) throw error;
+    return { docker: undefined, baseImages: offlineBaseImages(process.env) };
   }
-  const docker = await connectDocker();
   return { docker, baseImages: await resolveBaseImages(docker, baseImageOverrides(process.env)) };
 }
 
