@@ -44,6 +44,11 @@ export interface Job {
   startedAt: number;
   finishedAt?: number;
   runtime: string;
+  /**
+   * Not in Perstack's Job: the checkpoint the job last stopped at, which `--continue` and `--continue-job` start
+   * from. Checkpoint ids alone do not order a job's history.
+   */
+  latestCheckpointId?: string;
 }
 
 export type CheckpointStatus =
@@ -108,6 +113,32 @@ export interface Checkpoint {
   usage: Usage;
   metadata?: Record<string, unknown>;
   error?: CheckpointError;
+  /** stoppedByDelegate: the child runs started for the delegate calls of this step. */
+  delegateTo?: DelegateTo[];
+  /** A delegated run: who called it, so its result can be handed back. */
+  delegatedBy?: DelegatedBy;
+  /** Tool calls of the last step still waiting for a result (a delegate's or an interactive answer). */
+  pendingToolCalls?: ToolCall[];
+  /** Results of the last step's calls that did finish while others are pending. */
+  partialToolResults?: ToolResult[];
+}
+
+export interface DelegateTo {
+  expert: ExpertRef;
+  toolCallId: string;
+  toolName: string;
+  /** The child run's id. */
+  runId: string;
+  query: string;
+}
+
+export interface DelegatedBy {
+  expert: ExpertRef;
+  toolCallId: string;
+  toolName: string;
+  /** The parent's stoppedByDelegate checkpoint. */
+  checkpointId: string;
+  runId: string;
 }
 
 export interface ToolCall {
@@ -151,12 +182,18 @@ export type RunEvent = RunEventBase &
     | { type: "startGeneration"; messages: Message[] }
     | { type: "retry"; reason: string }
     | { type: "callTools"; newMessage: Message; toolCalls: ToolCall[]; usage: Usage }
+    | { type: "callDelegate"; newMessage: Message; toolCalls: ToolCall[]; usage: Usage }
+    | { type: "callInteractiveTool"; newMessage: Message; toolCall: ToolCall; usage: Usage }
+    | { type: "attemptCompletion"; toolResult: ToolResult }
+    | { type: "finishToolCall"; newMessages: Message[] }
     | { type: "resolveToolResults"; toolResults: ToolResult[] }
     | { type: "finishAllToolCalls"; newMessages: Message[] }
     | { type: "continueToNextStep"; checkpoint: Checkpoint; nextCheckpoint: Checkpoint }
     | { type: "completeRun"; checkpoint: Checkpoint; text: string; usage: Usage }
     | { type: "stopRunByError"; checkpoint: Checkpoint; error: CheckpointError }
     | { type: "stopRunByExceededMaxSteps"; checkpoint: Checkpoint }
+    | { type: "stopRunByDelegate"; checkpoint: Checkpoint }
+    | { type: "stopRunByInteractiveTool"; checkpoint: Checkpoint }
     | { type: "startStreamingReasoning" }
     | { type: "streamReasoning"; delta: string }
     | { type: "completeStreamingReasoning"; text: string }

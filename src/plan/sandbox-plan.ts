@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { relative, isAbsolute, join } from "node:path";
 import type { LoadedConfig } from "../config/load.js";
+import type { EngineStart } from "../engine/engine-input.js";
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
 import { DEFAULTS, NPM_PACKAGE_SPEC, type ProviderConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
@@ -60,6 +61,11 @@ export interface PlanInput {
   user: { uid: number; gid: number };
   jobId: string;
   runId: string;
+  /**
+   * How the run begins when it continues an existing job (built-in engine only): default a fresh query, 0 steps
+   * before.
+   */
+  session?: { start: EngineStart; stepsBefore: number };
 }
 
 export interface ContextFile {
@@ -212,6 +218,12 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     maxRetries: loaded.file.maxRetries ?? DEFAULTS.maxRetries,
     timeout: loaded.file.timeout ?? DEFAULTS.timeout,
     ...(loaded.file.reasoningBudget !== undefined ? { reasoningBudget: loaded.file.reasoningBudget } : {}),
+    jobId: input.jobId,
+    runId: input.runId,
+    // TODO(issue 4, host helper): every reachable expert with its installed skills, for the built-in engine.
+    experts: [],
+    start: input.session?.start ?? { kind: "query", query: input.query },
+    stepsBefore: input.session?.stepsBefore ?? 0,
   };
 
   // Allowlist: skills of the expert and every reachable delegate, the provider's hosts, the runtime's hosts.

@@ -2,6 +2,7 @@
 // templates/runtimes/, and recorded stream fixtures in test/fixtures/.
 import type { ProviderConfig, ProviderName, RuntimeName } from "../config/schema.js";
 import type { ExpertRef, PerstackEvent } from "../model/perstack.js";
+import type { EngineExpert, EngineStart } from "../engine/engine-input.js";
 import type { RecorderContext } from "./run-recorder.js";
 
 /** An MCP stdio skill as it exists inside the agent image. */
@@ -40,6 +41,17 @@ export interface RuntimeInvocation {
   /** Milliseconds per generation. */
   timeout: number;
   reasoningBudget?: string | number;
+  /** The job and the run this invocation records into. */
+  jobId: string;
+  runId: string;
+  /**
+   * The built-in engine only: every reachable expert (coordinator first) with its skills as installed, since it
+   * runs delegates natively; how the invocation begins; and the steps earlier invocations of the job used.
+   * CLI runtimes always start a fresh query.
+   */
+  experts: EngineExpert[];
+  start: EngineStart;
+  stepsBefore: number;
 }
 
 export interface StreamParser {

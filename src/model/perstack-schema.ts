@@ -1,0 +1,107 @@
+// zod schemas for the Perstack data model (see perstack.ts). Data that crosses a trust boundary is checked with
+// them: checkpoints read back from perstack/jobs, the engine's input file, and the engine's output lines. Objects
+// are loose: a field a newer writer adds is kept, not rejected.
+import { z } from "zod";
+import type { Checkpoint, Message, ToolCall, ToolResult, Usage } from "./perstack.js";
+
+export const usageSchema = z.looseObject({
+  inputTokens: z.number(),
+  outputTokens: z.number(),
+  reasoningTokens: z.number(),
+  totalTokens: z.number(),
+  cachedInputTokens: z.number(),
+}) satisfies z.ZodType<Usage>;
+
+const textPart = z.looseObject({ type: z.literal("textPart"), text: z.string() });
+const thinkingPart = z.looseObject({ type: z.literal("thinkingPart"), thinking: z.string(), signature: z.string().optional() });
+const toolCallPart = z.looseObject({
+  type: z.literal("toolCallPart"),
+  toolCallId: z.string(),
+  toolName: z.string(),
+  args: z.unknown(),
+});
+const toolResultPart = z.looseObject({
+  type: z.literal("toolResultPart"),
+  toolCallId: z.string(),
+  toolName: z.string(),
+  contents: z.array(textPart),
+  isError: z.boolean().optional(),
+});
+
+export const messageSchema = z.discriminatedUnion("type", [
+  z.looseObject({ type: z.literal("instructionMessage"), id: z.string(), contents: z.array(textPart) }),
+  z.looseObject({ type: z.literal("userMessage"), id: z.string(), contents: z.array(textPart) }),
+  z.looseObject({
+    type: z.literal("expertMessage"),
+    id: z.string(),
+    contents: z.array(z.discriminatedUnion("type", [textPart, thinkingPart, toolCallPart])),
+  }),
+  z.looseObject({ type: z.literal("toolMessage"), id: z.string(), contents: z.array(toolResultPart) }),
+]) as unknown as z.ZodType<Message>;
+
+export const expertRefSchema = z.looseObject({ key: z.string(), name: z.string(), version: z.string() });
+
+export const toolCallSchema = z.looseObject({
+  id: z.string(),
+  skillName: z.string(),
+  toolName: z.string(),
+  args: z.unknown(),
+}) as unknown as z.ZodType<ToolCall>;
+
+export const toolResultSchema = z.looseObject({
+  id: z.string(),
+  skillName: z.string(),
+  toolName: z.string(),
+  result: z.array(textPart),
+  isError: z.boolean().optional(),
+}) as unknown as z.ZodType<ToolResult>;
+
+export const checkpointErrorSchema = z.looseObject({
+  name: z.string(),
+  message: z.string(),
+  statusCode: z.number().optional(),
+  isRetryable: z.boolean(),
+});
+
+export const checkpointSchema = z.looseObject({
+  id: z.string().min(1),
+  jobId: z.string().min(1),
+  runId: z.string().min(1),
+  status: z.enum([
+    "init",
+    "proceeding",
+    "completed",
+    "stoppedByInteractiveTool",
+    "stoppedByDelegate",
+    "stoppedByExceededMaxSteps",
+    "stoppedByError",
+  ]),
+  stepNumber: z.number().int().min(0),
+  messages: z.array(messageSchema),
+  expert: expertRefSchema,
+  usage: usageSchema,
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  error: checkpointErrorSchema.optional(),
+  delegateTo: z
+    .array(
+      z.looseObject({
+        expert: expertRefSchema,
+        toolCallId: z.string(),
+        toolName: z.string(),
+        runId: z.string(),
+        query: z.string(),
+      }),
+    )
+    .optional(),
+  delegatedBy: z
+    .looseObject({
+      expert: expertRefSchema,
+      toolCallId: z.string(),
+      toolName: z.string(),
+      checkpointId: z.string(),
+      runId: z.string(),
+    })
+    .optional(),
+  pendingToolCalls: z.array(toolCallSchema).optional(),
+  partialToolResults: z.array(toolResultSchema).optional(),
+}) as unknown as z.ZodType<Checkpoint>;
