@@ -24,3 +24,9 @@ export class ImageBuildError extends PerstackError {}
 export class SandboxError extends PerstackError {}
 /** Build-time prerequisites the user must fix on the host (debootstrap, root, npm, apt sources). */
 export class BootstrapPrerequisiteError extends PerstackError {}
+/** --continue / --continue-job named a job that is not in perstack/jobs. */
+export class JobNotFoundError extends PerstackError {}
+/** --resume-from named a checkpoint the job does not have, or a checkpoint file is unreadable. */
+export class CheckpointNotFoundError extends PerstackError {}
+/** The job exists but cannot be continued the way the flags ask (runtime, expert, pending interactive call). */
+export class CannotContinueError extends PerstackError {}

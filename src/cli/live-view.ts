@@ -1,6 +1,7 @@
 // The readable view of a run printed by default: one short line per meaningful event. --json prints the events
 // themselves instead.
-import type { PerstackEvent } from "../model/perstack.js";
+import { answerCommand } from "../job/continuation.js";
+import type { Checkpoint, PerstackEvent, ToolCall } from "../model/perstack.js";
 
 const MAX_ARGS = 160;
 
@@ -9,7 +10,16 @@ function clip(text: string, max: number): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-export function formatEvent(event: PerstackEvent): string | undefined {
+function formatCall(call: ToolCall): string {
+  return `${call.skillName === "claude-code" ? "" : `${call.skillName}/`}${call.toolName} ${clip(JSON.stringify(call.args), MAX_ARGS)}`;
+}
+
+/**
+ * `root`: the event belongs to the run this invocation started (default). A delegated run's completion is a line in
+ * the log, never the final answer.
+ */
+export function formatEvent(event: PerstackEvent, options: { root?: boolean } = {}): string | undefined {
+  const root = options.root ?? true;
   switch (event.type) {
     case "initializeRuntime":
       return `▶ ${event.runtime}${event.runtimeVersion ? ` ${event.runtimeVersion}` : ""}${event.model ? ` · model ${event.model}` : ""}`;
@@ -18,9 +28,17 @@ export function formatEvent(event: PerstackEvent): string | undefined {
         ? `  [build ${event.service}] ${event.message}`
         : undefined;
     case "callTools":
-      return event.toolCalls
-        .map((call) => `  → ${call.skillName === "claude-code" ? "" : `${call.skillName}/`}${call.toolName} ${clip(JSON.stringify(call.args), MAX_ARGS)}`)
-        .join("\n");
+      return event.toolCalls.map((call) => `  → ${formatCall(call)}`).join("\n");
+    case "callDelegate":
+      return event.toolCalls.map((call) => `  ⇢ delegate ${call.toolName} ${clip(JSON.stringify(call.args), MAX_ARGS)}`).join("\n");
+    case "stopRunByDelegate": {
+      const to = (event.checkpoint.delegateTo ?? []).map((d) => d.expert.key);
+      return `· ${event.expertKey} waits for ${to.length ? to.join(", ") : "its delegates"}`;
+    }
+    case "callInteractiveTool":
+      return `  ? ${formatCall(event.toolCall)}`;
+    case "stopRunByInteractiveTool":
+      return `⏸ ${event.expertKey} stopped for input after ${event.checkpoint.stepNumber} step(s)`;
     case "resolveToolResults":
       return event.toolResults
         .map((r) => `  ${r.isError ? "✗" : "✓"} ${r.toolName} ${clip(r.result.map((p) => p.text).join(" "), MAX_ARGS)}`)
@@ -32,12 +50,27 @@ export function formatEvent(event: PerstackEvent): string | undefined {
     case "proxyAccess":
       return event.action === "blocked" ? `  ⛔ proxy blocked ${event.domain}:${event.port}${event.reason ? ` (${event.reason})` : ""}` : undefined;
     case "completeRun":
+      if (!root) return `  ⇠ ${event.expertKey} done in ${event.checkpoint.stepNumber} step(s): ${clip(event.text, MAX_ARGS)}`;
       return `✔ completed in ${event.checkpoint.stepNumber} step(s) · ${event.usage.totalTokens} tokens\n\n${event.text}`;
     case "stopRunByExceededMaxSteps":
       return `✖ stopped: maxSteps reached after ${event.checkpoint.stepNumber} step(s); raise maxSteps in perstack.toml to allow more`;
     case "stopRunByError":
-      return `✖ ${event.error.name}: ${event.error.message}`;
+      return `${root ? "" : `  ${event.expertKey}: `}✖ ${event.error.name}: ${event.error.message}`;
     default:
       return undefined;
   }
+}
+
+/**
+ * What a job stopped by an interactive tool is asking, and the exact command that answers it. `coordinatorKey` is
+ * the job's coordinator: a delegated run's question is answered through it.
+ */
+export function formatWaiting(checkpoint: Checkpoint, coordinatorKey: string, jobId: string): string {
+  const expert = checkpoint.delegatedBy ? coordinatorKey : checkpoint.expert.key;
+  const calls = checkpoint.pendingToolCalls ?? [];
+  return [
+    `⏸ job ${jobId} is waiting for your answer${calls.length ? ` to ${checkpoint.expert.key}'s call:` : ""}`,
+    ...calls.map((call) => `  ${call.toolName} ${clip(JSON.stringify(call.args), 2_000)}`),
+    `answer with: ${answerCommand(expert, jobId)}`,
+  ].join("\n");
 }

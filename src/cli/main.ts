@@ -8,13 +8,15 @@ import { PerstackError, InvalidOptionError } from "../errors.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
-import { prepareRun, type RunRequest } from "../job/prepare-run.js";
+import { jobTarget, type Continuation } from "../job/continuation.js";
+import { loadContinuation } from "../job/load-continuation.js";
+import { perstackDirOf, prepareRun, type RunRequest } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
 import { connectDocker } from "../sandbox/docker-client.js";
 import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
 import { pruneImages } from "../sandbox/image-prune.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
-import { formatEvent } from "./live-view.js";
+import { formatEvent, formatWaiting } from "./live-view.js";
 
 let verbose = false;
 
@@ -91,7 +93,14 @@ interface RunOptions {
   user?: { uid: number; gid: number };
   dryRun?: boolean;
   json?: boolean;
+  continue?: boolean;
+  continueJob?: string;
+  resumeFrom?: string;
+  interactiveToolCallResult?: boolean;
 }
+
+/** Exit codes of `perstack run` (also in its --help). */
+const EXIT = { completed: 0, failed: 1, badInput: 2, waitingForInput: 3, interrupted: 130 } as const;
 
 function runRequest(expertKey: string, query: string, options: RunOptions): RunRequest {
   const limits: Partial<ResourceLimits> = {
@@ -127,9 +136,27 @@ function printablePlan(plan: SandboxPlan) {
   };
 }
 
-async function runCommand(expertKey: string, query: string, options: RunOptions): Promise<number> {
+async function runCommand(expertKey: string, queryArg: string | undefined, options: RunOptions): Promise<number> {
+  const flags = {
+    ...(queryArg !== undefined ? { query: queryArg } : {}),
+    ...(options.continue ? { continue: true } : {}),
+    ...(options.continueJob !== undefined ? { continueJob: options.continueJob } : {}),
+    ...(options.resumeFrom !== undefined ? { resumeFrom: options.resumeFrom } : {}),
+    ...(options.interactiveToolCallResult ? { interactive: true } : {}),
+    ...(options.runtime !== undefined ? { runtime: options.runtime } : {}),
+  };
+  // Flags and the job on disk are checked before Docker is touched: a wrong job id fails in milliseconds.
+  const target = jobTarget(flags);
+  let continuation: Continuation | undefined;
+  let query: string;
+  if (target.kind === "continue") {
+    continuation = loadContinuation(perstackDirOf(process.cwd()), target, { ...flags, expertKey });
+    query = continuation.query;
+  } else {
+    query = target.query;
+  }
   const { docker, baseImages } = await baseImagesFor(!options.dryRun);
-  const prepared = prepareRun(runRequest(expertKey, query, options), baseImages);
+  const prepared = prepareRun({ ...runRequest(expertKey, query, options), ...(continuation ? { continuation } : {}) }, baseImages);
   for (const warning of prepared.warnings) process.stderr.write(`warning: ${warning}\n`);
   if (options.dryRun) {
     process.stdout.write(`${JSON.stringify(printablePlan(prepared.plan), null, 2)}\n`);
@@ -158,15 +185,22 @@ async function runCommand(expertKey: string, query: string, options: RunOptions)
           process.stdout.write(`${JSON.stringify(event)}\n`);
           return;
         }
-        const line = formatEvent(event);
+        const root = event.runId === prepared.plan.runId;
+        const line = formatEvent(event, { root });
         if (line === undefined) return;
-        const toStdout = event.type === "completeRun";
+        // Only the answer of the run this invocation started is the command's output; delegates' go to the log.
+        const toStdout = event.type === "completeRun" && root;
         (toStdout ? process.stdout : process.stderr).write(`${line}\n`);
       },
     });
+    if (result.outcome.status === "stoppedByInteractiveTool" && result.outcome.lastCheckpoint) {
+      const expert = continuation?.job.coordinatorExpertKey ?? expertKey;
+      process.stderr.write(`${formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId)}\n`);
+    }
     if (!options.json) process.stderr.write(`job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}\n`);
-    if (result.interrupted) return 130;
-    return result.outcome.status === "completed" ? 0 : 1;
+    if (result.interrupted) return EXIT.interrupted;
+    if (result.outcome.status === "stoppedByInteractiveTool") return EXIT.waitingForInput;
+    return result.outcome.status === "completed" ? EXIT.completed : EXIT.failed;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -248,13 +282,30 @@ export function buildProgram(): Command {
   addRunOptions(
     program
       .command("run")
-      .description("run an expert on a query in a fresh sandbox")
+      .description("run an expert on a query in a fresh sandbox, or continue a job of the built-in perstack runtime")
       .argument("<expert>", "expert key in perstack.toml")
-      .argument("<query>", "what to ask the expert"),
+      .argument("[query]", "what to ask the expert (with -i: the answer); optional only with --resume-from"),
   )
     .option("--dry-run", "print the sandbox plan as JSON and exit without touching Docker")
     .option("--json", "print normalized events as JSON lines instead of the live view")
-    .action(async (expert: string, query: string, options: RunOptions) => {
+    .option("--continue", "continue the most recent job in ./perstack/jobs (built-in perstack runtime only)")
+    .option("--continue-job <jobId>", "continue this job from the checkpoint it stopped at")
+    .option("--resume-from <checkpointId>", "with --continue-job: start from this checkpoint of the job instead")
+    .option("-i, --interactive-tool-call-result", "the query is the answer to the job's pending interactive tool call")
+    .addHelpText(
+      "after",
+      `
+Exit codes: ${EXIT.completed} completed; ${EXIT.failed} stopped by an error or at maxSteps; ${EXIT.badInput} bad input;
+${EXIT.waitingForInput} waiting for input (an interactive tool call: answer with --continue-job <jobId> -i '<answer>');
+${EXIT.interrupted} interrupted.
+
+Examples:
+  perstack run writer "Write a brief on RISC-V"
+  perstack run writer --continue "Now shorten it to half a page"
+  perstack run writer --continue-job <jobId> -i 'yes, publish it'
+  perstack run writer --continue-job <jobId> --resume-from <checkpointId>`,
+    )
+    .action(async (expert: string, query: string | undefined, options: RunOptions) => {
       process.exitCode = await runCommand(expert, query, options);
     });
 

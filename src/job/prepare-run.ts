@@ -17,6 +17,7 @@ import {
 } from "../plan/sandbox-plan.js";
 import { runtimeAdapter } from "../runtimes/registry.js";
 import type { RuntimeAdapter } from "../runtimes/types.js";
+import type { Continuation } from "./continuation.js";
 
 export interface RunRequest {
   expertKey: string;
@@ -33,6 +34,11 @@ export interface RunRequest {
   processEnv: NodeJS.ProcessEnv;
   /** false for export: variables are only named, so missing values are fine. Default true. */
   resolveSecrets?: boolean;
+  /**
+   * --continue / --continue-job / --resume-from, already read from disk (job/load-continuation.ts): the run
+   * records into that job, on its runtime, starting from its checkpoint.
+   */
+  continuation?: Continuation;
 }
 
 export interface PreparedRun {
@@ -44,6 +50,12 @@ export interface PreparedRun {
   perstackDir: string;
   workspace: string;
   warnings: string[];
+  continuation?: Continuation;
+}
+
+/** Where runs started in `cwd` record their jobs. */
+export function perstackDirOf(cwd: string): string {
+  return join(cwd, "perstack");
 }
 
 export function newId(): string {
@@ -60,7 +72,9 @@ export function defaultAgentUser(): { uid: number; gid: number } {
 
 export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole, BaseImage>): PreparedRun {
   const loaded = loadConfig({ cwd: request.cwd, ...(request.configPath ? { configPath: request.configPath } : {}) });
-  const runtime = resolveRuntime(request.runtime, loaded.file.runtime);
+  const continuation = request.continuation;
+  // A continued job stays on the built-in runtime it ran on, whatever perstack.toml says now.
+  const runtime = resolveRuntime(continuation ? continuation.runtime : request.runtime, loaded.file.runtime);
   const adapter = runtimeAdapter(runtime.name);
   const workspace = resolve(request.cwd, request.workspace ?? ".");
   let workspaceStat;
@@ -70,11 +84,11 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     throw new InvalidOptionError(`--workspace ${workspace}: no such directory; create it or pass another path`);
   }
   if (!workspaceStat.isDirectory()) throw new InvalidOptionError(`--workspace ${workspace}: not a directory`);
-  const perstackDir = join(request.cwd, "perstack");
+  const perstackDir = perstackDirOf(request.cwd);
   const user = request.user ?? defaultAgentUser();
   if (user.uid === 0) throw new InvalidOptionError("--user: the agent never runs as root; give a non-zero uid");
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
-  const jobId = newId();
+  const jobId = continuation ? continuation.job.id : newId();
   const sources = readEnvSources(loaded, request.processEnv);
   const baseUrlFromEnv = adapter.baseUrlEnv ? sources.get(adapter.baseUrlEnv) : undefined;
   const plan = buildSandboxPlan({
@@ -94,6 +108,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     user,
     jobId,
     runId: newId(),
+    ...(continuation ? { session: { start: continuation.start, stepsBefore: continuation.stepsBefore } } : {}),
   });
 
   const envValues: Record<string, string> = { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
@@ -117,5 +132,5 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
       `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it; chown it or pass --user ${workspaceStat.uid === 0 ? "<uid>:<gid>" : `${workspaceStat.uid}:${workspaceStat.gid}`}`,
     );
   }
-  return { loaded, adapter, plan, envValues, perstackDir, workspace, warnings };
+  return { loaded, adapter, plan, envValues, perstackDir, workspace, warnings, ...(continuation ? { continuation } : {}) };
 }

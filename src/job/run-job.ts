@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import { RunCollector, type RunOutcome } from "../collector/run-collector.js";
 import { PerstackError } from "../errors.js";
-import { emptyUsage, type Job, type PerstackEvent } from "../model/perstack.js";
+import { addUsage, emptyUsage, type Job, type PerstackEvent } from "../model/perstack.js";
 import { runSandbox } from "../sandbox/run-sandbox.js";
 import { JobStore } from "../storage/job-store.js";
 import { newId, type PreparedRun } from "./prepare-run.js";
@@ -28,17 +28,22 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
   const store = new JobStore(prepared.perstackDir, plan.jobId);
   const files = store.openRun(plan.runId);
   const startedAt = Date.now();
-  const job: Job = {
-    id: plan.jobId,
-    status: "running",
-    coordinatorExpertKey: plan.expert.key,
-    totalSteps: 0,
-    maxSteps: prepared.loaded.file.maxSteps ?? 100,
-    usage: emptyUsage(),
-    startedAt,
-    runtime: plan.runtime.name,
-  };
+  const previous = prepared.continuation?.job;
+  // A continued job keeps its id, coordinator, start time and what earlier invocations used.
+  const job: Job = previous
+    ? { ...withoutFinish(previous), status: "running", maxSteps: prepared.loaded.file.maxSteps ?? previous.maxSteps ?? 100, runtime: plan.runtime.name }
+    : {
+        id: plan.jobId,
+        status: "running",
+        coordinatorExpertKey: plan.expert.key,
+        totalSteps: 0,
+        maxSteps: prepared.loaded.file.maxSteps ?? 100,
+        usage: emptyUsage(),
+        startedAt,
+        runtime: plan.runtime.name,
+      };
   await store.writeJob(job);
+  const continuation = prepared.continuation;
   await files.writeSetting({
     jobId: plan.jobId,
     runId: plan.runId,
@@ -55,6 +60,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     env: plan.agent.env.map((entry) => ({ name: entry.name, source: entry.source, reason: entry.reason })),
     limits: plan.agent.limits,
     user: plan.agent.user,
+    ...(continuation ? { continuedFrom: { checkpointId: continuation.checkpoint.id, start: continuation.start.kind } } : {}),
     startedAt,
   });
 
@@ -75,6 +81,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     runId: plan.runId,
     store,
     files,
+    childRunSetting: { model: plan.model, provider: plan.provider, runtime: plan.runtime },
     parser,
     newId,
     now: Date.now,
@@ -133,12 +140,19 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
   return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt };
 }
 
+function withoutFinish(job: Job): Job {
+  const { finishedAt: _finishedAt, ...rest } = job;
+  return rest;
+}
+
 async function finishJob(store: JobStore, job: Job, outcome: RunOutcome): Promise<void> {
+  const latestCheckpointId = outcome.lastCheckpoint?.id ?? job.latestCheckpointId;
   await store.writeJob({
     ...job,
     status: outcome.status,
-    totalSteps: outcome.steps,
-    usage: outcome.usage ?? job.usage,
+    totalSteps: job.totalSteps + outcome.steps,
+    usage: addUsage(job.usage, outcome.usage),
     finishedAt: Date.now(),
+    ...(latestCheckpointId ? { latestCheckpointId } : {}),
   });
 }

@@ -33,21 +33,27 @@ export class JobStore {
     return writeJsonAtomic(join(this.jobDir, "checkpoints", `${checkpoint.id}.json`), checkpoint);
   }
 
-  openRun(runId: string): RunFiles {
-    return new RunFiles(join(this.jobDir, "runs", runId));
+  /** `logs: false` for a delegated run: the container's raw output and stderr belong to the job's root run. */
+  openRun(runId: string, options: { logs?: boolean } = {}): RunFiles {
+    return new RunFiles(join(this.jobDir, "runs", runId), options);
   }
 }
 
 export class RunFiles {
   private readonly events: WriteStream;
-  private readonly raw: WriteStream;
-  private readonly stderr: WriteStream;
+  private readonly raw: WriteStream | undefined;
+  private readonly stderr: WriteStream | undefined;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    options: { logs?: boolean } = {},
+  ) {
     mkdirSync(dir, { recursive: true });
     this.events = createWriteStream(join(dir, "events.jsonl"), { flags: "a" });
-    this.raw = createWriteStream(join(dir, "raw.log"), { flags: "a" });
-    this.stderr = createWriteStream(join(dir, "stderr.log"), { flags: "a" });
+    if (options.logs !== false) {
+      this.raw = createWriteStream(join(dir, "raw.log"), { flags: "a" });
+      this.stderr = createWriteStream(join(dir, "stderr.log"), { flags: "a" });
+    }
   }
 
   writeSetting(setting: unknown): Promise<void> {
@@ -59,17 +65,18 @@ export class RunFiles {
   }
 
   appendRaw(chunk: Buffer | string): void {
-    this.raw.write(chunk);
+    this.raw?.write(chunk);
   }
 
   appendStderr(chunk: Buffer | string): void {
-    this.stderr.write(chunk);
+    this.stderr?.write(chunk);
   }
 
   async close(): Promise<void> {
     await Promise.all(
       [this.events, this.raw, this.stderr].map(
-        (stream) => new Promise<void>((resolve) => stream.end(() => resolve())),
+        (stream) =>
+          stream && new Promise<void>((resolve) => stream.end(() => resolve())),
       ),
     );
   }
