@@ -90,7 +90,8 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
   const jobId = continuation ? continuation.job.id : newId();
   const sources = readEnvSources(loaded, request.processEnv);
-  const baseUrlFromEnv = adapter.baseUrlEnv ? sources.get(adapter.baseUrlEnv) : undefined;
+  const baseUrlEnv = adapter.baseUrlEnv?.(loaded.file.provider ?? { providerName: adapter.defaultProvider });
+  const baseUrlFromEnv = baseUrlEnv ? sources.get(baseUrlEnv) : undefined;
   const plan = buildSandboxPlan({
     loaded,
     expertKey: request.expertKey,
@@ -116,6 +117,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     if (entry.source !== "host" || request.resolveSecrets === false) continue;
     const value = entry.from.map((name) => sources.get(name)).find((v) => v !== undefined && v !== "");
     if (value === undefined) {
+      if (entry.optional) continue;
       const files = (loaded.file.envPath ?? [".env", ".env.local"]).join(", ");
       const names = entry.from.join(" or ");
       throw new MissingEnvError(

@@ -3,9 +3,9 @@
 import { createHash } from "node:crypto";
 import { relative, isAbsolute, join } from "node:path";
 import type { LoadedConfig } from "../config/load.js";
-import type { EngineStart } from "../engine/engine-input.js";
+import type { EngineExpert, EngineSkill, EngineStart } from "../engine/engine-input.js";
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
-import { DEFAULTS, NPM_PACKAGE_SPEC, type ProviderConfig } from "../config/schema.js";
+import { DEFAULTS, NPM_PACKAGE_SPEC, type McpStdioSkillConfig, type ProviderConfig, type SkillConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
 import { CURSOR_INSTALLER_URL } from "../runtimes/cursor.js";
 import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
@@ -116,7 +116,7 @@ export interface ProxyPlan {
 
 export type EnvEntry =
   /** Read from the host at run time: the first of `from` that is set. */
-  | { name: string; source: "host"; from: string[]; reason: string }
+  | { name: string; source: "host"; from: string[]; reason: string; optional?: boolean }
   /** Value from perstack.toml that may be secret (provider headers): supplied at run time, never in the plan. */
   | { name: string; source: "config"; reason: string }
   | { name: string; source: "fixed"; value: string; reason: string };
@@ -196,7 +196,11 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
   const baseUrl = adapter.ownService ? undefined : (provider.setting?.baseUrl ?? input.baseUrlFromEnv);
   const short = input.runId.slice(0, 12);
 
-  const { installs, skills } = planSkills(expert.key, expert.config.skills ?? {}, warnings, adapter.name);
+  const { installs: cliInstalls, skills } = adapter.runsExperts
+    ? { installs: [], skills: [] }
+    : planSkills(expert.key, expert.config.skills ?? {}, warnings, adapter.name);
+  const engine = adapter.runsExperts ? planEngineExperts(experts) : undefined;
+  const installs = engine?.installs ?? cliInstalls;
   const invocation: RuntimeInvocation = {
     expert: {
       key: expert.key,
@@ -220,8 +224,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     ...(loaded.file.reasoningBudget !== undefined ? { reasoningBudget: loaded.file.reasoningBudget } : {}),
     jobId: input.jobId,
     runId: input.runId,
-    // TODO(issue 4, host helper): every reachable expert with its installed skills, for the built-in engine.
-    experts: [],
+    experts: engine?.experts ?? [],
     start: input.session?.start ?? { kind: "query", query: input.query },
     stepsBefore: input.session?.stepsBefore ?? 0,
   };
@@ -347,36 +350,108 @@ function planSkills(
       continue;
     }
     const envNames = skill.requiredEnv ?? [];
-    const program = skill.command.split("/").pop() ?? skill.command;
-    if (program === "uvx" || program.startsWith("python") || program === "uv") {
-      throw new UnsupportedConfigError(
-        `${where}.command: "${skill.command}" skills are not available yet in sandboxed runs; use an npm package (command = "npx")`,
-      );
-    }
-    let packageSpec: string | undefined;
-    let args: string[] = [];
-    if (skill.packageName !== undefined) {
-      packageSpec = skill.packageName;
-    } else if (program === "npx") {
-      // npx's own flags come before the package; what follows the package belongs to the server.
-      const rest = (skill.args ?? []).slice();
-      while (rest[0]?.startsWith("-")) rest.shift();
-      packageSpec = rest.shift();
-      args = rest;
-      if (!packageSpec || !NPM_PACKAGE_SPEC.test(packageSpec)) {
-        throw new UnsupportedConfigError(`${where}.args: cannot find the npm package to run; put it first, e.g. ["-y", "@scope/server"]`);
-      }
-    }
-    if (packageSpec) {
-      const packageName = packageSpec.replace(/^(@?[^@]+)@.*$/, "$1");
-      installs.push({ name, dir: name, packageSpec, packageName });
-      skills.push({ name, command: `${SKILLS_ROOT}/${name}/entry`, args, envNames, ...notes });
+    const launch = stdioLaunch(where, skill);
+    if (launch.packageSpec) {
+      installs.push({ name, dir: name, packageSpec: launch.packageSpec, packageName: packageNameOf(launch.packageSpec) });
+      skills.push({ name, command: `${SKILLS_ROOT}/${name}/entry`, args: launch.args, envNames, ...notes });
     } else {
-      // A program already in the image (node, a script in /workspace): run as written.
-      skills.push({ name, command: skill.command, args: skill.args ?? [], envNames, ...notes });
+      skills.push({ name, command: skill.command, args: launch.args, envNames, ...notes });
     }
   }
   return { installs, skills };
+}
+
+/** How a stdio skill starts: an npm package to install (with the server's arguments), else a program as written. */
+function stdioLaunch(where: string, skill: McpStdioSkillConfig): { packageSpec?: string; args: string[] } {
+  const program = skill.command.split("/").pop() ?? skill.command;
+  if (program === "uvx" || program.startsWith("python") || program === "uv") {
+    throw new UnsupportedConfigError(
+      `${where}.command: "${skill.command}" skills are not available yet in sandboxed runs; use an npm package (command = "npx")`,
+    );
+  }
+  if (skill.packageName !== undefined) return { packageSpec: skill.packageName, args: [] };
+  if (program === "npx") {
+    // npx's own flags come before the package; what follows the package belongs to the server.
+    const rest = (skill.args ?? []).slice();
+    while (rest[0]?.startsWith("-")) rest.shift();
+    const packageSpec = rest.shift();
+    if (!packageSpec || !NPM_PACKAGE_SPEC.test(packageSpec)) {
+      throw new UnsupportedConfigError(`${where}.args: cannot find the npm package to run; put it first, e.g. ["-y", "@scope/server"]`);
+    }
+    return { packageSpec, args: rest };
+  }
+  // A program already in the image (node, a script in /workspace): run as written.
+  return { args: skill.args ?? [] };
+}
+
+function packageNameOf(packageSpec: string): string {
+  return packageSpec.replace(/^(@?[^@]+)@.*$/, "$1");
+}
+
+/** Perstack's base skill; the engine serves it itself. */
+const BASE_SKILL_PACKAGE = "@perstack/base";
+
+/** A skill directory per package spec: stable across runs and experts, and safe in a Dockerfile path. */
+export function skillInstallDir(packageSpec: string): string {
+  const readable = packageSpec.replace(/^@/, "").replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 48);
+  return `${readable}-${createHash("sha256").update(packageSpec).digest("hex").slice(0, 8)}`;
+}
+
+/**
+ * The built-in engine runs every reachable expert itself: each gets its skills as the engine starts them, and the
+ * image gets every npm skill of them all, installed once per package spec.
+ */
+function planEngineExperts(experts: ReturnType<typeof reachableExperts>): { experts: EngineExpert[]; installs: SkillInstall[] } {
+  const installs = new Map<string, SkillInstall>();
+  const out = experts.map((expert): EngineExpert => {
+    const configured = Object.entries(expert.config.skills ?? {});
+    const skills: EngineSkill[] =
+      configured.length === 0
+        ? [{ type: "base", name: BASE_SKILL_PACKAGE }]
+        : configured.map(([name, skill]) => engineSkill(`experts."${expert.key}".skills."${name}"`, name, skill, installs));
+    return {
+      key: expert.key,
+      name: expert.key,
+      version: expert.config.version,
+      ...(expert.config.description ? { description: expert.config.description } : {}),
+      instruction: expert.config.instruction,
+      delegates: expert.config.delegates ?? [],
+      skills,
+    };
+  });
+  return { experts: out, installs: [...installs.values()] };
+}
+
+function engineSkill(where: string, name: string, skill: SkillConfig, installs: Map<string, SkillInstall>): EngineSkill {
+  if (skill.type === "interactiveSkill") {
+    return {
+      type: "interactive",
+      name,
+      ...(skill.description ? { description: skill.description } : {}),
+      ...(skill.rule ? { rule: skill.rule } : {}),
+      tools: Object.entries(skill.tools).map(([tool, spec]) => ({
+        name: tool,
+        ...(spec.description ? { description: spec.description } : {}),
+        inputSchema: JSON.parse(spec.inputJsonSchema) as Record<string, unknown>,
+      })),
+    };
+  }
+  const filters = {
+    ...(skill.description ? { description: skill.description } : {}),
+    ...(skill.rule ? { rule: skill.rule } : {}),
+    ...(skill.pick ? { pick: skill.pick } : {}),
+    ...(skill.omit ? { omit: skill.omit } : {}),
+  };
+  if (skill.type === "mcpSseSkill") return { type: "mcpSse", name, url: skill.endpoint, ...filters };
+  const launch = stdioLaunch(where, skill);
+  if (!launch.packageSpec) {
+    return { type: "mcpStdio", name, command: skill.command, args: launch.args, envNames: skill.requiredEnv ?? [], ...filters };
+  }
+  const packageName = packageNameOf(launch.packageSpec);
+  if (packageName === BASE_SKILL_PACKAGE) return { type: "base", name, ...filters };
+  const dir = skillInstallDir(launch.packageSpec);
+  if (!installs.has(launch.packageSpec)) installs.set(launch.packageSpec, { name: launch.packageSpec, dir, packageSpec: launch.packageSpec, packageName });
+  return { type: "mcpStdio", name, command: `${SKILLS_ROOT}/${dir}/entry`, args: launch.args, envNames: skill.requiredEnv ?? [], ...filters };
 }
 
 function planEnv(
@@ -388,10 +463,17 @@ function planEnv(
   proxyUrl: string,
 ): EnvEntry[] {
   const entries = new Map<string, EnvEntry>();
-  const fromHost = (name: string, reason: string, from: string[] = [name]) => {
-    if (!entries.has(name)) entries.set(name, { name, source: "host", from, reason });
+  const fromHost = (name: string, reason: string, from: string[] = [name], optional = false) => {
+    const known = entries.get(name);
+    // Named again as required (a skill's requiredEnv, --env), an optional provider variable becomes required.
+    const upgrade = known?.source === "host" && known.optional === true && !optional;
+    if (known && !upgrade) return;
+    const sources = known?.source === "host" ? known.from : from;
+    entries.set(name, { name, source: "host", from: sources, reason, ...(optional ? { optional } : {}) });
   };
-  for (const key of adapter.keyEnv(provider)) fromHost(key.name, `provider ${provider.providerName} key`, key.from);
+  for (const key of adapter.keyEnv(provider)) {
+    fromHost(key.name, `provider ${provider.providerName} ${key.optional ? "setting" : "key"}`, key.from, key.optional);
+  }
   for (const expert of experts) {
     for (const [skillName, skill] of Object.entries(expert.config.skills ?? {})) {
       if (skill.type !== "mcpStdioSkill") continue;
@@ -470,6 +552,7 @@ function agentImage(input: PlanInput, installs: SkillInstall[]): ImagePlan {
     { path: "agent-entrypoint.sh", content: readTemplateFile("templates/files/agent-entrypoint.sh") },
   ];
   if (hasCaBundle) contextFiles.push({ path: "extra-ca.crt", content: input.caBundle });
+  contextFiles.push(...(adapter.contextFiles?.() ?? []));
   const repository = `perstack/agent-${adapter.name}`;
   const tag = hashInputs({ dockerfile, contextFiles, base: base.id ?? base.ref });
   return { role: "agent", repository, tag, ref: `${repository}:${tag}`, baseImage: base.ref, dockerfile, contextFiles };

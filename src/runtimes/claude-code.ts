@@ -19,7 +19,7 @@ export const claudeCode: RuntimeAdapter = {
   defaultProvider: "anthropic",
   defaultModel: "claude-sonnet-4-5",
   modelVendors: ["anthropic"],
-  baseUrlEnv: "ANTHROPIC_BASE_URL",
+  baseUrlEnv: () => "ANTHROPIC_BASE_URL",
   dockerfilePartial: "claude-code.hbs",
   keyEnv: () => [{ name: "ANTHROPIC_API_KEY", from: ["ANTHROPIC_API_KEY"] }],
   homeFiles: () => [],

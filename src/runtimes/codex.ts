@@ -20,7 +20,7 @@ export const codex: RuntimeAdapter = {
   defaultProvider: "openai",
   defaultModel: "gpt-5",
   modelVendors: ["openai"],
-  baseUrlEnv: "OPENAI_BASE_URL",
+  baseUrlEnv: () => "OPENAI_BASE_URL",
   dockerfilePartial: "codex.hbs",
   keyEnv: () => [{ name: "OPENAI_API_KEY", from: ["OPENAI_API_KEY"] }],
   apiHosts: () => ["api.openai.com"],

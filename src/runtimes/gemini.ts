@@ -17,7 +17,7 @@ export const gemini: RuntimeAdapter = {
   defaultProvider: "google",
   defaultModel: "gemini-2.5-pro",
   modelVendors: ["google"],
-  baseUrlEnv: "GOOGLE_GEMINI_BASE_URL",
+  baseUrlEnv: () => "GOOGLE_GEMINI_BASE_URL",
   dockerfilePartial: "gemini.hbs",
   // The CLI reads GEMINI_API_KEY; Perstack's google provider documents GOOGLE_GENERATIVE_AI_API_KEY.
   keyEnv: () => [{ name: "GEMINI_API_KEY", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"] }],

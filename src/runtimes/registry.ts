@@ -6,9 +6,13 @@ import { claudeCode } from "./claude-code.js";
 import { codex } from "./codex.js";
 import { cursor } from "./cursor.js";
 import { gemini } from "./gemini.js";
+import { perstack } from "./perstack.js";
 import type { RuntimeAdapter } from "./types.js";
 
 const AVAILABLE: Partial<Record<RuntimeName, RuntimeAdapter>> = {
+  perstack,
+  // The seed's name for the same built-in agent in the sandbox.
+  docker: perstack,
   "claude-code": claudeCode,
   gemini,
   codex,
@@ -19,10 +23,7 @@ export function runtimeAdapter(name: RuntimeName): RuntimeAdapter {
   const adapter = AVAILABLE[name];
   if (!adapter) {
     const available = Object.keys(AVAILABLE).join(", ");
-    const what = name === "docker" ? `"docker" (the built-in perstack agent)` : `"${name}"`;
-    throw new RuntimeNotAvailableError(
-      `runtime ${what} is not available yet in this version; use --runtime ${available}`,
-    );
+    throw new RuntimeNotAvailableError(`runtime "${name}" is not available yet in this version; use --runtime ${available}`);
   }
   return adapter;
 }

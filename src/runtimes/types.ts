@@ -3,6 +3,7 @@
 import type { ProviderConfig, ProviderName, RuntimeName } from "../config/schema.js";
 import type { ExpertRef, PerstackEvent } from "../model/perstack.js";
 import type { EngineExpert, EngineStart } from "../engine/engine-input.js";
+import type { ContextFile } from "../plan/sandbox-plan.js";
 import type { RecorderContext } from "./run-recorder.js";
 
 /** An MCP stdio skill as it exists inside the agent image. */
@@ -65,6 +66,8 @@ export interface StreamParser {
 export interface KeyVariable {
   name: string;
   from: string[];
+  /** Passed when set on the host, not demanded (e.g. AWS_SESSION_TOKEN, or a value a setting may give instead). */
+  optional?: boolean;
 }
 
 /** A file the CLI reads from its home directory (native settings, MCP config, instructions). Never secrets. */
@@ -88,14 +91,21 @@ export interface RuntimeAdapter {
   /** Vendors whose models the CLI runs; a model that plainly belongs to another is refused. */
   modelVendors: readonly ModelVendor[];
   /**
-   * The variable users already set to point this CLI at another endpoint. Used when perstack.toml sets no
-   * baseUrl, so one perstack.toml serves every runtime.
+   * The variable users already set to point this CLI (for this provider) at another endpoint. Used when
+   * perstack.toml sets no baseUrl, so one perstack.toml serves every runtime.
    */
-  baseUrlEnv?: string;
+  baseUrlEnv?(provider: ProviderConfig): string | undefined;
+  /**
+   * The runtime runs every reachable expert itself (the built-in engine): RuntimeInvocation.experts holds them all
+   * with their skills, and the image gets all their skills. CLI runtimes get only the coordinator's skills.
+   */
+  runsExperts?: boolean;
   /** The CLI reaches models through its vendor's own service: perstack's provider endpoint settings do not apply. */
   ownService?: boolean;
   /** File under templates/runtimes/ rendered into the agent Dockerfile. */
   dockerfilePartial: string;
+  /** Extra files for the agent image's build context (hashed into its tag like the Dockerfile). */
+  contextFiles?(): ContextFile[];
   /** The secret variables the provider needs with this runtime. */
   keyEnv(provider: ProviderConfig): KeyVariable[];
   /** Hosts the CLI must reach for this provider when no baseUrl is configured. */

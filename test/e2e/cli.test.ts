@@ -75,9 +75,14 @@ describe("bad perstack.toml inputs: one line, non-zero exit, no stack trace, not
     await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "claude"], /--runtime "claude" is not a runtime \(did you mean "claude-code"\?\); valid runtimes: perstack, docker, claude-code, gemini, codex, cursor$/);
   });
 
-  it("runtimes not built yet say so, including the default", async () => {
-    await expectOneLineError(GOOD, ["run", "demo", "q"], /runtime "perstack" is not available yet in this version; use --runtime claude-code, gemini, codex, cursor$/);
-    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "docker"], /runtime "docker" \(the built-in perstack agent\) is not available yet/);
+  it("the default runtime is the built-in engine, and docker is its alias", async () => {
+    for (const args of [["run", "demo", "q", "--dry-run"], ["run", "demo", "q", "--runtime", "docker", "--dry-run"]]) {
+      const result = await runCli(args, { cwd: workspace(GOOD), env: { ANTHROPIC_API_KEY: "k", SKILL_TOKEN: "t" } });
+      expect(result.exitCode, result.stderr).toBe(0);
+      const plan = JSON.parse(result.stdout);
+      expect(plan.runtime).toMatchObject({ name: args.includes("docker") ? "docker" : "perstack", cliPackage: "perstack-sandbox" });
+      expect(plan.agent.command[1]).toBe("/opt/perstack/engine/src/engine/main.js");
+    }
   });
 
   it("--verbose adds the stack trace", async () => {

@@ -25,10 +25,8 @@ describe("runtime precedence: --runtime > config runtime > default perstack", ()
     expect(() => resolveRuntime(undefined, "nope")).toThrow(UnknownRuntimeError);
   });
 
-  it("fails runtimes that are not built yet with a clear message", () => {
-    for (const name of ["perstack", "docker"] as const) {
-      expect(() => runtimeAdapter(name)).toThrow(/is not available yet in this version; use --runtime claude-code, gemini, codex, cursor/);
-    }
+  it("serves every runtime name; docker is the built-in perstack agent", () => {
+    for (const name of ["perstack", "docker"] as const) expect(runtimeAdapter(name).name).toBe("perstack");
     for (const name of ["claude-code", "gemini", "codex", "cursor"] as const) expect(runtimeAdapter(name).name).toBe(name);
   });
 });

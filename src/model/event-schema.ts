@@ -1,0 +1,86 @@
+// zod schemas for Perstack events (see perstack.ts): the built-in engine's stdout lines are checked with them
+// before the collector records anything. Objects are loose, like the other model schemas: a field a newer engine
+// adds is kept, not rejected.
+import { z } from "zod";
+import type { PerstackEvent } from "./perstack.js";
+import {
+  checkpointErrorSchema,
+  checkpointSchema,
+  messageSchema,
+  toolCallSchema,
+  toolResultSchema,
+  usageSchema,
+} from "./perstack-schema.js";
+
+const runtimeBase = {
+  id: z.string().min(1),
+  timestamp: z.number(),
+  jobId: z.string().min(1),
+  runId: z.string().min(1),
+};
+const runBase = { ...runtimeBase, expertKey: z.string().min(1), stepNumber: z.number().int().min(0) };
+
+const runEvent = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
+  z.looseObject({ ...runBase, type: z.literal(type), ...shape });
+const runtimeEvent = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
+  z.looseObject({ ...runtimeBase, type: z.literal(type), ...shape });
+
+const generated = { newMessage: messageSchema, toolCalls: z.array(toolCallSchema), usage: usageSchema };
+
+const eventSchemas = [
+  runEvent("startRun", { initialCheckpoint: checkpointSchema, inputMessages: z.array(messageSchema) }),
+  runEvent("startGeneration", { messages: z.array(messageSchema) }),
+  runEvent("retry", { reason: z.string() }),
+  runEvent("callTools", generated),
+  runEvent("callDelegate", generated),
+  runEvent("callInteractiveTool", { newMessage: messageSchema, toolCall: toolCallSchema, usage: usageSchema }),
+  runEvent("attemptCompletion", { toolResult: toolResultSchema }),
+  runEvent("finishToolCall", { newMessages: z.array(messageSchema) }),
+  runEvent("resolveToolResults", { toolResults: z.array(toolResultSchema) }),
+  runEvent("finishAllToolCalls", { newMessages: z.array(messageSchema) }),
+  runEvent("continueToNextStep", { checkpoint: checkpointSchema, nextCheckpoint: checkpointSchema }),
+  runEvent("completeRun", { checkpoint: checkpointSchema, text: z.string(), usage: usageSchema }),
+  runEvent("stopRunByError", { checkpoint: checkpointSchema, error: checkpointErrorSchema }),
+  runEvent("stopRunByExceededMaxSteps", { checkpoint: checkpointSchema }),
+  runEvent("stopRunByDelegate", { checkpoint: checkpointSchema }),
+  runEvent("stopRunByInteractiveTool", { checkpoint: checkpointSchema }),
+  runEvent("startStreamingReasoning", {}),
+  runEvent("streamReasoning", { delta: z.string() }),
+  runEvent("completeStreamingReasoning", { text: z.string() }),
+  runEvent("startStreamingRunResult", {}),
+  runEvent("streamRunResult", { delta: z.string() }),
+  runEvent("completeStreamingRunResult", { text: z.string() }),
+  runtimeEvent("initializeRuntime", {
+    runtime: z.string(),
+    runtimeVersion: z.string().optional(),
+    model: z.string().optional(),
+    sessionId: z.string().optional(),
+  }),
+  runtimeEvent("skillStarting", { skillName: z.string() }),
+  runtimeEvent("skillConnected", { skillName: z.string() }),
+  runtimeEvent("skillStderr", { skillName: z.string(), message: z.string() }),
+  runtimeEvent("skillDisconnected", { skillName: z.string() }),
+  runtimeEvent("dockerBuildProgress", {
+    stage: z.string(),
+    service: z.string(),
+    message: z.string(),
+    progress: z.number().optional(),
+  }),
+  runtimeEvent("dockerContainerStatus", { status: z.string(), service: z.string() }),
+  runtimeEvent("proxyAccess", {
+    action: z.enum(["allowed", "blocked"]),
+    domain: z.string(),
+    port: z.number(),
+    reason: z.string().optional(),
+  }),
+] as const;
+
+/** Every Perstack event type, each checked against its own shape. */
+export const perstackEventSchema = z.discriminatedUnion("type", eventSchemas) as unknown as z.ZodType<PerstackEvent>;
+
+/** The event types the schema knows, for messages naming an unknown one. */
+export const PERSTACK_EVENT_TYPES: readonly string[] = eventSchemas.map((schema) => schema.shape.type.value);
+
+type Missing = Exclude<PerstackEvent["type"], (typeof eventSchemas)[number]["shape"]["type"]["value"]>;
+/** Compile-time check: an event type added to perstack.ts without a schema fails the build here. */
+export const EVERY_EVENT_TYPE_HAS_A_SCHEMA: [Missing] extends [never] ? true : Missing = true;

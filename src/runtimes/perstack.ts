@@ -1,0 +1,260 @@
+// The built-in engine (src/engine) as a runtime: it runs inside the agent container, reads one input file from
+// HOME and prints Perstack events as JSON lines, so parsing is validation rather than translation.
+import { readFileSync } from "node:fs";
+import type { ProviderConfig, ProviderName } from "../config/schema.js";
+import { PROVIDER_NAMES } from "../config/schema.js";
+import { engineInputSchema, ENGINE_INPUT_HOME_PATH, PROVIDER_HEADERS_ENV, type EngineInput } from "../engine/engine-input.js";
+import { providerApiHosts, providerKeyEnv } from "../engine/providers.js";
+import { MissingEnvError, UnsupportedConfigError } from "../errors.js";
+import { perstackEventSchema } from "../model/event-schema.js";
+import { emptyUsage, type Checkpoint, type CheckpointError, type PerstackEvent, type RunEvent } from "../model/perstack.js";
+import { packagePath } from "../package-root.js";
+import { engineContextFiles, ENGINE_IMAGE_DIR } from "./engine-files.js";
+import type { RecorderContext } from "./run-recorder.js";
+import { parseJsonObject, stderrSummary, str } from "./stream-json.js";
+import type { KeyVariable, RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
+
+const PACKAGE = JSON.parse(readFileSync(packagePath("package.json"), "utf8")) as { name: string; version: string };
+
+/** Where the engine is installed in the agent image, and the input file inside the container. */
+export const ENGINE_MAIN = `${ENGINE_IMAGE_DIR}/src/engine/main.js`;
+const AGENT_HOME = "/home/agent";
+const WORKSPACE = "/workspace";
+
+/** Variables the engine cannot run without, per provider (the rest of providerKeyEnv is optional). */
+const REQUIRED_KEYS: Record<ProviderName, KeyVariable[]> = {
+  anthropic: [{ name: "ANTHROPIC_API_KEY", from: ["ANTHROPIC_API_KEY"] }],
+  openai: [{ name: "OPENAI_API_KEY", from: ["OPENAI_API_KEY"] }],
+  // Perstack documents GOOGLE_GENERATIVE_AI_API_KEY; users of the gemini CLI have GEMINI_API_KEY.
+  google: [{ name: "GOOGLE_GENERATIVE_AI_API_KEY", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"] }],
+  deepseek: [{ name: "DEEPSEEK_API_KEY", from: ["DEEPSEEK_API_KEY"] }],
+  "azure-openai": [{ name: "AZURE_API_KEY", from: ["AZURE_API_KEY"] }],
+  "amazon-bedrock": [
+    { name: "AWS_ACCESS_KEY_ID", from: ["AWS_ACCESS_KEY_ID"] },
+    { name: "AWS_SECRET_ACCESS_KEY", from: ["AWS_SECRET_ACCESS_KEY"] },
+  ],
+  "google-vertex": [],
+  ollama: [],
+};
+
+/** Host variables an optional one may also be read from (the engine reads only the first name). */
+const OPTIONAL_FROM: Record<string, string[]> = {
+  GOOGLE_VERTEX_PROJECT: ["GOOGLE_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT"],
+  GOOGLE_VERTEX_LOCATION: ["GOOGLE_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION"],
+};
+
+/**
+ * A host path: the file it names is not in the container. Passed only when the user names it with --env (and
+ * points it at a file in the workspace).
+ */
+const HOST_PATH_VARIABLES = new Set(["GOOGLE_APPLICATION_CREDENTIALS"]);
+
+/** The SDK's conventional base-URL variables, for one perstack.toml serving every runtime. */
+const BASE_URL_ENV: Partial<Record<ProviderName, string>> = {
+  anthropic: "ANTHROPIC_BASE_URL",
+  openai: "OPENAI_BASE_URL",
+  google: "GOOGLE_GEMINI_BASE_URL",
+};
+
+/** The setting that gives the API host when perstack.toml sets no baseUrl, for providers whose host varies. */
+const HOST_SETTING: Partial<Record<ProviderName, string>> = {
+  "azure-openai": "resourceName",
+  "amazon-bedrock": "region",
+  "google-vertex": "location",
+};
+
+export const perstack: RuntimeAdapter = {
+  name: "perstack",
+  cliPackage: PACKAGE.name,
+  cliVersion: PACKAGE.version,
+  providers: PROVIDER_NAMES,
+  defaultProvider: "anthropic",
+  defaultModel: "claude-sonnet-4-5",
+  modelVendors: ["anthropic", "google", "openai"],
+  baseUrlEnv: (provider) => BASE_URL_ENV[provider.providerName],
+  runsExperts: true,
+  dockerfilePartial: "perstack.hbs",
+  contextFiles: () => engineContextFiles(),
+  keyEnv(provider) {
+    const required = REQUIRED_KEYS[provider.providerName];
+    const named = new Set(required.flatMap((key) => [key.name, ...key.from]));
+    const optional = providerKeyEnv(provider)
+      .filter((name) => !named.has(name) && !HOST_PATH_VARIABLES.has(name))
+      .map((name) => ({ name, from: OPTIONAL_FROM[name] ?? [name], optional: true }));
+    return [...required, ...optional];
+  },
+  apiHosts(provider) {
+    // The plan is computed before any variable is read, so a host that only a variable gives (AWS_REGION, ...)
+    // cannot be allowlisted: the setting must say it.
+    try {
+      const hosts = providerApiHosts(provider);
+      // Service-account credentials are exchanged for tokens at Google's OAuth endpoint.
+      return provider.providerName === "google-vertex" ? [...hosts, "oauth2.googleapis.com"] : hosts;
+    } catch (error) {
+      const setting = HOST_SETTING[provider.providerName];
+      if (!(error instanceof MissingEnvError) || !setting) throw error;
+      throw new UnsupportedConfigError(
+        `provider.setting.${setting} is needed for provider ${provider.providerName} with runtime perstack: the sandbox's allowlist is computed from perstack.toml, not from variables; set [provider.setting] ${setting} (or baseUrl)`,
+      );
+    }
+  },
+  configEnv(provider): Record<string, string> {
+    const headers = provider.setting?.headers;
+    if (!headers || Object.keys(headers).length === 0) return {};
+    return { [PROVIDER_HEADERS_ENV]: JSON.stringify(headers) };
+  },
+  fixedEnv() {
+    return {
+      // Node's fetch honours HTTP(S)_PROXY only when asked; the proxy is the agent's only way out.
+      NODE_USE_ENV_PROXY: "1",
+      PERSTACK_WORKSPACE: WORKSPACE,
+      NODE_ENV: "production",
+    };
+  },
+  homeFiles(invocation) {
+    return [{ path: ENGINE_INPUT_HOME_PATH, content: `${JSON.stringify(engineInput(invocation), null, 2)}\n` }];
+  },
+  warnings(invocation) {
+    const warnings: string[] = [];
+    const provider = invocation.provider;
+    if (provider.providerName === "google-vertex") {
+      warnings.push(
+        "provider google-vertex: Application Default Credentials files (GOOGLE_APPLICATION_CREDENTIALS, gcloud's) are not mounted into the sandbox; put a service-account key file in the workspace, set GOOGLE_APPLICATION_CREDENTIALS=/workspace/<file> for the perstack command and pass --env GOOGLE_APPLICATION_CREDENTIALS",
+      );
+    }
+    if (provider.providerName === "ollama" && !invocation.baseUrl) {
+      warnings.push(
+        "provider ollama: no [provider.setting] baseUrl, so the engine looks for Ollama inside the sandbox; set baseUrl to your server, e.g. http://host.docker.internal:11434",
+      );
+    }
+    return warnings;
+  },
+  command: () => ["node", ENGINE_MAIN, `${AGENT_HOME}/${ENGINE_INPUT_HOME_PATH}`],
+  createParser: (context) => new PerstackStreamParser(context),
+};
+
+/** The engine's input file: everything but secrets (header values travel in PROVIDER_HEADERS_ENV). */
+export function engineInput(invocation: RuntimeInvocation): EngineInput {
+  const input = {
+    version: 1,
+    jobId: invocation.jobId,
+    runId: invocation.runId,
+    expertKey: invocation.expert.key,
+    experts: Object.fromEntries(invocation.experts.map((expert) => [expert.key, expert])),
+    provider: engineProvider(invocation.provider, invocation.baseUrl),
+    model: invocation.model,
+    ...(invocation.reasoningBudget !== undefined ? { reasoningBudget: invocation.reasoningBudget } : {}),
+    maxSteps: invocation.maxSteps,
+    stepsBefore: invocation.stepsBefore,
+    maxRetries: invocation.maxRetries,
+    timeout: invocation.timeout,
+    workspace: WORKSPACE,
+    runtime: "perstack",
+    runtimeVersion: PACKAGE.version,
+    start: invocation.start,
+  };
+  // A bad plan fails on the host, before an image is built.
+  return engineInputSchema.parse(input);
+}
+
+/** The provider without header values, and with the base URL in force (perstack.toml's or the variable's). */
+function engineProvider(provider: ProviderConfig, baseUrl: string | undefined): ProviderConfig {
+  const { headers: _headers, ...setting } = provider.setting ?? {};
+  void _headers;
+  const merged = { ...setting, ...(baseUrl !== undefined ? { baseUrl } : {}) };
+  return (Object.keys(merged).length > 0 ? { ...provider, setting: merged } : { providerName: provider.providerName }) as ProviderConfig;
+}
+
+const FINAL_EVENTS = new Set(["completeRun", "stopRunByError", "stopRunByExceededMaxSteps", "stopRunByInteractiveTool"]);
+
+/** The engine's stdout: one Perstack event per line, validated; anything else is left to raw.log. */
+export class PerstackStreamParser implements StreamParser {
+  private lastRootCheckpoint: Checkpoint | undefined;
+  private rootEnded = false;
+
+  constructor(private readonly context: RecorderContext) {}
+
+  line(text: string): PerstackEvent[] {
+    const json = parseJsonObject(text);
+    if (!json) return [];
+    const type = str(json.type) ?? "(no type)";
+    const parsed = perstackEventSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const path = issue.path.length > 0 ? issue.path.join(".") : "(event)";
+      throw new Error(`engine event "${type}" is invalid at ${path}: ${issue.message.replace(/\s+/g, " ")}`);
+    }
+    const event = parsed.data;
+    if (event.jobId !== this.context.jobId) {
+      throw new Error(`engine event "${type}" belongs to job ${JSON.stringify(event.jobId)}, not ${this.context.jobId}; ignored`);
+    }
+    if (event.runId === this.context.runId) this.track(event);
+    return [event];
+  }
+
+  end(exit: { exitCode: number; stderrTail: string }): PerstackEvent[] {
+    if (this.rootEnded) return [];
+    this.rootEnded = true;
+    const summary = stderrSummary(exit.stderrTail);
+    const error: CheckpointError = {
+      name: "EngineExited",
+      message: `the engine exited with code ${exit.exitCode}${exit.exitCode === 0 ? " before the run finished" : ""}${summary ? `: ${summary}` : ""}`,
+      isRetryable: false,
+    };
+    const ctx = this.context;
+    const last = this.lastRootCheckpoint ?? this.initCheckpoint();
+    const checkpoint: Checkpoint = { ...last, id: ctx.newId(), status: "stoppedByError", error };
+    const event: RunEvent = {
+      id: ctx.newId(),
+      expertKey: checkpoint.expert.key,
+      timestamp: ctx.now(),
+      jobId: ctx.jobId,
+      runId: ctx.runId,
+      stepNumber: checkpoint.stepNumber,
+      type: "stopRunByError",
+      checkpoint,
+      error,
+    };
+    return [event];
+  }
+
+  private track(event: PerstackEvent): void {
+    if (FINAL_EVENTS.has(event.type)) this.rootEnded = true;
+    switch (event.type) {
+      case "startRun":
+        this.lastRootCheckpoint = event.initialCheckpoint;
+        break;
+      case "continueToNextStep":
+        this.lastRootCheckpoint = event.nextCheckpoint;
+        break;
+      case "stopRunByDelegate":
+      case "completeRun":
+      case "stopRunByError":
+      case "stopRunByExceededMaxSteps":
+      case "stopRunByInteractiveTool":
+        this.lastRootCheckpoint = event.checkpoint;
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The run as it began, when the engine died before reporting anything. */
+  private initCheckpoint(): Checkpoint {
+    const ctx = this.context;
+    return {
+      id: ctx.newId(),
+      jobId: ctx.jobId,
+      runId: ctx.runId,
+      status: "init",
+      stepNumber: 1,
+      messages: [
+        { type: "instructionMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.instruction }] },
+        { type: "userMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.query }] },
+      ],
+      expert: ctx.expert,
+      usage: emptyUsage(),
+      metadata: { runtime: ctx.runtime, ...ctx.metadata },
+    };
+  }
+}

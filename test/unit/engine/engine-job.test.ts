@@ -1,0 +1,258 @@
+// The engine's agent loop end to end in-process: real SDK providers against the fake model server (loopback),
+// the real base skill over stdio in a temporary workspace. Asserts the event sequence, checkpoints and usage.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EngineExpert, EngineInput, EngineStart } from "../../../src/engine/engine-input.js";
+import { runEngineJob } from "../../../src/engine/engine-job.js";
+import { EventSink } from "../../../src/engine/event-sink.js";
+import { addUsage, emptyUsage, type Checkpoint, type PerstackEvent } from "../../../src/model/perstack.js";
+import { startFakeModels } from "../../fake-models/server.ts";
+import type { FakeModelsHandle, ProtocolName, Step } from "../../fake-models/server.ts";
+
+const BASE_SKILL = fileURLToPath(new URL("../../../dist/src/engine/base-skill/server.js", import.meta.url));
+
+let server: FakeModelsHandle;
+beforeAll(async () => {
+  server = await startFakeModels({ port: 0, host: "127.0.0.1" });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function script(protocol: ProtocolName, steps: Step[]): Promise<void> {
+  const res = await fetch(`${server.url}/_script?protocol=${protocol}`, { method: "POST", body: JSON.stringify({ steps }) });
+  expect(res.status).toBe(200);
+}
+
+const writer: EngineExpert = {
+  key: "writer",
+  name: "writer",
+  version: "1.0.0",
+  instruction: "Write what you are asked to.",
+  delegates: [],
+  skills: [{ type: "base", name: "@perstack/base" }],
+};
+
+type Provider = EngineInput["provider"];
+const PROVIDERS: Record<ProtocolName, { provider: () => Provider; model: string; env: Record<string, string> }> = {
+  anthropic: { provider: () => ({ providerName: "anthropic", setting: { baseUrl: server.url } }), model: "claude-sonnet-4-5", env: { ANTHROPIC_API_KEY: "k" } },
+  openai: { provider: () => ({ providerName: "openai", setting: { baseUrl: server.url } }), model: "gpt-5", env: { OPENAI_API_KEY: "k" } },
+  gemini: { provider: () => ({ providerName: "google", setting: { baseUrl: server.url } }), model: "gemini-2.5-pro", env: { GOOGLE_GENERATIVE_AI_API_KEY: "k" } },
+};
+
+interface Run {
+  events: PerstackEvent[];
+  workspace: string;
+}
+
+async function run(options: {
+  protocol?: ProtocolName;
+  experts?: EngineExpert[];
+  start?: EngineStart;
+  maxSteps?: number;
+  stepsBefore?: number;
+  maxRetries?: number;
+  workspace?: string;
+}): Promise<Run> {
+  const protocol = options.protocol ?? "anthropic";
+  const p = PROVIDERS[protocol];
+  const experts = options.experts ?? [writer];
+  const workspace = options.workspace ?? mkdtempSync(join(tmpdir(), "engine-ws-"));
+  const input: EngineInput = {
+    version: 1,
+    jobId: "job1",
+    runId: `run-${Math.random().toString(36).slice(2, 8)}`,
+    expertKey: experts[0]!.key,
+    experts: Object.fromEntries(experts.map((e) => [e.key, e])),
+    provider: p.provider(),
+    model: p.model,
+    maxSteps: options.maxSteps ?? 20,
+    stepsBefore: options.stepsBefore ?? 0,
+    maxRetries: options.maxRetries ?? 2,
+    timeout: 30_000,
+    workspace,
+    runtime: "perstack",
+    runtimeVersion: "test",
+    start: options.start ?? { kind: "query", query: "Write hello to hello.txt" },
+  };
+  const events: PerstackEvent[] = [];
+  const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+  await runEngineJob(input, { sink, env: p.env, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, sleep: () => Promise.resolve() });
+  return { events, workspace };
+}
+
+const types = (events: PerstackEvent[], runId?: string) =>
+  events.filter((e) => !runId || e.runId === runId).map((e) => e.type).filter((t) => !t.startsWith("stream") && !t.startsWith("skill") && !t.includes("Streaming"));
+const checkpointsOf = (events: PerstackEvent[]) =>
+  events.flatMap((e) => ("checkpoint" in e && e.checkpoint ? [e.checkpoint as Checkpoint] : []));
+const ofType = <T extends PerstackEvent["type"]>(events: PerstackEvent[], type: T) =>
+  events.filter((e): e is Extract<PerstackEvent, { type: T }> => e.type === type);
+
+const WRITE_THEN_COMPLETE: Step[] = [
+  { thinking: "I will write the file.", toolUse: [{ name: "writeTextFile", input: { path: "hello.txt", text: "hello" } }] },
+  { toolUse: [{ name: "attemptCompletion", input: {} }] },
+  { text: "Wrote hello.txt." },
+];
+
+describe("engine loop", () => {
+  it.each(["anthropic", "openai", "gemini"] as const)("%s: writes a file, completes, one checkpoint per step, usage summed", async (protocol) => {
+    await script(protocol, WRITE_THEN_COMPLETE);
+    const { events, workspace } = await run({ protocol });
+    expect(readFileSync(join(workspace, "hello.txt"), "utf8")).toBe("hello");
+    expect(types(events)).toEqual([
+      "initializeRuntime",
+      "startRun",
+      "startGeneration",
+      "callTools",
+      "resolveToolResults",
+      "finishAllToolCalls",
+      "continueToNextStep",
+      "startGeneration",
+      "callTools",
+      "resolveToolResults",
+      "attemptCompletion",
+      "finishAllToolCalls",
+      "completeRun",
+    ]);
+    const complete = ofType(events, "completeRun")[0]!;
+    expect(complete.text).toBe("Wrote hello.txt.");
+    expect(complete.checkpoint.status).toBe("completed");
+    expect(complete.checkpoint.stepNumber).toBe(2);
+    const checkpoints = checkpointsOf(events);
+    expect(checkpoints.map((c) => [c.status, c.stepNumber])).toEqual([["proceeding", 1], ["completed", 2]]);
+    // Usage: each checkpoint carries the sum so far; the final one includes the closing answer's generation.
+    const calls = ofType(events, "callTools");
+    expect(checkpoints[0]!.usage).toEqual(calls[0]!.usage);
+    const sumOfCalls = addUsage(calls[0]!.usage, calls[1]!.usage);
+    expect(complete.usage.totalTokens).toBeGreaterThan(sumOfCalls.totalTokens);
+    expect(complete.usage.inputTokens).toBeGreaterThan(sumOfCalls.inputTokens);
+    expect(calls[0]!.toolCalls[0]).toMatchObject({ skillName: "@perstack/base", toolName: "writeTextFile" });
+    if (protocol === "anthropic") {
+      const expertMessage = calls[0]!.newMessage;
+      expect(expertMessage.type === "expertMessage" && expertMessage.contents[0]).toMatchObject({ type: "thinkingPart", thinking: "I will write the file." });
+      expect(ofType(events, "streamReasoning").length).toBeGreaterThan(0);
+    }
+    expect(ofType(events, "streamRunResult").map((e) => e.delta).join("")).toBe("Wrote hello.txt.");
+  });
+
+  it("a plain answer without tool calls completes the run", async () => {
+    await script("anthropic", [{ text: "Nothing to do." }]);
+    const { events } = await run({});
+    expect(ofType(events, "completeRun")[0]!.text).toBe("Nothing to do.");
+  });
+
+  it("maxSteps stops the run with stoppedByExceededMaxSteps", async () => {
+    await script("anthropic", [
+      { toolUse: [{ name: "healthCheck", input: {} }] },
+      { toolUse: [{ name: "healthCheck", input: {} }] },
+      { text: "never" },
+    ]);
+    const { events } = await run({ maxSteps: 3, stepsBefore: 1 });
+    const stop = ofType(events, "stopRunByExceededMaxSteps");
+    expect(stop).toHaveLength(1);
+    expect(ofType(events, "startGeneration")).toHaveLength(2);
+    expect(stop[0]!.checkpoint.status).toBe("stoppedByExceededMaxSteps");
+  });
+
+  it("a 429 then success gives a retry event and completes", async () => {
+    await script("anthropic", [{ error: { status: 429, type: "rate_limit_error", message: "slow down" }, times: 1 }, { text: "ok" }]);
+    const { events } = await run({});
+    const retries = ofType(events, "retry");
+    expect(retries).toHaveLength(1);
+    expect(retries[0]!.reason).toMatch(/429/);
+    expect(ofType(events, "completeRun")).toHaveLength(1);
+  });
+
+  it("a persistent 500 stops with stoppedByError after maxRetries", async () => {
+    await script("anthropic", [{ error: { status: 500, type: "api_error", message: "boom" } }, { text: "never" }]);
+    const { events } = await run({ maxRetries: 2 });
+    expect(ofType(events, "retry")).toHaveLength(2);
+    const stop = ofType(events, "stopRunByError")[0]!;
+    expect(stop.error).toMatchObject({ statusCode: 500, isRetryable: true });
+    expect(stop.error.message).toMatch(/boom/);
+  });
+
+  it.skip("delegates to two experts in one step, concurrently, and uses both results", async () => {
+    const coordinator: EngineExpert = { ...writer, key: "lead", name: "lead", delegates: ["alpha", "beta"], skills: [] };
+    const alpha: EngineExpert = { ...writer, key: "alpha", name: "alpha", description: "Says alpha", skills: [] };
+    const beta: EngineExpert = { ...writer, key: "@team/beta", name: "@team/beta", description: "Says beta", skills: [] };
+    coordinator.delegates = ["alpha", "@team/beta"];
+    // Turns are served in request order: the coordinator's, then the two children's, then the coordinator's.
+    await script("anthropic", [
+      { toolUse: [{ name: "alpha", input: { query: "say alpha" } }, { name: "team__beta", input: { query: "say beta" } }] },
+      { text: "child answer" },
+      { text: "child answer" },
+      { text: "Both said their part." },
+    ]);
+    const { events } = await run({ experts: [coordinator, alpha, beta] });
+    const runIds = [...new Set(events.map((e) => e.runId))];
+    expect(runIds).toHaveLength(3);
+    const stop = ofType(events, "stopRunByDelegate")[0]!;
+    expect(stop.checkpoint.delegateTo?.map((d) => d.expert.key)).toEqual(["alpha", "@team/beta"]);
+    const childStarts = ofType(events, "startRun").filter((e) => e.initialCheckpoint.delegatedBy);
+    expect(childStarts.map((e) => e.initialCheckpoint.delegatedBy?.checkpointId)).toEqual([stop.checkpoint.id, stop.checkpoint.id]);
+    const complete = ofType(events, "completeRun");
+    expect(complete).toHaveLength(3);
+    const root = complete.find((e) => e.runId === stop.runId)!;
+    expect(root.text).toBe("Both said their part.");
+    const toolMessage = root.checkpoint.messages.find((m) => m.type === "toolMessage")!;
+    expect(toolMessage.type === "toolMessage" && toolMessage.contents.map((c) => c.contents[0]!.text)).toEqual(["child answer", "child answer"]);
+  });
+
+  it("an interactive tool stops the run; the answer continues it", async () => {
+    const asker: EngineExpert = {
+      ...writer,
+      skills: [
+        { type: "base", name: "@perstack/base" },
+        { type: "interactive", name: "ask", tools: [{ name: "askUser", description: "Ask the user", inputSchema: { type: "object", properties: { question: { type: "string" } } } }] },
+      ],
+    };
+    await script("anthropic", [{ toolUse: [{ name: "askUser", input: { question: "Which color?" } }] }]);
+    const first = await run({ experts: [asker] });
+    const stop = ofType(first.events, "stopRunByInteractiveTool")[0]!;
+    expect(stop.checkpoint.pendingToolCalls).toEqual([expect.objectContaining({ toolName: "askUser", args: { question: "Which color?" } })]);
+    expect(ofType(first.events, "callInteractiveTool")).toHaveLength(1);
+
+    // The fake picks the reply by the number of assistant turns in the request: the answer is turn 1.
+    await script("anthropic", [{ text: "unused" }, { text: "You chose blue." }]);
+    const second = await run({ experts: [asker], start: { kind: "answer", checkpoint: stop.checkpoint, answer: "blue" }, stepsBefore: 1 });
+    const complete = ofType(second.events, "completeRun")[0]!;
+    expect(complete.text).toBe("You chose blue.");
+    const toolMessage = complete.checkpoint.messages.find((m) => m.type === "toolMessage")!;
+    expect(toolMessage.type === "toolMessage" && toolMessage.contents[0]!.contents[0]!.text).toBe("blue");
+    expect(complete.checkpoint.stepNumber).toBe(2);
+  });
+
+  it("resumes from an earlier checkpoint with the same history", async () => {
+    await script("anthropic", WRITE_THEN_COMPLETE);
+    const first = await run({});
+    const step1 = checkpointsOf(first.events).find((c) => c.status === "proceeding")!;
+    await script("anthropic", [{ text: "unused" }, { toolUse: [{ name: "attemptCompletion", input: {} }] }, { text: "Resumed and done." }]);
+    const second = await run({ start: { kind: "resume", checkpoint: step1 }, stepsBefore: 2, workspace: first.workspace });
+    const complete = ofType(second.events, "completeRun")[0]!;
+    expect(complete.text).toBe("Resumed and done.");
+    expect(complete.checkpoint.stepNumber).toBe(2);
+    expect(ofType(second.events, "attemptCompletion")).toHaveLength(1);
+    expect(complete.checkpoint.messages.slice(0, step1.messages.length).map((m) => m.id).slice(1)).toEqual(step1.messages.map((m) => m.id).slice(1));
+    expect(complete.usage.totalTokens).toBeGreaterThan(step1.usage.totalTokens);
+    expect(emptyUsage().totalTokens).toBe(0);
+  });
+
+  it("a missing provider key is recorded as a failed run", async () => {
+    const events: PerstackEvent[] = [];
+    const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+    await runEngineJob(
+      {
+        version: 1, jobId: "job1", runId: "r", expertKey: "writer", experts: { writer }, provider: { providerName: "anthropic" }, model: "m",
+        maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 1000, workspace: tmpdir(), runtime: "perstack", runtimeVersion: "t",
+        start: { kind: "query", query: "q" },
+      },
+      { sink, env: {}, baseSkillEntry: BASE_SKILL, nodePath: process.execPath },
+    );
+    expect(types(events)).toEqual(["initializeRuntime", "startRun", "stopRunByError"]);
+    expect(ofType(events, "stopRunByError")[0]!.error.message).toMatch(/ANTHROPIC_API_KEY/);
+  });
+});
