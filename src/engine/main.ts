@@ -2,26 +2,36 @@
 // The built-in perstack runtime's entry point inside the agent container: reads the engine input file the host
 // wrote, runs the job invocation and prints Perstack events as JSON lines on stdout. Exit code 0 whenever the
 // events tell the outcome (completed or any stop); 2 when the input cannot be read at all.
+//
+// Usage: main.js <engine-input.json> [-- <query>]. A query after `--` replaces the input's query: exported
+// sandboxes (perstack export) fill it in from ${PERSTACK_QUERY} on the command line, as for the CLI runtimes.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { engineInputSchema, type EngineInput } from "./engine-input.js";
 import { runEngineJob } from "./engine-job.js";
 import { EventSink } from "./event-sink.js";
 
-function readInput(path: string | undefined): EngineInput {
-  if (!path) throw new Error("usage: main.js <engine-input.json>");
+function readInput(argv: string[]): EngineInput {
+  const [path, separator, query] = argv;
+  if (!path || (separator !== undefined && (separator !== "--" || query === undefined))) {
+    throw new Error("usage: main.js <engine-input.json> [-- <query>]");
+  }
   const parsed = engineInputSchema.safeParse(JSON.parse(readFileSync(path, "utf8")));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
-  return parsed.data;
+  const input = parsed.data;
+  if (query !== undefined && (input.start.kind === "query" || input.start.kind === "continue")) {
+    return { ...input, start: { ...input.start, query } };
+  }
+  return input;
 }
 
 async function main(): Promise<number> {
   let input: EngineInput;
   try {
-    input = readInput(process.argv[2]);
+    input = readInput(process.argv.slice(2));
   } catch (error) {
     process.stderr.write(`perstack engine: ${(error as Error).message}\n`);
     return 2;

@@ -1,6 +1,7 @@
-// `npm run demo`: the whole product on one machine with no API key. A demo expert runs on the real Claude Code
-// CLI inside its sandbox; the model is the scripted fake Anthropic server from test/, started as a container and
-// reached through the run's proxy like a local model server. Run after `npm run build`.
+// `npm run demo`: the whole product on one machine with no API key. A demo expert runs on the built-in perstack
+// runtime (or, with `npm run demo -- claude-code`, on the real Claude Code CLI) inside its sandbox; the model is
+// the scripted fake Anthropic server from test/, started as a container and reached through the run's proxy like
+// a local model server. Run after `npm run build`.
 //
 // Plain Node 22 runs this file directly (type stripping), so it imports the built product from dist/ and uses
 // erasable TypeScript only.
@@ -72,32 +73,41 @@ async function startFake(docker: Docker): Promise<{ container: Docker.Container;
   throw new Error("the fake model server did not start");
 }
 
-const SCRIPT = {
-  steps: [
-    {
-      text: "Let me look at the sandbox I am running in.",
-      toolUse: [{ name: "Bash", input: { command: "echo \"user $(id -u), workspace $(pwd)\"; ls -A /workspace", description: "Look around" } }],
-    },
-    { toolUse: [{ name: "mcp__everything__echo", input: { message: "hello from an MCP skill inside the sandbox" } }] },
-    {
-      toolUse: [
-        {
-          name: "Write",
-          input: {
-            file_path: "/workspace/report.md",
-            content:
-              "# Sandbox report\n\n- Ran Claude Code inside a per-run container as a non-root user.\n- Reached the model only through the run's proxy.\n- Called an MCP skill that was installed into the image at build time.\n",
-          },
-        },
-      ],
-    },
-    { text: "Done. I wrote report.md in the workspace: it summarises how this run was sandboxed." },
-  ],
+const REPORT =
+  "# Sandbox report\n\n- Ran inside a per-run container as a non-root user.\n- Reached the model only through the run's proxy.\n- Called an MCP skill that was installed into the image at build time.\n";
+
+/** What the fake model answers, turn by turn, in each runtime's own tool names. */
+const SCRIPTS: Record<DemoRuntime, { steps: unknown[] }> = {
+  perstack: {
+    steps: [
+      {
+        text: "Let me look at the sandbox I am running in.",
+        toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "echo \"user $(id -u), workspace $(pwd)\"; ls -A /workspace"] } }],
+      },
+      { toolUse: [{ name: "echo", input: { message: "hello from an MCP skill inside the sandbox" } }] },
+      { toolUse: [{ name: "writeTextFile", input: { path: "report.md", text: REPORT } }] },
+      { toolUse: [{ name: "attemptCompletion", input: {} }] },
+      { text: "Done. I wrote report.md in the workspace: it summarises how this run was sandboxed." },
+    ],
+  },
+  "claude-code": {
+    steps: [
+      {
+        text: "Let me look at the sandbox I am running in.",
+        toolUse: [{ name: "Bash", input: { command: "echo \"user $(id -u), workspace $(pwd)\"; ls -A /workspace", description: "Look around" } }],
+      },
+      { toolUse: [{ name: "mcp__everything__echo", input: { message: "hello from an MCP skill inside the sandbox" } }] },
+      { toolUse: [{ name: "Write", input: { file_path: "/workspace/report.md", content: REPORT } }] },
+      { text: "Done. I wrote report.md in the workspace: it summarises how this run was sandboxed." },
+    ],
+  },
 };
 
-function demoConfig(port: number): string {
+type DemoRuntime = "perstack" | "claude-code";
+
+function demoConfig(port: number, runtime: DemoRuntime): string {
   return `# Written by npm run demo. The model is the scripted fake server, so no API key is needed.
-runtime = "claude-code"
+runtime = "${runtime}"
 maxRetries = 0
 
 [provider]
@@ -109,6 +119,12 @@ baseUrl = "http://host.docker.internal:${port}"
 description = "Looks around its sandbox and writes a short report."
 instruction = "Inspect the environment you run in, try your skills, then write report.md in the workspace."
 
+[experts."sandbox-reporter".skills."base"]
+type = "mcpStdioSkill"
+description = "Perstack's base skill: files, exec, todo, attemptCompletion (built in; ignored by CLI runtimes)."
+command = "npx"
+packageName = "@perstack/base"
+
 [experts."sandbox-reporter".skills."everything"]
 type = "mcpStdioSkill"
 description = "The MCP reference server: echo and other test tools."
@@ -118,6 +134,11 @@ packageName = "@modelcontextprotocol/server-everything@2026.8.31"
 }
 
 async function main(): Promise<number> {
+  const runtime = (process.argv[2] ?? "perstack") as DemoRuntime;
+  if (!(runtime in SCRIPTS)) {
+    say(`unknown demo runtime "${runtime}"; use perstack (the default) or claude-code`);
+    return 2;
+  }
   if (!existsSync(CLI)) {
     say("dist/ is missing: run npm run build first");
     return 1;
@@ -133,14 +154,14 @@ async function main(): Promise<number> {
   await buildFake(docker, nodeImage);
   const { container, port } = await startFake(docker);
   try {
-    const scripted = await fetch(`http://127.0.0.1:${port}/_script?protocol=anthropic`, { method: "POST", body: JSON.stringify(SCRIPT) });
+    const scripted = await fetch(`http://127.0.0.1:${port}/_script?protocol=anthropic`, { method: "POST", body: JSON.stringify(SCRIPTS[runtime]) });
     if (!scripted.ok) throw new Error(`the fake model rejected its script: ${scripted.status}`);
     mkdirSync(WORKSPACE, { recursive: true });
-    writeFileSync(join(WORKSPACE, "perstack.toml"), demoConfig(port));
+    writeFileSync(join(WORKSPACE, "perstack.toml"), demoConfig(port, runtime));
     // The agent runs as uid 1000 when perstack runs as root; let it write the demo workspace.
     if (process.getuid?.() === 0) chownSync(WORKSPACE, 1000, 1000);
     say(`workspace: ${WORKSPACE}`);
-    say(`running: perstack run sandbox-reporter "Report on your sandbox" (fake model on port ${port})`);
+    say(`running: perstack run sandbox-reporter "Report on your sandbox" --runtime ${runtime} (fake model on port ${port})`);
     const run = await execa(process.execPath, [CLI, "run", "sandbox-reporter", "Report on your sandbox"], {
       cwd: WORKSPACE,
       env: { ANTHROPIC_API_KEY: "demo-key-not-a-secret" },
