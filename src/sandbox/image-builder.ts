@@ -1,8 +1,8 @@
 // Builds an ImagePlan with the Engine API from a tar-fs context, unless an image with its content-hash tag
 // already exists: a second run with the same inputs builds nothing.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import type Docker from "dockerode";
 import tar from "tar-fs";
@@ -31,7 +31,11 @@ export async function ensureImage(
   const dir = await mkdtemp(join(tmpdir(), "perstack-build-"));
   try {
     await writeFile(join(dir, "Dockerfile"), image.dockerfile);
-    for (const file of image.contextFiles) await writeFile(join(dir, file.path), file.content, { mode: 0o644 });
+    for (const file of image.contextFiles) {
+      // The engine's files keep their directory layout (engine/src/...).
+      await mkdir(dirname(join(dir, file.path)), { recursive: true });
+      await writeFile(join(dir, file.path), file.content, { mode: 0o644 });
+    }
     onProgress({ image, message: `building ${image.ref}`, progress: 0 });
     // tar-fs 3 packs with streamx; Readable.from gives dockerode the Node stream it pipes into the request.
     const context = Readable.from(tar.pack(dir) as unknown as AsyncIterable<Buffer>);

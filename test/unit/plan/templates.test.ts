@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { renderExport, QUERY_PLACEHOLDER } from "../../../src/plan/export-files.js";
 import { buildSandboxPlan } from "../../../src/plan/sandbox-plan.js";
-import { render, shellArg, squidToken, yamlString } from "../../../src/plan/templates.js";
+import { readTemplateFile, render, shellArg, squidToken, yamlString } from "../../../src/plan/templates.js";
 import { planInput } from "../../support/plan-input.js";
 
 const HOSTILE = [`it's "quoted"`, "line1\nline2", "$HOME ${SECRET} $(rm -rf /) `id`", "spaces and\ttabs", "back\\slash", "# not a comment", "--flag"];
@@ -42,6 +42,12 @@ describe("template helpers", () => {
         { runtime: "" },
       ),
     ).toThrow(/line break/);
+  });
+});
+
+describe("the perstack runtime's partial", () => {
+  it("interpolates nothing, so no value can reach it", () => {
+    expect(readTemplateFile("templates/runtimes/perstack.hbs")).not.toContain("{{");
   });
 });
 
