@@ -7,7 +7,7 @@
 //   HEAD|GET /api/hello              connectivity probe
 
 import type { ServerResponse } from "node:http";
-import type { ApiRequest, ErrorSpec, Protocol, Step } from "./script.ts";
+import type { ApiRequest, ErrorSpec, Protocol, RecordedRequest, ReportedUsage, Step } from "./script.ts";
 import { ScriptState, chunk, estimateTokens, openEventStream, sendJson, sendText, uniqueId } from "./script.ts";
 
 type ContentBlock =
@@ -59,6 +59,21 @@ function countAssistantMessages(body: MessagesBody): number {
   ).length;
 }
 
+/** The text of the first message when it is the user's: a string, or its text blocks joined by newlines. */
+function firstUserText(body: MessagesBody): string | undefined {
+  if (!Array.isArray(body.messages)) return undefined;
+  const first: unknown = body.messages[0];
+  if (typeof first !== "object" || first === null) return undefined;
+  const { role, content } = first as { role?: unknown; content?: unknown };
+  if (role !== "user") return undefined;
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return undefined;
+  return content
+    .filter((b: unknown): b is { type: "text"; text: string } => typeof b === "object" && b !== null && (b as { type?: unknown }).type === "text" && typeof (b as { text?: unknown }).text === "string")
+    .map((b) => b.text)
+    .join("\n");
+}
+
 function buildBlocks(step: Step): ContentBlock[] {
   const blocks: ContentBlock[] = [];
   if (step.thinking !== undefined) {
@@ -85,7 +100,8 @@ function sendError(res: ServerResponse, error: ErrorSpec, shouldRetry?: boolean)
   json(res, error.status, { type: "error", error: { type: error.type, message: error.message } }, headers);
 }
 
-function sendMessage(res: ServerResponse, body: MessagesBody, blocks: ContentBlock[]): void {
+/** Sends the message and returns the usage it reported. */
+function sendMessage(res: ServerResponse, body: MessagesBody, blocks: ContentBlock[]): ReportedUsage {
   const model = typeof body.model === "string" ? body.model : "claude-fake";
   const stopReason = blocks.some((b) => b.type === "tool_use") ? "tool_use" : "end_turn";
   const inputTokens = estimateTokens({ system: body.system, messages: body.messages });
@@ -97,6 +113,7 @@ function sendMessage(res: ServerResponse, body: MessagesBody, blocks: ContentBlo
     cache_read_input_tokens: 0,
   };
   const id = uniqueId("msg");
+  const reported: ReportedUsage = { vendor: usage, inputTokens, outputTokens };
 
   if (body.stream !== true) {
     json(res, 200, {
@@ -109,7 +126,7 @@ function sendMessage(res: ServerResponse, body: MessagesBody, blocks: ContentBlo
       stop_sequence: null,
       usage,
     });
-    return;
+    return reported;
   }
 
   openEventStream(res, { "request-id": uniqueId("req") });
@@ -181,6 +198,7 @@ function sendMessage(res: ServerResponse, body: MessagesBody, blocks: ContentBlo
   });
   emit("message_stop", { type: "message_stop" });
   res.end();
+  return reported;
 }
 
 export function createAnthropic(): Protocol {
@@ -188,13 +206,13 @@ export function createAnthropic(): Protocol {
 
   // turnIndex is the number of assistant messages the request carries: Claude Code resends the whole
   // conversation each turn, so this names the turn without any server-side session state.
-  function answerMain(res: ServerResponse, body: MessagesBody, turnIndex: number): void {
-    const answer = state.answer(turnIndex);
+  function answerMain(res: ServerResponse, body: MessagesBody, record: RecordedRequest, turnIndex: number): void {
+    const answer = state.answer(turnIndex, firstUserText(body), record);
     if (answer.kind === "error") {
       sendError(res, answer.error, answer.shouldRetry);
       return;
     }
-    sendMessage(res, body, answer.step ? buildBlocks(answer.step) : [{ type: "text", text: EXHAUSTED_REPLY }]);
+    record.usage = sendMessage(res, body, answer.step ? buildBlocks(answer.step) : [{ type: "text", text: EXHAUSTED_REPLY }]);
   }
 
   function handle(request: ApiRequest): void {
@@ -210,7 +228,7 @@ export function createAnthropic(): Protocol {
       if (isMainConversation(request, body)) {
         record.kind = "main";
         record.turn = countAssistantMessages(body);
-        answerMain(res, body, record.turn);
+        answerMain(res, body, record, record.turn);
       } else {
         record.kind = "side";
         sendMessage(res, body, [{ type: "text", text: SIDE_REPLY }]);

@@ -7,7 +7,7 @@
 //   POST /v1beta/models/<model>:countTokens                     {"totalTokens": n}
 
 import type { ServerResponse } from "node:http";
-import type { ApiRequest, ErrorSpec, Protocol, Step } from "./script.ts";
+import type { ApiRequest, ErrorSpec, Protocol, RecordedRequest, ReportedUsage, Step } from "./script.ts";
 import { ScriptState, chunk, estimateTokens, openEventStream, sendJson, uniqueId } from "./script.ts";
 
 type Part =
@@ -116,6 +116,17 @@ function wantsJson(body: GenerateContentBody): boolean {
 function contentsOf(body: GenerateContentBody): Content[] {
   if (!Array.isArray(body.contents)) return [];
   return body.contents.filter((c: unknown): c is Content => typeof c === "object" && c !== null);
+}
+
+/** The text parts of `contents[0]` joined by newlines, when it is the user's (role "user" or none). */
+function firstUserText(body: GenerateContentBody): string | undefined {
+  const first = contentsOf(body)[0];
+  if (!first || (first.role !== undefined && first.role !== "user")) return undefined;
+  if (!Array.isArray(first.parts)) return undefined;
+  return first.parts
+    .filter((p: unknown): p is { text: string } => typeof p === "object" && p !== null && typeof (p as { text?: unknown }).text === "string" && (p as { thought?: unknown }).thought !== true)
+    .map((p) => p.text)
+    .join("\n");
 }
 
 function countModelTurns(body: GenerateContentBody): number {
@@ -250,9 +261,14 @@ function sendContent(
   body: GenerateContentBody,
   parts: Part[],
   turn?: number,
-): void {
+): ReportedUsage {
   const responseId = uniqueId();
   const usage = usageFor(body, parts, turn);
+  const reported: ReportedUsage = {
+    vendor: { ...usage },
+    inputTokens: usage.promptTokenCount,
+    outputTokens: usage.candidatesTokenCount + (usage.thoughtsTokenCount ?? 0),
+  };
   const version = modelVersion(model);
   const response = (chunkParts: Part[], last: boolean, chunkUsage: Usage): Record<string, unknown> => ({
     candidates: [
@@ -269,7 +285,7 @@ function sendContent(
 
   if (!stream) {
     json(res, 200, response(parts, true, usage));
-    return;
+    return reported;
   }
 
   // Like the real stream: thoughts first, then the text in pieces, function calls whole in one chunk;
@@ -289,6 +305,7 @@ function sendContent(
     res.write(`data: ${JSON.stringify(response(chunkParts, last, partial))}\n\n`);
   });
   res.end();
+  return reported;
 }
 
 const MODEL_PATH = /^\/v1(?:beta|alpha)?\/(models\/[^/:]+|tunedModels\/[^/:]+):([A-Za-z]+)$/;
@@ -301,15 +318,16 @@ export function createGemini(): Protocol {
     stream: boolean,
     model: string,
     body: GenerateContentBody,
+    record: RecordedRequest,
     turnIndex: number,
   ): void {
-    const answer = state.answer(turnIndex);
+    const answer = state.answer(turnIndex, firstUserText(body), record);
     if (answer.kind === "error") {
       sendError(res, answer.error);
       return;
     }
     const parts = answer.step ? buildParts(answer.step) : [{ text: EXHAUSTED_REPLY }];
-    sendContent(res, stream, model, body, parts, turnIndex);
+    record.usage = sendContent(res, stream, model, body, parts, turnIndex);
   }
 
   function handle(request: ApiRequest): void {
@@ -331,7 +349,7 @@ export function createGemini(): Protocol {
         if (isMainConversation(body)) {
           record.kind = "main";
           record.turn = countModelTurns(body);
-          answerMain(res, stream, model, body, record.turn);
+          answerMain(res, stream, model, body, record, record.turn);
         } else {
           record.kind = "side";
           sendContent(res, stream, model, body, sideParts(body));

@@ -12,7 +12,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ApiRequest, ErrorSpec, Protocol, Step } from "./script.ts";
+import type { ApiRequest, ErrorSpec, Protocol, RecordedRequest, ReportedUsage, Step } from "./script.ts";
 import { ScriptState, chunk, estimateTokens, isObject, openEventStream, sendJson, uniqueId } from "./script.ts";
 
 interface ReasoningItem {
@@ -179,6 +179,24 @@ class TurnOffsets {
     offsets.set(window + 1, this.before(meta) + countModelTurns(body));
     this.byThread.set(key, offsets);
   }
+}
+
+/**
+ * The text of the first user item of `input`: a string `input` itself, else the first item with role "user"
+ * (a message item, typed or not), its content a string or parts whose `input_text`/`text` texts are joined.
+ */
+function firstUserText(body: ResponsesBody): string | undefined {
+  if (typeof body.input === "string") return body.input;
+  if (!Array.isArray(body.input)) return undefined;
+  const first = body.input.find((item: unknown) => isObject(item) && item.role === "user" && (item.type === undefined || item.type === "message"));
+  if (!isObject(first)) return undefined;
+  const { content } = first;
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return undefined;
+  return content
+    .filter((part: unknown): part is { text: string } => isObject(part) && (part.type === "input_text" || part.type === "text") && typeof part.text === "string")
+    .map((part) => part.text)
+    .join("\n");
 }
 
 /** Namespace tools the request offers (`{type: "namespace", name, tools: [{name}]}`), by namespace name. */
@@ -354,13 +372,15 @@ function responseObject(
   };
 }
 
-function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputItem[]): void {
+/** Sends the response and returns the usage it reported. */
+function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputItem[]): ReportedUsage {
   const id = uniqueId("resp");
   const usage = usageFor(body, items);
+  const reported: ReportedUsage = { vendor: usage, inputTokens: Number(usage.input_tokens), outputTokens: Number(usage.output_tokens) };
 
   if (body.stream !== true) {
     json(res, 200, responseObject(id, body, "completed", items, usage));
-    return;
+    return reported;
   }
 
   openEventStream(res, { "x-request-id": uniqueId("req") });
@@ -418,6 +438,7 @@ function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputIte
 
   emit("response.completed", { response: responseObject(id, body, "completed", items, usage) });
   res.end();
+  return reported;
 }
 
 function isResponsesPath(pathname: string): boolean {
@@ -428,13 +449,13 @@ export function createOpenAI(): Protocol {
   const state = new ScriptState(["authorization", "proxy-authorization", "api-key", "x-api-key", "openai-api-key"]);
   let offsets = new TurnOffsets();
 
-  function answerMain(res: ServerResponse, body: ResponsesBody, turnIndex: number): void {
-    const answer = state.answer(turnIndex);
+  function answerMain(res: ServerResponse, body: ResponsesBody, entry: RecordedRequest, turnIndex: number): void {
+    const answer = state.answer(turnIndex, firstUserText(body), entry);
     if (answer.kind === "error") {
       sendError(res, answer.error, answer.shouldRetry);
       return;
     }
-    sendResponse(res, body, answer.step ? buildItems(answer.step, body) : [messageItem(EXHAUSTED_REPLY)]);
+    entry.usage = sendResponse(res, body, answer.step ? buildItems(answer.step, body) : [messageItem(EXHAUSTED_REPLY)]);
   }
 
   function handle(request: ApiRequest): void {
@@ -451,7 +472,7 @@ export function createOpenAI(): Protocol {
       if (isMainConversation(req, meta)) {
         entry.kind = "main";
         entry.turn = offsets.before(meta) + countModelTurns(body);
-        answerMain(res, body, entry.turn);
+        answerMain(res, body, entry, entry.turn);
       } else {
         entry.kind = "side";
         if (meta?.request_kind === "compaction") offsets.compacted(meta, body);

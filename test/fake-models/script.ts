@@ -72,6 +72,27 @@ export interface Step {
    * compatibility).
    */
   shouldRetry?: boolean;
+  /**
+   * Puts the step in a script of its own, used only for conversations whose FIRST user message text contains
+   * this string (turns counted the same way within that conversation); steps without it form the default
+   * script. Lets one server answer a coordinator and the child runs it delegates to (fresh conversations
+   * that would otherwise replay the coordinator's first turns). Several scripts may match a conversation:
+   * the first step's forQuery (in script order) that matches wins.
+   */
+  forQuery?: string;
+}
+
+/** What a fake reported as a main reply's usage: the vendor's own object and a normalized view of it. */
+export interface ReportedUsage {
+  /** The usage object exactly as the response carried it (the last, complete one for streams). */
+  vendor: Record<string, unknown>;
+  /**
+   * inputTokens: every prompt token (Anthropic: input + cache creation + cache read; OpenAI: input_tokens;
+   * Gemini: promptTokenCount). outputTokens: every generated token (Anthropic: output_tokens; OpenAI:
+   * output_tokens, reasoning included; Gemini: candidatesTokenCount + thoughtsTokenCount).
+   */
+  inputTokens: number;
+  outputTokens: number;
 }
 
 export interface RecordedRequest {
@@ -88,6 +109,12 @@ export interface RecordedRequest {
   kind: "main" | "side" | "other";
   /** For main requests: the conversation turn, counted from the request as each protocol describes. */
   turn?: number;
+  /** For main requests: the text of the conversation's first user message (what `forQuery` is matched against). */
+  firstUserText?: string;
+  /** For main requests: the forQuery of the script that answered, if not the default script. */
+  forQuery?: string;
+  /** For main requests answered with a reply (not an error step): the usage the response reported. */
+  usage?: ReportedUsage;
   /** Gemini only: the model name from the path, for API requests. */
   model?: string;
   receivedAt: string;
@@ -132,9 +159,12 @@ function toTurns(steps: Step[]): Turn[] {
 
 /** One protocol's script, turn state and request log. */
 export class ScriptState {
+  /** The default script's turns (steps without forQuery). */
   turns: Turn[] = [];
-  // Attempts per turn index, so the CLI's own retries of one turn walk through that turn's error steps.
-  attempts = new Map<number, number>();
+  /** The scripts of steps with forQuery, in the order their first step appears. */
+  queryScripts: Array<{ forQuery: string; turns: Turn[] }> = [];
+  // Attempts per script and turn index, so the CLI's own retries of one turn walk through that turn's error steps.
+  attempts = new Map<string, number>();
   requests: RecordedRequest[] = [];
   readonly secretHeaders: ReadonlySet<string>;
 
@@ -144,10 +174,28 @@ export class ScriptState {
 
   /** Replaces the script; also clears the turn state and the request log. Returns the number of turns. */
   load(steps: Step[]): number {
-    this.turns = toTurns(steps);
+    const byQuery = new Map<string, Step[]>();
+    const plain: Step[] = [];
+    for (const step of steps) {
+      if (typeof step.forQuery === "string") {
+        const list = byQuery.get(step.forQuery) ?? [];
+        list.push(step);
+        byQuery.set(step.forQuery, list);
+      } else {
+        plain.push(step);
+      }
+    }
+    this.turns = toTurns(plain);
+    this.queryScripts = [...byQuery].map(([forQuery, list]) => ({ forQuery, turns: toTurns(list) }));
     this.attempts = new Map();
     this.requests = [];
-    return this.turns.length;
+    return this.turns.length + this.queryScripts.reduce((sum, q) => sum + q.turns.length, 0);
+  }
+
+  /** The forQuery script for a conversation starting with this user text, if any. */
+  scriptFor(firstUserText: string | undefined): { forQuery: string; turns: Turn[] } | undefined {
+    if (firstUserText === undefined) return undefined;
+    return this.queryScripts.find((q) => firstUserText.includes(q.forQuery));
   }
 
   /** Logs a request (secret headers redacted) as "other"; the protocol classifies it afterwards. */
@@ -164,11 +212,20 @@ export class ScriptState {
     return entry;
   }
 
-  /** Picks the answer for an attempt at main-conversation turn `turnIndex`. */
-  answer(turnIndex: number): Answer {
-    const attempt = (this.attempts.get(turnIndex) ?? 0) + 1;
-    this.attempts.set(turnIndex, attempt);
-    const turn = this.turns[turnIndex];
+  /**
+   * Picks the answer for an attempt at main-conversation turn `turnIndex`, from the forQuery script matching
+   * the conversation's first user text, else the default script. With `record`, notes both on the log entry.
+   */
+  answer(turnIndex: number, firstUserText?: string, record?: RecordedRequest): Answer {
+    const script = this.scriptFor(firstUserText);
+    if (record) {
+      if (firstUserText !== undefined) record.firstUserText = firstUserText;
+      if (script) record.forQuery = script.forQuery;
+    }
+    const key = `${script ? `q:${script.forQuery}` : "default"}#${turnIndex}`;
+    const attempt = (this.attempts.get(key) ?? 0) + 1;
+    this.attempts.set(key, attempt);
+    const turn = (script ? script.turns : this.turns)[turnIndex];
     if (!turn) return { kind: "reply", step: undefined };
     let budget = attempt;
     for (const step of turn.errors) {

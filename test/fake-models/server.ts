@@ -25,7 +25,7 @@ import { createAnthropic } from "./anthropic.ts";
 import { createGemini } from "./gemini.ts";
 import { createOpenAI } from "./openai.ts";
 
-export type { ErrorSpec, ProtocolName, RecordedRequest, Step, ToolUseSpec } from "./script.ts";
+export type { ErrorSpec, ProtocolName, RecordedRequest, ReportedUsage, Step, ToolUseSpec } from "./script.ts";
 
 export type FakeModelsOptions = ListenOptions;
 export type FakeModelsHandle = ServerHandle;

@@ -19,6 +19,9 @@ export interface FakeStep {
   toolUse?: Array<{ name: string; input: Record<string, unknown> }>;
   error?: { status: number; type: string; message: string };
   times?: number;
+  shouldRetry?: boolean;
+  /** Only for conversations whose first user message contains this (see test/fake-models/script.ts Step). */
+  forQuery?: string;
 }
 
 export interface RecordedRequest {
@@ -27,6 +30,11 @@ export interface RecordedRequest {
   body: unknown;
   kind: "main" | "side" | "other";
   turn?: number;
+  /** Main requests: the conversation's first user text, and the forQuery script that answered (if any). */
+  firstUserText?: string;
+  forQuery?: string;
+  /** Main requests answered with a reply: the usage the fake reported (vendor shape + normalized). */
+  usage?: { vendor: Record<string, unknown>; inputTokens: number; outputTokens: number };
 }
 
 export interface FakeModel {

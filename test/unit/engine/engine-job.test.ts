@@ -175,16 +175,16 @@ describe("engine loop", () => {
     expect(stop.error.message).toMatch(/boom/);
   });
 
-  it.skip("delegates to two experts in one step, concurrently, and uses both results", async () => {
-    const coordinator: EngineExpert = { ...writer, key: "lead", name: "lead", delegates: ["alpha", "beta"], skills: [] };
-    const alpha: EngineExpert = { ...writer, key: "alpha", name: "alpha", description: "Says alpha", skills: [] };
-    const beta: EngineExpert = { ...writer, key: "@team/beta", name: "@team/beta", description: "Says beta", skills: [] };
-    coordinator.delegates = ["alpha", "@team/beta"];
-    // Turns are served in request order: the coordinator's, then the two children's, then the coordinator's.
+  it("delegates to two experts in one step, concurrently, and uses both results", async () => {
+    const coordinator: EngineExpert = { ...writer, key: "lead", name: "lead", delegates: ["alpha", "@team/beta"], skills: [] };
+    // The children keep the base skill: the Anthropic fake takes only requests with tools for conversation turns.
+    const alpha: EngineExpert = { ...writer, key: "alpha", name: "alpha", description: "Says alpha" };
+    const beta: EngineExpert = { ...writer, key: "@team/beta", name: "@team/beta", description: "Says beta" };
+    // Each child starts a fresh conversation with its query as the first user message: forQuery gives it its own script.
     await script("anthropic", [
       { toolUse: [{ name: "alpha", input: { query: "say alpha" } }, { name: "team__beta", input: { query: "say beta" } }] },
-      { text: "child answer" },
-      { text: "child answer" },
+      { text: "alpha answer", forQuery: "say alpha" },
+      { text: "beta answer", forQuery: "say beta" },
       { text: "Both said their part." },
     ]);
     const { events } = await run({ experts: [coordinator, alpha, beta] });
@@ -199,7 +199,7 @@ describe("engine loop", () => {
     const root = complete.find((e) => e.runId === stop.runId)!;
     expect(root.text).toBe("Both said their part.");
     const toolMessage = root.checkpoint.messages.find((m) => m.type === "toolMessage")!;
-    expect(toolMessage.type === "toolMessage" && toolMessage.contents.map((c) => c.contents[0]!.text)).toEqual(["child answer", "child answer"]);
+    expect(toolMessage.type === "toolMessage" && toolMessage.contents.map((c) => c.contents[0]!.text)).toEqual(["alpha answer", "beta answer"]);
   });
 
   it("an interactive tool stops the run; the answer continues it", async () => {
