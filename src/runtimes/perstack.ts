@@ -129,7 +129,13 @@ export const perstack: RuntimeAdapter = {
     }
     return warnings;
   },
-  command: () => ["node", ENGINE_MAIN, `${AGENT_HOME}/${ENGINE_INPUT_HOME_PATH}`],
+  command(invocation) {
+    const argv = ["node", ENGINE_MAIN, `${AGENT_HOME}/${ENGINE_INPUT_HOME_PATH}`];
+    // The query on the command line too: an exported sandbox fills it in from ${PERSTACK_QUERY}, as for CLIs.
+    const start = invocation.start;
+    if (start.kind === "query" || start.kind === "continue") argv.push("--", start.query);
+    return argv;
+  },
   createParser: (context) => new PerstackStreamParser(context),
 };
 

@@ -71,7 +71,7 @@ describe("plan for the built-in engine", () => {
 
   it("runs the engine on its input file, with every reachable expert, coordinator first", () => {
     expect(p.runtime).toMatchObject({ name: "perstack", cliPackage: "perstack-sandbox" });
-    expect(p.agent.command).toEqual(["node", ENGINE_MAIN, `/home/agent/${ENGINE_INPUT_HOME_PATH}`]);
+    expect(p.agent.command).toEqual(["node", ENGINE_MAIN, `/home/agent/${ENGINE_INPUT_HOME_PATH}`, "--", "do the thing"]);
     expect(Object.keys(input.experts)).toEqual(["main", "writer", "asker"]);
     expect(input).toMatchObject({ jobId: "job1", runId: "run1abcdefghijk", expertKey: "main", stepsBefore: 0, start: { kind: "query", query: "do the thing" } });
     expect(input.experts.main!.delegates).toEqual(["writer", "asker"]);
