@@ -21,6 +21,7 @@ const PASS_THROUGH_ENV = [
   "https_proxy",
   "no_proxy",
   "NODE_USE_ENV_PROXY",
+  "NODE_OPTIONS",
   "NODE_EXTRA_CA_CERTS",
   "SSL_CERT_FILE",
   "NPM_CONFIG_CAFILE",

@@ -351,6 +351,11 @@ function planSkills(
     }
     const envNames = skill.requiredEnv ?? [];
     const launch = stdioLaunch(where, skill);
+    if (launch.packageSpec && packageNameOf(launch.packageSpec) === BASE_SKILL_PACKAGE) {
+      // The CLIs bring their own file and shell tools; Perstack's base skill belongs to the built-in runtime.
+      warnings.push(`${where}: ${BASE_SKILL_PACKAGE} is the built-in perstack runtime's skill; runtime ${runtimeName} uses its own file and shell tools instead`);
+      continue;
+    }
     if (launch.packageSpec) {
       installs.push({ name, dir: name, packageSpec: launch.packageSpec, packageName: packageNameOf(launch.packageSpec) });
       skills.push({ name, command: `${SKILLS_ROOT}/${name}/entry`, args: launch.args, envNames, ...notes });

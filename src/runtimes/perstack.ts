@@ -107,6 +107,9 @@ export const perstack: RuntimeAdapter = {
     return {
       // Node's fetch honours HTTP(S)_PROXY only when asked; the proxy is the agent's only way out.
       NODE_USE_ENV_PROXY: "1",
+      // The proxy support NODE_USE_ENV_PROXY turns on warns that it is experimental, in the engine and every node
+      // skill server: noise in stderr.log and skillStderr events.
+      NODE_OPTIONS: "--disable-warning=UNDICI-EHPA",
       PERSTACK_WORKSPACE: WORKSPACE,
       NODE_ENV: "production",
     };

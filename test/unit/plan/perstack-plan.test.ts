@@ -189,3 +189,23 @@ describe("engine plan details", () => {
     expect(p.warnings.join("\n")).toMatch(/pick: runtime claude-code cannot restrict/);
   });
 });
+
+describe("@perstack/base on a CLI runtime", () => {
+  it("is left out with a warning: the CLI's own tools stand in for it", () => {
+    const p = buildSandboxPlan(
+      planInput(
+        `[experts."main"]
+instruction = "x"
+[experts."main".skills."base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+`,
+        { runtime: resolveRuntime("claude-code", undefined), adapter: runtimeAdapter("claude-code") },
+      ),
+    );
+    expect(p.warnings.join("\n")).toMatch(/experts\."main"\.skills\."base": @perstack\/base is the built-in perstack runtime's skill; runtime claude-code uses its own/);
+    expect(agentImage(p).dockerfile).not.toContain("@perstack/base");
+    expect(p.agent.command.join(" ")).not.toContain("mcp-config");
+  });
+});
