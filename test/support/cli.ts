@@ -39,13 +39,70 @@ export function runCli(args: string[], options: CliOptions): ResultPromise<{ rej
   });
 }
 
+export type EventOnDisk = { type: string; runId?: string; timestamp?: number; [key: string]: unknown };
+
+export interface CheckpointOnDisk {
+  id: string;
+  runId: string;
+  status: string;
+  stepNumber: number;
+  messages: unknown[];
+  expert: { key: string; name: string; version: string };
+  delegateTo?: Array<{ expert: { key: string }; toolCallId: string; toolName: string; query?: string }>;
+  delegatedBy?: { expert: { key: string }; toolCallId: string; toolName: string; checkpointId: string; runId: string };
+  usage: { inputTokens: number; outputTokens: number; totalTokens: number };
+  pendingToolCalls?: Array<{ id: string; toolName: string; args: unknown }>;
+  [key: string]: unknown;
+}
+
+export interface RunOnDisk {
+  runId: string;
+  /** run-setting.json, when the run has one. */
+  setting: Record<string, unknown> | undefined;
+  events: EventOnDisk[];
+  raw: string;
+}
+
 export interface JobOnDisk {
   jobId: string;
-  job: { status: string; usage: { totalTokens: number; inputTokens: number; outputTokens: number }; totalSteps: number };
+  job: {
+    status: string;
+    usage: { totalTokens: number; inputTokens: number; outputTokens: number };
+    totalSteps: number;
+    coordinatorExpertKey?: string;
+    [key: string]: unknown;
+  };
   runIds: string[];
-  events: Array<{ type: string; [key: string]: unknown }>;
-  checkpoints: Array<{ id: string; status: string; stepNumber: number; messages: unknown[] }>;
+  /** The events of the first run directory listed (the only run of a single-run job). */
+  events: EventOnDisk[];
+  /** Every run of the job: events, run-setting.json and raw.log (each may be missing). */
+  runs: RunOnDisk[];
+  /** Every run's events, in file order per run, runs in directory order. */
+  allEvents: EventOnDisk[];
+  checkpoints: CheckpointOnDisk[];
+  /** checkpoints/*.json file names. */
+  checkpointFiles: string[];
   raw: string;
+}
+
+function readOptional(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function readRun(dir: string, runId: string): RunOnDisk {
+  const runDir = join(dir, "runs", runId);
+  const setting = readOptional(join(runDir, "run-setting.json"));
+  const events = readOptional(join(runDir, "events.jsonl")) ?? "";
+  return {
+    runId,
+    setting: setting === undefined ? undefined : (JSON.parse(setting) as Record<string, unknown>),
+    events: events.split("\n").filter(Boolean).map((l) => JSON.parse(l) as EventOnDisk),
+    raw: readOptional(join(runDir, "raw.log")) ?? "",
+  };
 }
 
 export function readJobs(workspace: string): JobOnDisk[] {
@@ -60,12 +117,22 @@ export function readJobs(workspace: string): JobOnDisk[] {
     const dir = join(jobsDir, jobId);
     const runIds = readdirSync(join(dir, "runs"));
     const runDir = join(dir, "runs", runIds[0]!);
+    const runs = runIds.map((runId) => readRun(dir, runId));
+    let checkpointFiles: string[] = [];
+    try {
+      checkpointFiles = readdirSync(join(dir, "checkpoints")).sort();
+    } catch {
+      checkpointFiles = [];
+    }
     return {
       jobId,
       job: JSON.parse(readFileSync(join(dir, "job.json"), "utf8")),
       runIds,
       events: readFileSync(join(runDir, "events.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)),
-      checkpoints: readdirSync(join(dir, "checkpoints")).map((f) => JSON.parse(readFileSync(join(dir, "checkpoints", f), "utf8"))),
+      runs,
+      allEvents: runs.flatMap((r) => r.events),
+      checkpoints: checkpointFiles.map((f) => JSON.parse(readFileSync(join(dir, "checkpoints", f), "utf8")) as CheckpointOnDisk),
+      checkpointFiles,
       raw: readFileSync(join(runDir, "raw.log"), "utf8"),
     };
   });

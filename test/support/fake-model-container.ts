@@ -45,6 +45,8 @@ export interface FakeModel {
   port: number;
   script(steps: FakeStep[]): Promise<void>;
   requests(): Promise<RecordedRequest[]>;
+  /** A handle for another protocol of the same container (the protocols share its port); stop() stops the container. */
+  as(kind: FakeKind): FakeModel;
   stop(): Promise<void>;
 }
 
@@ -64,6 +66,10 @@ export async function startFakeModel(docker: Docker, kind: FakeKind): Promise<Fa
     .withLabels({ "perstack.test": `fake-${kind}` })
     .start();
   const port = container.getMappedPort(8080);
+  return fakeHandle(container, port, kind);
+}
+
+function fakeHandle(container: StartedTestContainer, port: number, kind: FakeKind): FakeModel {
   const hostUrl = `http://127.0.0.1:${port}`;
   return {
     hostUrl,
@@ -75,6 +81,9 @@ export async function startFakeModel(docker: Docker, kind: FakeKind): Promise<Fa
     },
     async requests() {
       return (await (await fetch(`${hostUrl}/_requests?protocol=${kind}`)).json()) as RecordedRequest[];
+    },
+    as(other) {
+      return fakeHandle(container, port, other);
     },
     async stop() {
       await container.stop({ remove: true, removeVolumes: true });

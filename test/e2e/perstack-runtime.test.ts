@@ -1,0 +1,184 @@
+// `perstack run --runtime perstack` end to end: the built-in engine in its sandbox image, the real squid proxy,
+// and one fake model container serving all three protocols. Issue 4's done-when items 1 (base skill, every
+// provider, checkpoints, usage), 5 (maxSteps, retry, persistent error), 6 (resume from a checkpoint in a new
+// container) and 7 (base skill confinement inside the container).
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, chownSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
+import { requireDocker } from "../support/docker.js";
+import { startFakeModel, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
+import { keyEnv, mainRequests, perstackToml, PROVIDERS, reportedUsage, toolResultsIn, type PerstackProvider } from "../support/perstack-e2e.js";
+
+const docker = await requireDocker();
+
+const EXPERTS = `[experts."writer"]
+description = "Writes files"
+instruction = "Write what you are asked to."
+`;
+
+const WRITE_THEN_COMPLETE: FakeStep[] = [
+  { toolUse: [{ name: "writeTextFile", input: { path: "hello.txt", text: "hello from perstack" } }] },
+  { toolUse: [{ name: "attemptCompletion", input: {} }] },
+  { text: "Wrote hello.txt." },
+];
+
+describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume, confinement", () => {
+  const engine = docker!;
+  let fake: FakeModel;
+  const dirs: string[] = [];
+  const workspace = (toml: string) => {
+    const dir = makeWorkspace(toml, "perstack-rt-");
+    dirs.push(dir);
+    return dir;
+  };
+
+  beforeAll(async () => {
+    fake = await startFakeModel(engine, "anthropic");
+  }, 300_000);
+
+  afterAll(async () => {
+    await fake?.stop();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const cases: PerstackProvider[] = ["anthropic", "openai", "google"];
+  it.each(cases)(
+    "%s: writes a file with the base skill, completes, one checkpoint per step, job usage = what the fake reported",
+    async (provider) => {
+      const protocol = fake.as(PROVIDERS[provider].fake);
+      await protocol.script(WRITE_THEN_COMPLETE);
+      const ws = workspace(perstackToml({ provider, baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+      const result = await runCli(["run", "writer", "Write hello to hello.txt"], { cwd: ws, env: keyEnv(provider), timeoutMs: 900_000 });
+      expect(result.exitCode, result.all).toBe(0);
+      expect(result.stdout).toContain("Wrote hello.txt.");
+      expect(readFileSync(join(ws, "hello.txt"), "utf8")).toBe("hello from perstack");
+
+      const [job] = readJobs(ws);
+      expect(job!.job.status).toBe("completed");
+      expect(job!.runIds).toHaveLength(1);
+      expect(job!.checkpointFiles).toHaveLength(2);
+      expect(job!.checkpoints.map((c) => [c.status, c.stepNumber]).sort()).toEqual([["completed", 2], ["proceeding", 1]]);
+      const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && !t.startsWith("skill") && t !== "proxyAccess");
+      expect(types).toContain("startRun");
+      expect(types.filter((t) => t === "callTools")).toHaveLength(2);
+      expect(types.at(-1)).toBe("completeRun");
+
+      const requests = await protocol.requests();
+      expect(mainRequests(requests)).toHaveLength(3);
+      const reported = reportedUsage(requests);
+      expect(reported.inputTokens).toBeGreaterThan(0);
+      expect(job!.job.usage.inputTokens).toBe(reported.inputTokens);
+      expect(job!.job.usage.outputTokens).toBe(reported.outputTokens);
+      expect(job!.job.usage.totalTokens).toBe(reported.inputTokens + reported.outputTokens);
+      // The write's result went back to the model.
+      expect(toolResultsIn(mainRequests(requests)[1]).map((r) => r.text).join("\n")).toContain("hello.txt");
+    },
+    900_000,
+  );
+
+  it("stops at maxSteps with stoppedByMaxSteps", async () => {
+    const health: FakeStep = { toolUse: [{ name: "healthCheck", input: {} }] };
+    await fake.script([health, health, health, { text: "never" }]);
+    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0\nmaxSteps = 2", experts: EXPERTS }));
+    const result = await runCli(["run", "writer", "Loop forever"], { cwd: ws, env: keyEnv() });
+    expect(result.exitCode, result.all).not.toBe(0);
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("stoppedByMaxSteps");
+    expect(job!.events.some((e) => e.type === "stopRunByExceededMaxSteps")).toBe(true);
+    expect(mainRequests(await fake.requests())).toHaveLength(2);
+  }, 300_000);
+
+  it("retries a 429 (a retry event) and completes", async () => {
+    await fake.script([{ error: { status: 429, type: "rate_limit_error", message: "slow down" }, times: 1 }, { text: "Done after a retry." }]);
+    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 2", experts: EXPERTS }));
+    const result = await runCli(["run", "writer", "Answer"], { cwd: ws, env: keyEnv() });
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.stdout).toContain("Done after a retry.");
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("completed");
+    const retries = job!.events.filter((e) => e.type === "retry");
+    expect(retries).toHaveLength(1);
+    expect(String(retries[0]!.reason)).toMatch(/429/);
+  }, 300_000);
+
+  it("stops with stoppedByError on a persistent 500 after maxRetries = 1", async () => {
+    await fake.script([{ error: { status: 500, type: "api_error", message: "persistent upstream failure" } }, { text: "never" }]);
+    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 1", experts: EXPERTS }));
+    const result = await runCli(["run", "writer", "Answer"], { cwd: ws, env: keyEnv() });
+    expect(result.exitCode).toBe(1);
+    expect(result.all).toContain("persistent upstream failure");
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("stoppedByError");
+    expect(job!.events.filter((e) => e.type === "retry")).toHaveLength(1);
+    const stop = job!.events.find((e) => e.type === "stopRunByError")!;
+    expect(stop.error).toMatchObject({ statusCode: 500 });
+    expect(mainRequests(await fake.requests())).toHaveLength(2);
+  }, 300_000);
+
+  it("--continue-job --resume-from a step-1 checkpoint reaches completed in a new container and keeps the earlier checkpoints", async () => {
+    await fake.script(WRITE_THEN_COMPLETE);
+    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    const first = await runCli(["run", "writer", "Write hello to hello.txt"], { cwd: ws, env: keyEnv() });
+    expect(first.exitCode, first.all).toBe(0);
+    const [before] = readJobs(ws);
+    const step1 = before!.checkpoints.find((c) => c.stepNumber === 1)!;
+    expect(step1.status).toBe("proceeding");
+    const snapshot = new Map(before!.checkpointFiles.map((f) => [f, readFileSync(join(ws, "perstack", "jobs", before!.jobId, "checkpoints", f), "utf8")]));
+
+    // The resumed conversation holds one assistant turn: the fake answers it from turn 1 on.
+    await fake.script([{ text: "unused" }, { toolUse: [{ name: "attemptCompletion", input: {} }] }, { text: "Resumed and done." }]);
+    const resumed = await runCli(["run", "writer", "--continue-job", before!.jobId, "--resume-from", step1.id], { cwd: ws, env: keyEnv() });
+    expect(resumed.exitCode, resumed.all).toBe(0);
+    expect(resumed.stdout).toContain("Resumed and done.");
+
+    const jobs = readJobs(ws);
+    expect(jobs).toHaveLength(1);
+    const [after] = jobs;
+    expect(after!.jobId).toBe(before!.jobId);
+    expect(after!.job.status).toBe("completed");
+    expect(after!.checkpointFiles.length).toBeGreaterThan(before!.checkpointFiles.length);
+    for (const [file, content] of snapshot) {
+      expect(readFileSync(join(ws, "perstack", "jobs", after!.jobId, "checkpoints", file), "utf8"), file).toBe(content);
+    }
+    const main = mainRequests(await fake.requests());
+    expect(main[0]!.turn).toBe(1);
+    expect(toolResultsIn(main[0]).map((r) => r.text).join("\n")).toContain("hello.txt");
+  }, 300_000);
+
+  it("confines the base skill to the workspace inside the container: .., absolute and symlinked paths are refused", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "perstack-outside-"));
+    dirs.push(outside);
+    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    if (process.getuid?.() === 0) chownSync(outside, 1000, 1000);
+    chmodSync(outside, 0o777);
+    symlinkSync("/etc", join(ws, "leak"));
+    symlinkSync(outside, join(ws, "out"));
+    const call = (name: string, input: Record<string, unknown>): FakeStep => ({ toolUse: [{ name, input }] });
+    await fake.script([
+      call("readTextFile", { path: "../../etc/passwd" }),
+      call("readTextFile", { path: "/etc/passwd" }),
+      call("readTextFile", { path: "leak/passwd" }),
+      call("writeTextFile", { path: "../outside.txt", text: "escaped" }),
+      call("writeTextFile", { path: "out/escaped.txt", text: "escaped" }),
+      call("writeTextFile", { path: "leak/escaped.txt", text: "escaped" }),
+      { text: "Probes finished." },
+    ]);
+    const result = await runCli(["run", "writer", "Probe the workspace"], { cwd: ws, env: keyEnv() });
+    expect(result.exitCode, result.all).toBe(0);
+    const main = mainRequests(await fake.requests());
+    const results = toolResultsIn(main.at(-1));
+    expect(results).toHaveLength(6);
+    for (const r of results) {
+      expect(r.isError, r.text).toBe(true);
+      expect(r.text).not.toMatch(/root:x:0:0/);
+    }
+    // Nothing was written outside the workspace on the host.
+    expect(readdirSync(outside)).toEqual([]);
+    expect(existsSync(join(ws, "..", "outside.txt"))).toBe(false);
+    expect(lstatSync(join(ws, "leak")).isSymbolicLink()).toBe(true);
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("completed");
+  }, 300_000);
+});
