@@ -1,5 +1,5 @@
 // Runs the built CLI (dist/) the way a user does, in a workspace directory.
-import { chownSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,12 +118,7 @@ export function readJobs(workspace: string): JobOnDisk[] {
     const runIds = readdirSync(join(dir, "runs"));
     const runDir = join(dir, "runs", runIds[0]!);
     const runs = runIds.map((runId) => readRun(dir, runId));
-    let checkpointFiles: string[] = [];
-    try {
-      checkpointFiles = readdirSync(join(dir, "checkpoints")).sort();
-    } catch {
-      checkpointFiles = [];
-    }
+    const checkpointFiles = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).sort() : [];
     return {
       jobId,
       job: JSON.parse(readFileSync(join(dir, "job.json"), "utf8")),
