@@ -153,7 +153,11 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
     if (process.getuid?.() === 0) chownSync(outside, 1000, 1000);
     chmodSync(outside, 0o777);
+    // Targets as the container sees them: /etc, its writable /tmp, the workspace's parent; and a host directory
+    // outside the workspace (not mounted, so dangling inside: it must not appear on the host either).
     symlinkSync("/etc", join(ws, "leak"));
+    symlinkSync("/tmp", join(ws, "tmp-link"));
+    symlinkSync("..", join(ws, "up"));
     symlinkSync(outside, join(ws, "out"));
     const call = (name: string, input: Record<string, unknown>): FakeStep => ({ toolUse: [{ name, input }] });
     await fake.script([
@@ -163,20 +167,25 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
       call("writeTextFile", { path: "../outside.txt", text: "escaped" }),
       call("writeTextFile", { path: "out/escaped.txt", text: "escaped" }),
       call("writeTextFile", { path: "leak/escaped.txt", text: "escaped" }),
+      call("writeTextFile", { path: "tmp-link/escaped.txt", text: "escaped" }),
+      call("writeTextFile", { path: "up/escaped.txt", text: "escaped" }),
+      call("readTextFile", { path: "tmp-link/escaped.txt" }),
       { text: "Probes finished." },
     ]);
     const result = await runCli(["run", "writer", "Probe the workspace"], { cwd: ws, env: keyEnv() });
     expect(result.exitCode, result.all).toBe(0);
     const main = mainRequests(await fake.requests());
     const results = toolResultsIn(main.at(-1));
-    expect(results).toHaveLength(6);
+    expect(results).toHaveLength(9);
     for (const r of results) {
       expect(r.isError, r.text).toBe(true);
+      expect(r.text).toMatch(/is outside the workspace/);
       expect(r.text).not.toMatch(/root:x:0:0/);
     }
     // Nothing was written outside the workspace on the host.
     expect(readdirSync(outside)).toEqual([]);
     expect(existsSync(join(ws, "..", "outside.txt"))).toBe(false);
+    expect(existsSync(join(ws, "..", "escaped.txt"))).toBe(false);
     expect(lstatSync(join(ws, "leak")).isSymbolicLink()).toBe(true);
     const [job] = readJobs(ws);
     expect(job!.job.status).toBe("completed");
