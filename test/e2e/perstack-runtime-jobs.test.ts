@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
 import { startFakeModel, type FakeModel } from "../support/fake-model-container.js";
-import { keyEnv, mainRequests, perstackToml, toolResultsIn } from "../support/perstack-e2e.js";
+import { keyEnv, mainRequests, perstackToml, reportedUsage, toolResultsIn } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
 
@@ -102,6 +102,9 @@ describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", ()
     const results = toolResultsIn(lead[1]).map((r) => r.text);
     expect(results.join("\n")).toContain("alpha answer");
     expect(results.join("\n")).toContain("beta answer");
+    // The job's usage covers every run: the coordinator's and both children's generations.
+    const reported = reportedUsage(requests);
+    expect(job!.job.usage).toMatchObject({ inputTokens: reported.inputTokens, outputTokens: reported.outputTokens });
   }, 900_000);
 
   it("an interactive tool stops the job with the waiting exit code; --continue-job -i answers it and completes the same job", async () => {
@@ -132,5 +135,7 @@ describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", ()
     expect(main).toHaveLength(2);
     expect(main[1]!.turn).toBe(1);
     expect(toolResultsIn(main[1]).map((r) => r.text)).toEqual(["blue"]);
+    const reported = reportedUsage(main);
+    expect(job!.job.usage).toMatchObject({ inputTokens: reported.inputTokens, outputTokens: reported.outputTokens });
   }, 300_000);
 });
