@@ -41,7 +41,7 @@ export function formatEvent(event: PerstackEvent, options: { root?: boolean } = 
       return `⏸ ${event.expertKey} stopped for input after ${event.checkpoint.stepNumber} step(s)`;
     case "resolveToolResults":
       return event.toolResults
-        .map((r) => `  ${r.isError ? "✗" : "✓"} ${r.toolName} ${clip(r.result.map((p) => p.text).join(" "), MAX_ARGS)}`)
+        .map((r) => `  ${r.isError ? "✗" : "✓"} ${r.toolName} ${clip(r.result.map((p) => (p.type === "textPart" ? p.text : `[${p.mimeType}]`)).join(" "), MAX_ARGS)}`)
         .join("\n");
     case "continueToNextStep":
       return `· step ${event.stepNumber} done`;

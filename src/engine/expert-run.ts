@@ -17,6 +17,7 @@ import {
   type ToolCall,
   type ToolCallPart,
   type ToolResult,
+  type ToolResultContent,
   type Usage,
 } from "../model/perstack.js";
 import { ATTEMPT_COMPLETION_ACCEPTED } from "./base-skill/tools/completion.js";
@@ -323,7 +324,7 @@ export class ExpertRun {
     }
     try {
       const result = await this.skills.call(route.exposed, isRecord(call.args) ? call.args : {});
-      return { ...base, result: [{ type: "textPart", text: callToolText(result) }], ...(result.isError ? { isError: true } : {}) };
+      return { ...base, result: toolResultContents(result), ...(result.isError ? { isError: true } : {}) };
     } catch (error) {
       return { ...base, result: [{ type: "textPart", text: `${call.toolName} failed: ${errorText(error)}` }], isError: true };
     }
@@ -421,28 +422,38 @@ function queryArg(args: unknown): string {
 }
 
 function resultText(result: ToolResult): string {
-  return result.result.map((p) => p.text).join("");
+  return result.result.map((p) => (p.type === "textPart" ? p.text : "")).join("");
 }
 
-/** An MCP tool result as text for the model. Images are described, not inlined (checkpoints hold text). */
-export function callToolText(result: CallToolResult): string {
-  const parts = (result.content ?? []).map((item) => {
+/**
+ * An MCP tool result as Perstack tool result contents: text stays text; images and PDFs (what readImageFile and
+ * readPdfFile return) are kept inline so the model sees them; other media are described.
+ */
+export function toolResultContents(result: CallToolResult): ToolResultContent[] {
+  const contents = (result.content ?? []).map((item): ToolResultContent => {
     switch (item.type) {
       case "text":
-        return item.text;
+        return { type: "textPart", text: item.text };
       case "image":
+        return { type: "imageInlinePart", encodedData: item.data, mimeType: item.mimeType };
       case "audio":
-        return `[${item.type} ${item.mimeType}, ${Math.floor((item.data.length * 3) / 4)} bytes]`;
+        return { type: "textPart", text: `[audio ${item.mimeType}, ${Math.floor((item.data.length * 3) / 4)} bytes]` };
       case "resource":
-        return "text" in item.resource ? item.resource.text : `[resource ${item.resource.uri}]`;
+        if ("text" in item.resource) return { type: "textPart", text: item.resource.text };
+        if (item.resource.mimeType === "application/pdf") {
+          return { type: "fileInlinePart", encodedData: item.resource.blob, mimeType: item.resource.mimeType };
+        }
+        return { type: "textPart", text: `[resource ${item.resource.uri}${item.resource.mimeType ? ` (${item.resource.mimeType})` : ""}]` };
       case "resource_link":
-        return `[resource ${item.uri}]`;
+        return { type: "textPart", text: `[resource ${item.uri}]` };
       default:
-        return JSON.stringify(item);
+        return { type: "textPart", text: JSON.stringify(item) };
     }
   });
-  if (parts.length === 0 && result.structuredContent !== undefined) return JSON.stringify(result.structuredContent);
-  return parts.join("\n");
+  if (contents.length === 0 && result.structuredContent !== undefined) {
+    return [{ type: "textPart", text: JSON.stringify(result.structuredContent) }];
+  }
+  return contents.length > 0 ? contents : [{ type: "textPart", text: "" }];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,7 +1,7 @@
 // Perstack's checkpoint messages -> the AI SDK's ModelMessages. Pure. Checkpoints are the only conversation
 // state, so a run continued in a new container from any checkpoint sends the model exactly what it saw before.
-import type { AssistantContent, ModelMessage } from "ai";
-import type { Message } from "../model/perstack.js";
+import type { AssistantContent, ModelMessage, ToolResultPart as ModelToolResultPart } from "ai";
+import type { Message, ToolResultPart } from "../model/perstack.js";
 
 export interface ModelPrompt {
   /** The system prompt (the AI SDK takes it apart from the messages). */
@@ -46,18 +46,36 @@ export function toModelPrompt(messages: Message[]): ModelPrompt {
       case "toolMessage":
         out.push({
           role: "tool",
-          content: message.contents.map((part) => {
-            const value = part.contents.map((c) => c.text).join("\n");
-            return {
-              type: "tool-result" as const,
-              toolCallId: part.toolCallId,
-              toolName: part.toolName,
-              output: part.isError ? { type: "error-text" as const, value } : { type: "text" as const, value },
-            };
-          }),
+          content: message.contents.map((part) => ({
+            type: "tool-result" as const,
+            toolCallId: part.toolCallId,
+            toolName: part.toolName,
+            output: toolOutput(part),
+          })),
         });
         break;
     }
   }
   return { instructions: system.join("\n\n"), messages: out };
+}
+
+/** Text results as text; results with an image or a file as content parts, so the model sees them. */
+function toolOutput(part: ToolResultPart): ModelToolResultPart["output"] {
+  if (part.contents.every((c) => c.type === "textPart")) {
+    const value = part.contents.map((c) => (c.type === "textPart" ? c.text : "")).join("\n");
+    return part.isError ? { type: "error-text", value } : { type: "text", value };
+  }
+  return {
+    type: "content",
+    value: part.contents.map((c) => {
+      switch (c.type) {
+        case "textPart":
+          return { type: "text" as const, text: c.text };
+        case "imageInlinePart":
+          return { type: "image-data" as const, data: c.encodedData, mediaType: c.mimeType };
+        case "fileInlinePart":
+          return { type: "file-data" as const, data: c.encodedData, mediaType: c.mimeType };
+      }
+    }),
+  };
 }

@@ -20,11 +20,14 @@ const toolCallPart = z.looseObject({
   toolName: z.string(),
   args: z.unknown(),
 });
+const inlinePart = (type: "imageInlinePart" | "fileInlinePart") =>
+  z.looseObject({ type: z.literal(type), encodedData: z.string(), mimeType: z.string() });
+const toolResultContent = z.discriminatedUnion("type", [textPart, inlinePart("imageInlinePart"), inlinePart("fileInlinePart")]);
 const toolResultPart = z.looseObject({
   type: z.literal("toolResultPart"),
   toolCallId: z.string(),
   toolName: z.string(),
-  contents: z.array(textPart),
+  contents: z.array(toolResultContent),
   isError: z.boolean().optional(),
 });
 
@@ -52,7 +55,7 @@ export const toolResultSchema = z.looseObject({
   id: z.string(),
   skillName: z.string(),
   toolName: z.string(),
-  result: z.array(textPart),
+  result: z.array(toolResultContent),
   isError: z.boolean().optional(),
 }) as unknown as z.ZodType<ToolResult>;
 

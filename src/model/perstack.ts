@@ -75,11 +75,24 @@ export interface ToolCallPart {
   toolName: string;
   args: unknown;
 }
+/** Binary content of a tool result (an image, a PDF), base64, as Perstack's imageInlinePart/fileInlinePart. */
+export interface ImageInlinePart {
+  type: "imageInlinePart";
+  encodedData: string;
+  mimeType: string;
+}
+export interface FileInlinePart {
+  type: "fileInlinePart";
+  encodedData: string;
+  mimeType: string;
+}
+export type ToolResultContent = TextPart | ImageInlinePart | FileInlinePart;
+
 export interface ToolResultPart {
   type: "toolResultPart";
   toolCallId: string;
   toolName: string;
-  contents: Array<{ type: "textPart"; text: string }>;
+  contents: ToolResultContent[];
   isError?: boolean;
 }
 
@@ -154,7 +167,7 @@ export interface ToolResult {
   id: string;
   skillName: string;
   toolName: string;
-  result: Array<{ type: "textPart"; text: string }>;
+  result: ToolResultContent[];
   isError?: boolean;
 }
 

@@ -1,12 +1,10 @@
 // `perstack run --runtime perstack` jobs of several runs (issue 4, done-when items 3 and 4): a coordinator that
 // delegates to two experts in one step, and an interactive tool that stops the job until `--continue-job -i`
 // answers it. One fake model container; the children's conversations get their own scripts through forQuery.
-import { rmSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
+import { describe, expect, it } from "vitest";
+import { readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
-import { startFakeModel, type FakeModel } from "../support/fake-model-container.js";
-import { keyEnv, mainRequests, perstackToml, reportedUsage, toolResultsIn } from "../support/perstack-e2e.js";
+import { fakeModelSuite, keyEnv, mainRequests, perstackToml, reportedUsage, toolResultsIn } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
 
@@ -38,26 +36,11 @@ inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},
 const WAITING_EXIT = 3;
 
 describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", () => {
-  const engine = docker!;
-  let fake: FakeModel;
-  const dirs: string[] = [];
-  const workspace = () => {
-    const dir = makeWorkspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }), "perstack-jobs-");
-    dirs.push(dir);
-    return dir;
-  };
-
-  beforeAll(async () => {
-    fake = await startFakeModel(engine, "anthropic");
-  }, 300_000);
-
-  afterAll(async () => {
-    await fake?.stop();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = fakeModelSuite(docker!, "perstack-jobs-");
+  const workspace = () => suite.workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
 
   it("a coordinator delegates to two experts in one step: three runs, delegatedBy/delegateTo on disk, both results used", async () => {
-    await fake.script([
+    await suite.fake.script([
       { toolUse: [{ name: "alpha", input: { query: "please say alpha" } }, { name: "team__beta", input: { query: "please say beta" } }] },
       { text: "alpha answer", forQuery: "please say alpha" },
       { text: "beta answer", forQuery: "please say beta" },
@@ -94,7 +77,7 @@ describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", ()
     const parentFinal = job!.checkpoints.find((c) => c.runId === parentRunId && c.status === "completed")!;
     expect(parentFinal).toBeDefined();
 
-    const requests = await fake.requests();
+    const requests = await suite.fake.requests();
     expect(mainRequests(requests, "please say alpha")).toHaveLength(1);
     expect(mainRequests(requests, "please say beta")).toHaveLength(1);
     const lead = mainRequests(requests, null);
@@ -108,7 +91,7 @@ describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", ()
   }, 900_000);
 
   it("an interactive tool stops the job with the waiting exit code; --continue-job -i answers it and completes the same job", async () => {
-    await fake.script([
+    await suite.fake.script([
       { toolUse: [{ name: "askColor", input: { question: "Which color do you want?" } }] },
       { text: "You chose blue." },
     ]);
@@ -131,7 +114,7 @@ describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", ()
     expect(job!.job.status).toBe("completed");
     expect(job!.runIds).toHaveLength(2);
 
-    const main = mainRequests(await fake.requests());
+    const main = mainRequests(await suite.fake.requests());
     expect(main).toHaveLength(2);
     expect(main[1]!.turn).toBe(1);
     expect(toolResultsIn(main[1]).map((r) => r.text)).toEqual(["blue"]);

@@ -2,14 +2,14 @@
 // and one fake model container serving all three protocols. Issue 4's done-when items 1 (base skill, every
 // provider, checkpoints, usage), 5 (maxSteps, retry, persistent error), 6 (resume from a checkpoint in a new
 // container) and 7 (base skill confinement inside the container).
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, chownSync, chmodSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, chownSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
+import { describe, expect, it } from "vitest";
+import { readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
-import { startFakeModel, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
-import { keyEnv, mainRequests, perstackToml, PROVIDERS, reportedUsage, toolResultsIn, type PerstackProvider } from "../support/perstack-e2e.js";
+import { type FakeStep } from "../support/fake-model-container.js";
+import { fakeModelSuite, keyEnv, mainRequests, perstackToml, PROVIDERS, reportedUsage, toolResultsIn, type PerstackProvider } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
 
@@ -25,31 +25,16 @@ const WRITE_THEN_COMPLETE: FakeStep[] = [
 ];
 
 describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume, confinement", () => {
-  const engine = docker!;
-  let fake: FakeModel;
-  const dirs: string[] = [];
-  const workspace = (toml: string) => {
-    const dir = makeWorkspace(toml, "perstack-rt-");
-    dirs.push(dir);
-    return dir;
-  };
-
-  beforeAll(async () => {
-    fake = await startFakeModel(engine, "anthropic");
-  }, 300_000);
-
-  afterAll(async () => {
-    await fake?.stop();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = fakeModelSuite(docker!, "perstack-rt-");
+  const workspace = (toml: string) => suite.workspace(toml);
 
   const cases: PerstackProvider[] = ["anthropic", "openai", "google"];
   it.each(cases)(
     "%s: writes a file with the base skill, completes, one checkpoint per step, job usage = what the fake reported",
     async (provider) => {
-      const protocol = fake.as(PROVIDERS[provider].fake);
+      const protocol = suite.fake.as(PROVIDERS[provider].fake);
       await protocol.script(WRITE_THEN_COMPLETE);
-      const ws = workspace(perstackToml({ provider, baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+      const ws = workspace(perstackToml({ provider, baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
       const result = await runCli(["run", "writer", "Write hello to hello.txt"], { cwd: ws, env: keyEnv(provider), timeoutMs: 900_000 });
       expect(result.exitCode, result.all).toBe(0);
       expect(result.stdout).toContain("Wrote hello.txt.");
@@ -80,19 +65,19 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
 
   it("stops at maxSteps with stoppedByMaxSteps", async () => {
     const health: FakeStep = { toolUse: [{ name: "healthCheck", input: {} }] };
-    await fake.script([health, health, health, { text: "never" }]);
-    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0\nmaxSteps = 2", experts: EXPERTS }));
+    await suite.fake.script([health, health, health, { text: "never" }]);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0\nmaxSteps = 2", experts: EXPERTS }));
     const result = await runCli(["run", "writer", "Loop forever"], { cwd: ws, env: keyEnv() });
     expect(result.exitCode, result.all).not.toBe(0);
     const [job] = readJobs(ws);
     expect(job!.job.status).toBe("stoppedByMaxSteps");
     expect(job!.events.some((e) => e.type === "stopRunByExceededMaxSteps")).toBe(true);
-    expect(mainRequests(await fake.requests())).toHaveLength(2);
+    expect(mainRequests(await suite.fake.requests())).toHaveLength(2);
   }, 300_000);
 
   it("retries a 429 (a retry event) and completes", async () => {
-    await fake.script([{ error: { status: 429, type: "rate_limit_error", message: "slow down" }, times: 1 }, { text: "Done after a retry." }]);
-    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 2", experts: EXPERTS }));
+    await suite.fake.script([{ error: { status: 429, type: "rate_limit_error", message: "slow down" }, times: 1 }, { text: "Done after a retry." }]);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 2", experts: EXPERTS }));
     const result = await runCli(["run", "writer", "Answer"], { cwd: ws, env: keyEnv() });
     expect(result.exitCode, result.all).toBe(0);
     expect(result.stdout).toContain("Done after a retry.");
@@ -104,8 +89,8 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
   }, 300_000);
 
   it("stops with stoppedByError on a persistent 500 after maxRetries = 1", async () => {
-    await fake.script([{ error: { status: 500, type: "api_error", message: "persistent upstream failure" } }, { text: "never" }]);
-    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 1", experts: EXPERTS }));
+    await suite.fake.script([{ error: { status: 500, type: "api_error", message: "persistent upstream failure" } }, { text: "never" }]);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 1", experts: EXPERTS }));
     const result = await runCli(["run", "writer", "Answer"], { cwd: ws, env: keyEnv() });
     expect(result.exitCode).toBe(1);
     expect(result.all).toContain("persistent upstream failure");
@@ -114,12 +99,12 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     expect(job!.events.filter((e) => e.type === "retry")).toHaveLength(1);
     const stop = job!.events.find((e) => e.type === "stopRunByError")!;
     expect(stop.error).toMatchObject({ statusCode: 500 });
-    expect(mainRequests(await fake.requests())).toHaveLength(2);
+    expect(mainRequests(await suite.fake.requests())).toHaveLength(2);
   }, 300_000);
 
   it("--continue-job --resume-from a step-1 checkpoint reaches completed in a new container and keeps the earlier checkpoints", async () => {
-    await fake.script(WRITE_THEN_COMPLETE);
-    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    await suite.fake.script(WRITE_THEN_COMPLETE);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
     const first = await runCli(["run", "writer", "Write hello to hello.txt"], { cwd: ws, env: keyEnv() });
     expect(first.exitCode, first.all).toBe(0);
     const [before] = readJobs(ws);
@@ -128,7 +113,7 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     const snapshot = new Map(before!.checkpointFiles.map((f) => [f, readFileSync(join(ws, "perstack", "jobs", before!.jobId, "checkpoints", f), "utf8")]));
 
     // The resumed conversation holds one assistant turn: the fake answers it from turn 1 on.
-    await fake.script([{ text: "unused" }, { toolUse: [{ name: "attemptCompletion", input: {} }] }, { text: "Resumed and done." }]);
+    await suite.fake.script([{ text: "unused" }, { toolUse: [{ name: "attemptCompletion", input: {} }] }, { text: "Resumed and done." }]);
     const resumed = await runCli(["run", "writer", "--continue-job", before!.jobId, "--resume-from", step1.id], { cwd: ws, env: keyEnv() });
     expect(resumed.exitCode, resumed.all).toBe(0);
     expect(resumed.stdout).toContain("Resumed and done.");
@@ -142,15 +127,15 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     for (const [file, content] of snapshot) {
       expect(readFileSync(join(ws, "perstack", "jobs", after!.jobId, "checkpoints", file), "utf8"), file).toBe(content);
     }
-    const main = mainRequests(await fake.requests());
+    const main = mainRequests(await suite.fake.requests());
     expect(main[0]!.turn).toBe(1);
     expect(toolResultsIn(main[0]).map((r) => r.text).join("\n")).toContain("hello.txt");
   }, 300_000);
 
   it("confines the base skill to the workspace inside the container: .., absolute and symlinked paths are refused", async () => {
     const outside = mkdtempSync(join(tmpdir(), "perstack-outside-"));
-    dirs.push(outside);
-    const ws = workspace(perstackToml({ baseUrl: fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    suite.removeAfterwards(outside);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
     if (process.getuid?.() === 0) chownSync(outside, 1000, 1000);
     chmodSync(outside, 0o777);
     // Targets as the container sees them: /etc, its writable /tmp, the workspace's parent; and a host directory
@@ -160,7 +145,7 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     symlinkSync("..", join(ws, "up"));
     symlinkSync(outside, join(ws, "out"));
     const call = (name: string, input: Record<string, unknown>): FakeStep => ({ toolUse: [{ name, input }] });
-    await fake.script([
+    await suite.fake.script([
       call("readTextFile", { path: "../../etc/passwd" }),
       call("readTextFile", { path: "/etc/passwd" }),
       call("readTextFile", { path: "leak/passwd" }),
@@ -174,7 +159,7 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     ]);
     const result = await runCli(["run", "writer", "Probe the workspace"], { cwd: ws, env: keyEnv() });
     expect(result.exitCode, result.all).toBe(0);
-    const main = mainRequests(await fake.requests());
+    const main = mainRequests(await suite.fake.requests());
     const results = toolResultsIn(main.at(-1));
     expect(results).toHaveLength(9);
     for (const r of results) {

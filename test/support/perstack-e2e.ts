@@ -1,6 +1,10 @@
 // Shared pieces of the `--runtime perstack` end-to-end tests: perstack.toml for a fake model container, the
 // fake's request log read per conversation, the usage it reported, and the tool results the engine sent back.
-import type { FakeKind, RecordedRequest } from "./fake-model-container.js";
+import { rmSync } from "node:fs";
+import type Docker from "dockerode";
+import { afterAll, beforeAll } from "vitest";
+import { makeWorkspace } from "./cli.js";
+import { startFakeModel, type FakeKind, type FakeModel, type RecordedRequest } from "./fake-model-container.js";
 
 export type PerstackProvider = "anthropic" | "openai" | "google";
 
@@ -107,4 +111,39 @@ export function jsonLines(stdout: string): Array<{ type: string; [key: string]: 
     .split("\n")
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as { type: string; [key: string]: unknown });
+}
+
+/**
+ * One fake model container for a describe block, and the workspaces its tests make: registers the beforeAll that
+ * starts the container and the afterAll that stops it and removes the workspaces.
+ */
+export function fakeModelSuite(engine: Docker, prefix: string): {
+  readonly fake: FakeModel;
+  workspace(toml: string): string;
+  /** Removes this directory too when the block is done. */
+  removeAfterwards(dir: string): void;
+} {
+  let fake: FakeModel | undefined;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    fake = await startFakeModel(engine, "anthropic");
+  }, 300_000);
+  afterAll(async () => {
+    await fake?.stop();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get fake(): FakeModel {
+      if (!fake) throw new Error("the fake model container has not started");
+      return fake;
+    },
+    workspace(toml: string): string {
+      const dir = makeWorkspace(toml, prefix);
+      dirs.push(dir);
+      return dir;
+    },
+    removeAfterwards(dir: string): void {
+      dirs.push(dir);
+    },
+  };
 }

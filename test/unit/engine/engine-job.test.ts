@@ -199,7 +199,7 @@ describe("engine loop", () => {
     const root = complete.find((e) => e.runId === stop.runId)!;
     expect(root.text).toBe("Both said their part.");
     const toolMessage = root.checkpoint.messages.find((m) => m.type === "toolMessage")!;
-    expect(toolMessage.type === "toolMessage" && toolMessage.contents.map((c) => c.contents[0]!.text)).toEqual(["alpha answer", "beta answer"]);
+    expect(toolMessage.type === "toolMessage" && toolMessage.contents.map((c) => c.contents[0])).toEqual([{ type: "textPart", text: "alpha answer" }, { type: "textPart", text: "beta answer" }]);
   });
 
   it("an interactive tool stops the run; the answer continues it", async () => {
@@ -222,7 +222,7 @@ describe("engine loop", () => {
     const complete = ofType(second.events, "completeRun")[0]!;
     expect(complete.text).toBe("You chose blue.");
     const toolMessage = complete.checkpoint.messages.find((m) => m.type === "toolMessage")!;
-    expect(toolMessage.type === "toolMessage" && toolMessage.contents[0]!.contents[0]!.text).toBe("blue");
+    expect(toolMessage.type === "toolMessage" && toolMessage.contents[0]!.contents[0]).toEqual({ type: "textPart", text: "blue" });
     expect(complete.checkpoint.stepNumber).toBe(2);
   });
 

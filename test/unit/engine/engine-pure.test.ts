@@ -174,3 +174,41 @@ describe("firstRun", () => {
     expect(() => firstRun(input({ kind: "resume", checkpoint: checkpoint("stoppedByInteractiveTool", conversation) }))).toThrow(/-i/);
   });
 });
+
+describe("tool results with media", () => {
+  it("keeps images and PDFs inline and gives them to the model as content parts", async () => {
+    const { toolResultContents } = await import("../../../src/engine/expert-run.js");
+    const contents = toolResultContents({
+      content: [
+        { type: "text", text: "meta" },
+        { type: "image", data: "aW1n", mimeType: "image/png" },
+        { type: "resource", resource: { uri: "file:///workspace/a.pdf", mimeType: "application/pdf", blob: "cGRm" } },
+        { type: "resource", resource: { uri: "file:///workspace/a.bin", mimeType: "application/octet-stream", blob: "AA==" } },
+      ],
+    });
+    expect(contents).toEqual([
+      { type: "textPart", text: "meta" },
+      { type: "imageInlinePart", encodedData: "aW1n", mimeType: "image/png" },
+      { type: "fileInlinePart", encodedData: "cGRm", mimeType: "application/pdf" },
+      { type: "textPart", text: "[resource file:///workspace/a.bin (application/octet-stream)]" },
+    ]);
+    const prompt = toModelPrompt([
+      { type: "toolMessage", id: "t", contents: [{ type: "toolResultPart", toolCallId: "c", toolName: "readImageFile", contents: contents.slice(0, 3) }] },
+    ]);
+    expect(prompt.messages[0]!.content).toEqual([
+      {
+        type: "tool-result",
+        toolCallId: "c",
+        toolName: "readImageFile",
+        output: {
+          type: "content",
+          value: [
+            { type: "text", text: "meta" },
+            { type: "image-data", data: "aW1n", mediaType: "image/png" },
+            { type: "file-data", data: "cGRm", mediaType: "application/pdf" },
+          ],
+        },
+      },
+    ]);
+  });
+});

@@ -45,7 +45,7 @@ describe("Claude Code stream parser, on output recorded from the real CLI in the
     expect(calls[0]!.args).toEqual({ file_path: "/workspace/hello.txt", content: "hello from claude\n" });
     const results = events.flatMap((e) => (e.type === "resolveToolResults" ? e.toolResults : []));
     expect(results.map((r) => [r.skillName, r.toolName])).toEqual([["claude-code", "Write"], ["everything", "echo"]]);
-    expect(results[1]!.result[0]!.text).toBe("Echo: ping");
+    expect(results[1]!.result[0]).toEqual({ type: "textPart", text: "Echo: ping" });
   });
 
   it("ends with a completed checkpoint holding the final text and the reported usage", () => {

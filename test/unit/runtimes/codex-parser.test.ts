@@ -23,7 +23,7 @@ describe("Codex stream parser, on output recorded from the real CLI", () => {
       ["everything", "echo", undefined],
     ]);
     const results = events.flatMap((e) => (e.type === "resolveToolResults" ? e.toolResults : []));
-    expect(results[1]!.result[0]!.text).toBe("Echo: ping from the fake model");
+    expect(results[1]!.result[0]).toEqual({ type: "textPart", text: "Echo: ping from the fake model" });
     const done = events.at(-1)!;
     if (done.type !== "completeRun") throw new Error("completeRun");
     expect(done.text).toBe("All done: hello.txt is written and the MCP echo answered.");
