@@ -1,6 +1,8 @@
 // The built-in engine's files for the agent image: the compiled modules the engine and its base skill import
-// (their relative import closure in dist/, nothing else of this package) and a package.json pinning the npm
-// packages they import to the versions installed here, so the image runs exactly the code that was built.
+// (their relative import closure in dist/, nothing else of this package), a package.json pinning the npm
+// packages they import to the versions installed here, and a package-lock.json cut from this package's lockfile
+// for exactly those packages and what they depend on. `npm ci` in the image then installs the very versions this
+// package was tested with, transitive ones included, and the image tag changes whenever any of them does.
 import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, posix } from "node:path";
@@ -101,12 +103,92 @@ export function engineContextFiles(
   }
   const closure = engineClosure(distRoot, entries);
   const dependencies = Object.fromEntries(closure.packages.map((name) => [name, installedVersion(name, distRoot)]));
-  const manifest = { name: "perstack-engine", private: true, type: "module", dependencies };
+  const manifest = { name: ENGINE_PACKAGE_NAME, private: true, type: "module", dependencies };
+  const lockPath = join(dirname(distRoot), "package-lock.json");
+  if (!existsSync(lockPath)) throw new EngineNotBuiltError(`${lockPath} is missing; run npm install to create it`);
+  const lock = engineLockfile(JSON.parse(readFileSync(lockPath, "utf8")) as Lockfile, dependencies);
   return [
     { path: `${ENGINE_CONTEXT_DIR}/package.json`, content: `${JSON.stringify(manifest, null, 2)}\n` },
+    { path: `${ENGINE_CONTEXT_DIR}/package-lock.json`, content: `${JSON.stringify(lock, null, 2)}\n` },
     ...closure.files.map((path) => ({
       path: `${ENGINE_CONTEXT_DIR}/${path}`,
       content: readFileSync(join(distRoot, ...path.split("/")), "utf8"),
     })),
   ];
+}
+
+const ENGINE_PACKAGE_NAME = "perstack-engine";
+
+interface LockEntry {
+  version?: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  dev?: boolean;
+  devOptional?: boolean;
+  [key: string]: unknown;
+}
+
+export interface Lockfile {
+  lockfileVersion?: number;
+  packages?: Record<string, LockEntry>;
+}
+
+/**
+ * A lockfile (v2/v3) for a package whose dependencies are `dependencies` (exact versions): the entries of `lock`
+ * those packages resolve to from the root, and everything they need, resolved the way Node does (the nearest
+ * node_modules up the tree). Throws when a package is missing or at another version than installed.
+ */
+export function engineLockfile(lock: Lockfile, dependencies: Record<string, string>): Required<Lockfile> & { name: string; requires: true } {
+  const packages = lock.packages;
+  if (!packages || (lock.lockfileVersion ?? 0) < 2) {
+    throw new EngineNotBuiltError("package-lock.json is not a lockfile v2 or v3; run npm install with npm 7 or newer");
+  }
+  const resolve = (name: string, from: string): string | undefined => {
+    for (let base = from; ; ) {
+      const candidate = `${base ? `${base}/` : ""}node_modules/${name}`;
+      if (packages[candidate]) return candidate;
+      if (!base) return undefined;
+      const cut = base.lastIndexOf("/node_modules/");
+      base = cut < 0 ? "" : base.slice(0, cut);
+    }
+  };
+  const included = new Map<string, LockEntry>();
+  const queue: string[] = [];
+  for (const [name, version] of Object.entries(dependencies)) {
+    const path = resolve(name, "");
+    if (!path || packages[path]!.version !== version) {
+      throw new EngineNotBuiltError(`package-lock.json does not hold ${name}@${version}; run npm install`);
+    }
+    queue.push(path);
+  }
+  while (queue.length > 0) {
+    const path = queue.shift()!;
+    if (included.has(path)) continue;
+    const entry = packages[path]!;
+    const { dev: _dev, devOptional: _devOptional, ...kept } = entry;
+    included.set(path, kept);
+    const optionalPeers = new Set(Object.entries(entry.peerDependenciesMeta ?? {}).filter(([, m]) => m.optional).map(([n]) => n));
+    const wanted = [
+      ...Object.keys(entry.dependencies ?? {}).map((name) => ({ name, required: true })),
+      ...Object.keys(entry.optionalDependencies ?? {}).map((name) => ({ name, required: false })),
+      ...Object.keys(entry.peerDependencies ?? {}).map((name) => ({ name, required: !optionalPeers.has(name) })),
+    ];
+    for (const { name, required } of wanted) {
+      const target = resolve(name, path);
+      if (target) queue.push(target);
+      else if (required) throw new EngineNotBuiltError(`package-lock.json has no ${name} for ${path}; run npm install`);
+    }
+  }
+  const sorted = [...included.keys()].sort();
+  return {
+    name: ENGINE_PACKAGE_NAME,
+    lockfileVersion: 3,
+    requires: true,
+    packages: {
+      "": { name: ENGINE_PACKAGE_NAME, dependencies },
+      ...Object.fromEntries(sorted.map((path) => [path, included.get(path)!])),
+    },
+  };
 }

@@ -119,7 +119,7 @@ describe("plan for the built-in engine", () => {
     expect(fixed).toMatchObject({ NODE_USE_ENV_PROXY: "1", PERSTACK_WORKSPACE: "/workspace", HTTPS_PROXY: "http://perstack-proxy:3128" });
   });
 
-  it("puts the engine's modules and pinned package.json into the image context, tagged by them", () => {
+  it("puts the engine's modules, pinned package.json and lockfile into the image context, tagged by them", () => {
     const files = agentImage(p).contextFiles.map((f) => f.path);
     expect(files).toEqual(expect.arrayContaining(["engine/package.json", "engine/src/engine/main.js", "engine/src/engine/base-skill/server.js"]));
     expect(files.some((f) => f.endsWith(".d.ts") || f.endsWith(".map"))).toBe(false);
@@ -127,8 +127,9 @@ describe("plan for the built-in engine", () => {
     expect(manifest).toMatchObject({ type: "module", private: true });
     expect(manifest.dependencies["@modelcontextprotocol/sdk"]).toMatch(/^\d+\.\d+\.\d+/);
     const dockerfile = agentImage(p).dockerfile;
-    expect(dockerfile.indexOf("COPY engine/package.json")).toBeLessThan(dockerfile.indexOf("npm install --omit=dev --no-package-lock"));
-    expect(dockerfile.indexOf("npm install --omit=dev --no-package-lock")).toBeLessThan(dockerfile.indexOf("COPY engine/src/"));
+    expect(files).toContain("engine/package-lock.json");
+    expect(dockerfile.indexOf("COPY engine/package.json engine/package-lock.json")).toBeLessThan(dockerfile.indexOf("npm ci --omit=dev"));
+    expect(dockerfile.indexOf("npm ci --omit=dev")).toBeLessThan(dockerfile.indexOf("COPY engine/src/"));
     expect(dockerfile).toContain("node --check");
   });
 

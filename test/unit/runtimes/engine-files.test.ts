@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { packagePath } from "../../../src/package-root.js";
-import { engineClosure, engineContextFiles, importSpecifiers, packageOfSpecifier } from "../../../src/runtimes/engine-files.js";
+import { engineClosure, engineContextFiles, engineLockfile, importSpecifiers, packageOfSpecifier, type Lockfile } from "../../../src/runtimes/engine-files.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -53,6 +53,43 @@ describe("engine files", () => {
     expect(Object.keys(manifest.dependencies)).toContain("@modelcontextprotocol/sdk");
     for (const version of Object.values(manifest.dependencies)) expect(version).toMatch(/^\d+\.\d+\.\d+/);
     expect(files.map((f) => f.path)).toContain("engine/src/engine/base-skill/server.js");
-    expect(files.every((f) => f.path.endsWith(".js") || f.path === "engine/package.json")).toBe(true);
+    expect(files.every((f) => f.path.endsWith(".js") || f.path === "engine/package.json" || f.path === "engine/package-lock.json")).toBe(true);
+  });
+});
+
+describe("engineLockfile", () => {
+  const lock: Lockfile = {
+    lockfileVersion: 3,
+    packages: {
+      "": { name: "perstack-sandbox" },
+      "node_modules/a": { version: "1.0.0", dependencies: { b: "^2", c: "^1" }, optionalDependencies: { gone: "*" } },
+      "node_modules/a/node_modules/b": { version: "2.0.0", peerDependencies: { p: "*", q: "*" }, peerDependenciesMeta: { q: { optional: true } } },
+      "node_modules/b": { version: "1.0.0", dev: true },
+      "node_modules/c": { version: "1.5.0", dev: true },
+      "node_modules/p": { version: "3.0.0" },
+      "node_modules/unrelated": { version: "9.9.9" },
+    },
+  };
+
+  it("keeps what the dependencies resolve to, the way Node resolves, and drops dev flags", () => {
+    const out = engineLockfile(lock, { a: "1.0.0" });
+    expect(Object.keys(out.packages)).toEqual(["", "node_modules/a", "node_modules/a/node_modules/b", "node_modules/c", "node_modules/p"]);
+    expect(out.packages[""]).toEqual({ name: "perstack-engine", dependencies: { a: "1.0.0" } });
+    expect(out.packages["node_modules/c"]).toEqual({ version: "1.5.0" });
+  });
+
+  it("refuses a lockfile that does not hold the installed version or a required dependency", () => {
+    expect(() => engineLockfile(lock, { a: "1.0.1" })).toThrow(/does not hold a@1\.0\.1/);
+    const broken: Lockfile = { lockfileVersion: 3, packages: { "node_modules/a": { version: "1.0.0", dependencies: { missing: "*" } } } };
+    expect(() => engineLockfile(broken, { a: "1.0.0" })).toThrow(/no missing for node_modules\/a/);
+    expect(() => engineLockfile({ lockfileVersion: 1 }, {})).toThrow(/v2 or v3/);
+  });
+
+  it("the engine's context carries a lockfile matching its package.json", () => {
+    const files = engineContextFiles();
+    const manifest = JSON.parse(files.find((f) => f.path === "engine/package.json")!.content) as { dependencies: Record<string, string> };
+    const engineLock = JSON.parse(files.find((f) => f.path === "engine/package-lock.json")!.content) as Required<Lockfile>;
+    expect(engineLock.packages[""]!.dependencies).toEqual(manifest.dependencies);
+    for (const [name, version] of Object.entries(manifest.dependencies)) expect(engineLock.packages[`node_modules/${name}`]!.version).toBe(version);
   });
 });
