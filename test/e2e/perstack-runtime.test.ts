@@ -5,6 +5,7 @@
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, chownSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
@@ -62,6 +63,33 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     },
     900_000,
   );
+
+  it("exported files run the engine by hand with docker-compose, the query from PERSTACK_QUERY", async () => {
+    await suite.fake.script(WRITE_THEN_COMPLETE);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    const out = join(ws, "perstack-export");
+    const exported = await runCli(["export", "writer", "--out", out], { cwd: ws });
+    expect(exported.exitCode, exported.all).toBe(0);
+    const project = `perstackengineexport${Date.now()}`;
+    const compose = (args: string[]) =>
+      execa("docker-compose", ["-p", project, ...args], {
+        cwd: out,
+        reject: false,
+        all: true,
+        timeout: 600_000,
+        env: { ...keyEnv(), PERSTACK_QUERY: "Write hello to hello.txt, by hand" },
+      });
+    try {
+      const up = await compose(["up", "--build", "--abort-on-container-exit", "--exit-code-from", "agent"]);
+      expect(up.exitCode, up.all).toBe(0);
+      expect(up.all).toContain('"type":"completeRun"');
+      expect(readFileSync(join(ws, "hello.txt"), "utf8")).toBe("hello from perstack");
+      const first = mainRequests(await suite.fake.requests())[0]!;
+      expect(JSON.stringify(first.body)).toContain("Write hello to hello.txt, by hand");
+    } finally {
+      await compose(["down", "-v", "--remove-orphans"]);
+    }
+  }, 900_000);
 
   it("stops at maxSteps with stoppedByMaxSteps", async () => {
     const health: FakeStep = { toolUse: [{ name: "healthCheck", input: {} }] };
