@@ -62,15 +62,18 @@ export function formatEvent(event: PerstackEvent, options: { root?: boolean } = 
 }
 
 /**
- * What a job stopped by an interactive tool is asking, and the exact command that answers it. `coordinatorKey` is
- * the job's coordinator: a delegated run's question is answered through it.
+ * What a job stopped by an interactive tool is asking, and the exact command that answers it. `checkpoint` is the
+ * job's (the root run's); when delegates asked, `askers` are their stopped checkpoints, whose calls are the
+ * questions. `coordinatorKey` is the job's coordinator: a delegated run's question is answered through it.
  */
-export function formatWaiting(checkpoint: Checkpoint, coordinatorKey: string, jobId: string): string {
+export function formatWaiting(checkpoint: Checkpoint, coordinatorKey: string, jobId: string, askers: Checkpoint[] = []): string {
   const expert = checkpoint.delegatedBy ? coordinatorKey : checkpoint.expert.key;
-  const calls = checkpoint.pendingToolCalls ?? [];
-  return [
-    `⏸ job ${jobId} is waiting for your answer${calls.length ? ` to ${checkpoint.expert.key}'s call:` : ""}`,
-    ...calls.map((call) => `  ${call.toolName} ${clip(JSON.stringify(call.args), 2_000)}`),
-    `answer with: ${answerCommand(expert, jobId)}`,
-  ].join("\n");
+  const questions = [checkpoint, ...askers].flatMap((c) => {
+    const delegated = new Set((c.delegateTo ?? []).map((d) => d.toolCallId));
+    return (c.pendingToolCalls ?? []).filter((call) => !delegated.has(call.id)).map((call) => ({ expert: c.expert.key, call }));
+  });
+  const lines = [`⏸ job ${jobId} is waiting for your answer${questions.length > 0 ? ":" : ""}`];
+  for (const { expert: asker, call } of questions) lines.push(`  ${asker} asks: ${call.toolName} ${clip(JSON.stringify(call.args), 2_000)}`);
+  lines.push(`answer with: ${answerCommand(expert, jobId)}`);
+  return lines.join("\n");
 }

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import type Docker from "dockerode";
 import { PerstackError, InvalidOptionError } from "../errors.js";
+import type { Checkpoint } from "../model/perstack.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
@@ -178,9 +179,12 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
+    // Delegated runs that stopped to ask the user: their calls are the questions to show.
+    const askers: Checkpoint[] = [];
     const result = await runJob(docker!, prepared, {
       signal: controller.signal,
       onEvent: (event) => {
+        if (event.type === "stopRunByInteractiveTool" && event.runId !== prepared.plan.runId) askers.push(event.checkpoint);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(event)}\n`);
           return;
@@ -195,7 +199,7 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
     });
     if (result.outcome.status === "stoppedByInteractiveTool" && result.outcome.lastCheckpoint) {
       const expert = continuation?.job.coordinatorExpertKey ?? expertKey;
-      process.stderr.write(`${formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId)}\n`);
+      process.stderr.write(`${formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId, askers)}\n`);
     }
     if (!options.json) process.stderr.write(`job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}\n`);
     if (result.interrupted) return EXIT.interrupted;

@@ -68,8 +68,17 @@ export const engineStartSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("query"), query: z.string() }),
   /** --continue / --continue-job: the checkpoint's conversation plus a new user message. */
   z.strictObject({ kind: z.literal("continue"), checkpoint: checkpointSchema, query: z.string() }),
-  /** --continue-job … -i: the answer to the checkpoint's pending interactive tool call. */
-  z.strictObject({ kind: z.literal("answer"), checkpoint: checkpointSchema, answer: z.string() }),
+  /**
+   * --continue-job … -i: the answer to the checkpoint's pending interactive tool call. When the question was asked
+   * in a delegated run, the checkpoint is the coordinator's and `delegated` holds the checkpoints of the runs
+   * below it that wait (named by its delegateTo[].checkpointId, and theirs); each resumes and gets the answer.
+   */
+  z.strictObject({
+    kind: z.literal("answer"),
+    checkpoint: checkpointSchema,
+    answer: z.string(),
+    delegated: z.array(checkpointSchema).optional(),
+  }),
   /**
    * --resume-from without a query: carry on from the checkpoint as if the run had never stopped (run its pending
    * tool calls, else generate the next step).

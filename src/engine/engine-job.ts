@@ -2,7 +2,7 @@
 // the input's `start` into the first run (fresh query, continuation, interactive answer or resume), and runs
 // delegated experts as child runs of the same job.
 import type { LanguageModel } from "ai";
-import type { Message, ToolCallPart } from "../model/perstack.js";
+import type { Checkpoint, Message, ToolCallPart } from "../model/perstack.js";
 import type { EngineExpert, EngineInput } from "./engine-input.js";
 import { PROVIDER_HEADERS_ENV } from "./engine-input.js";
 import { newId, type EventSink } from "./event-sink.js";
@@ -68,6 +68,7 @@ export async function runEngineJob(input: EngineInput, deps: EngineDeps): Promis
     setupError ??= error as Error;
   }
 
+  const resumable = resumableDelegates(input);
   const context: JobContext = {
     input,
     sink,
@@ -76,9 +77,15 @@ export async function runEngineJob(input: EngineInput, deps: EngineDeps): Promis
     skillSpecs: (expert) => skillSpecs(expert, input, deps),
     baseSkillNames: (expert) => new Set(expert.skills.filter((s) => s.type === "base").map((s) => s.name)),
     startChild: (request: ChildRequest) => {
+      const waiting = resumable.get(request.delegatedBy.toolCallId);
+      if (waiting) {
+        resumable.delete(request.delegatedBy.toolCallId);
+        return new ExpertRun(context, { ...resumedDelegate(input, waiting), runId: request.runId, delegatedBy: request.delegatedBy }).run();
+      }
       const expert = input.experts[request.expertKey]!;
       return new ExpertRun(context, { ...freshRun(input, expert.key, request.query), runId: request.runId, delegatedBy: request.delegatedBy }).run();
     },
+    isResumedDelegate: (toolCallId) => resumable.has(toolCallId),
     metadata,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
   };
@@ -189,6 +196,37 @@ export function firstRun(input: EngineInput): RunStart {
       return { ...base, messages, inputMessages: [], stepNumber };
     }
   }
+}
+
+/**
+ * Answering a job whose question came from a delegated run: the delegate calls that resume a waiting run, by tool
+ * call id, from the checkpoints the host passed along.
+ */
+function resumableDelegates(input: EngineInput): Map<string, Checkpoint> {
+  const out = new Map<string, Checkpoint>();
+  if (input.start.kind !== "answer") return out;
+  const byId = new Map((input.start.delegated ?? []).map((c) => [c.id, c]));
+  for (const checkpoint of [input.start.checkpoint, ...byId.values()]) {
+    for (const to of checkpoint.delegateTo ?? []) {
+      const waiting = to.checkpointId ? byId.get(to.checkpointId) : undefined;
+      if (waiting) out.set(to.toolCallId, waiting);
+    }
+  }
+  return out;
+}
+
+/** A delegated run that stopped for an interactive answer, resumed: its open calls get the answer (or resume further). */
+function resumedDelegate(input: EngineInput, checkpoint: Checkpoint): Omit<RunStart, "runId"> {
+  const expert = expertOf(input, checkpoint.expert.key);
+  const answer = input.start.kind === "answer" ? input.start.answer : "";
+  return {
+    expert,
+    messages: checkpoint.messages.map((m) => (m.type === "instructionMessage" ? instructionMessage(expert) : m)),
+    inputMessages: [],
+    stepNumber: checkpoint.stepNumber,
+    usage: checkpoint.usage,
+    pending: { results: checkpoint.partialToolResults ?? [], answer },
+  };
 }
 
 function lastCalls(messages: Message[]): ToolCallPart[] {

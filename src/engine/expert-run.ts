@@ -65,7 +65,10 @@ export interface JobContext {
   skillSpecs(expert: EngineExpert): SkillSpec[];
   /** Names of the expert's skills that are the built-in base skill (attemptCompletion ends runs). */
   baseSkillNames(expert: EngineExpert): Set<string>;
+  /** Runs a delegate: fresh on the query, or resumed from its checkpoint when answering a job it stopped. */
   startChild(request: ChildRequest): Promise<RunResult>;
+  /** Whether the delegate call with this id resumes a waiting run (its query then comes from its checkpoint). */
+  isResumedDelegate(toolCallId: string): boolean;
   /** For checkpoints' metadata. */
   metadata: Record<string, unknown>;
   sleep?: (ms: number) => Promise<void>;
@@ -272,20 +275,30 @@ export class ExpertRun {
       const outcomes = await Promise.all(
         children.map(async (c) => {
           const call = toolCall(c.r);
-          if (!c.query) {
-            return { ...idAndNames(call), result: [{ type: "textPart" as const, text: `delegate ${c.expertKey}: the call needs a "query" string` }], isError: true };
+          const delegatedBy = { expert: this.expertRef, toolCallId: call.id, toolName: call.toolName, checkpointId: stopCheckpoint.id, runId: this.runId };
+          if (!c.query && !this.job.isResumedDelegate(call.id)) {
+            const result: ToolResult = { ...idAndNames(call), result: [{ type: "textPart", text: `delegate ${c.expertKey}: the call needs a "query" string` }], isError: true };
+            return { result };
           }
-          const child = await this.job.startChild({
-            runId: c.runId,
-            expertKey: c.expertKey,
-            query: c.query,
-            delegatedBy: { expert: this.expertRef, toolCallId: call.id, toolName: call.toolName, checkpointId: stopCheckpoint.id, runId: this.runId },
-          });
-          return delegateResult(call, c.expertKey, child);
+          const child = await this.job.startChild({ runId: c.runId, expertKey: c.expertKey, query: c.query, delegatedBy });
+          return { result: delegateResult(call, c.expertKey, child), child };
         }),
       );
-      for (const result of outcomes) results.results.set(result.id, result);
-      this.emit({ type: "resolveToolResults", toolResults: outcomes });
+      const finished = outcomes.filter((o) => o.child?.status !== "stoppedByInteractiveTool");
+      for (const { result } of finished) results.results.set(result.id, result);
+      if (finished.length > 0) this.emit({ type: "resolveToolResults", toolResults: finished.map((o) => o.result) });
+      const waiting = outcomes.flatMap((o, i) => (o.child?.status === "stoppedByInteractiveTool" ? [{ call: toolCall(children[i]!.r), to: delegateTo[i]!, child: o.child }] : []));
+      if (waiting.length > 0) {
+        // A delegate asks the user: this run stops too, remembering what its other calls returned, so answering the
+        // job resumes it, then the waiting delegate from its own checkpoint.
+        const checkpoint = this.checkpoint("stoppedByInteractiveTool", {
+          delegateTo: waiting.map((w) => ({ ...w.to, checkpointId: w.child.checkpoint.id })),
+          pendingToolCalls: waiting.map((w) => w.call),
+          partialToolResults: [...results.results.values()],
+        });
+        this.emit({ type: "stopRunByInteractiveTool", checkpoint });
+        return { status: "stoppedByInteractiveTool", text: waiting.map((w) => `${w.to.expert.key}: ${w.child.text}`).join("; "), checkpoint };
+      }
     }
 
     // The tool message answers every call of the expert message, in the order the model made them.
@@ -406,12 +419,6 @@ function delegateResult(call: ToolCall, expertKey: string, child: RunResult): To
   switch (child.status) {
     case "completed":
       return { ...base, result: [{ type: "textPart", text: child.text || "(the expert finished without a text answer)" }] };
-    case "stoppedByInteractiveTool":
-      return {
-        ...base,
-        result: [{ type: "textPart", text: `${expertKey} stopped to ask the user a question, which delegated runs cannot do; it did not finish` }],
-        isError: true,
-      };
     default:
       return { ...base, result: [{ type: "textPart", text: `${expertKey} did not finish: ${child.text}` }], isError: true };
   }

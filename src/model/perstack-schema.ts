@@ -93,6 +93,7 @@ export const checkpointSchema = z.looseObject({
         toolName: z.string(),
         runId: z.string(),
         query: z.string(),
+        checkpointId: z.string().optional(),
       }),
     )
     .optional(),

@@ -143,6 +143,11 @@ export interface DelegateTo {
   /** The child run's id. */
   runId: string;
   query: string;
+  /**
+   * Not in Perstack: when the parent stopped because this child waits for an interactive answer, the child's
+   * checkpoint, from which answering the job resumes it.
+   */
+  checkpointId?: string;
 }
 
 export interface DelegatedBy {

@@ -30,6 +30,11 @@ description = "Questions for the user"
 [experts."asker".skills."ask".tools."askColor"]
 description = "Ask the user which color they want"
 inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}'
+
+[experts."desk"]
+description = "Front desk"
+instruction = "Let the asker find out what the user wants."
+delegates = ["asker"]
 `;
 
 /** Exit code of `perstack run` when the job waits for an interactive answer (src/cli/main.ts EXIT.waitingForInput). */
@@ -118,6 +123,38 @@ describe.skipIf(!docker)("perstack runtime: delegation and interactive jobs", ()
     expect(main).toHaveLength(2);
     expect(main[1]!.turn).toBe(1);
     expect(toolResultsIn(main[1]).map((r) => r.text)).toEqual(["blue"]);
+    const reported = reportedUsage(main);
+    expect(job!.job.usage).toMatchObject({ inputTokens: reported.inputTokens, outputTokens: reported.outputTokens });
+  }, 300_000);
+
+  it("a delegate's question stops the whole job; -i resumes the delegate from its checkpoint, then the coordinator", async () => {
+    await suite.fake.script([
+      { toolUse: [{ name: "asker", input: { query: "Ask for a color" } }] },
+      { text: "The user picked blue." },
+      { toolUse: [{ name: "askColor", input: { question: "Which color, for the desk?" } }], forQuery: "Ask for a color" },
+      { text: "blue it is", forQuery: "Ask for a color" },
+    ]);
+    const ws = workspace();
+    const first = await runCli(["run", "desk", "Find out the color"], { cwd: ws, env: keyEnv() });
+    expect(first.exitCode, first.all).toBe(WAITING_EXIT);
+    const [waiting] = readJobs(ws);
+    expect(waiting!.job.status).toBe("stoppedByInteractiveTool");
+    expect(first.all).toContain("asker asks: askColor");
+    expect(first.all).toContain("Which color, for the desk?");
+    expect(first.all).toContain(`perstack run desk --continue-job ${waiting!.jobId} -i`);
+
+    const second = await runCli(["run", "desk", "--continue-job", waiting!.jobId, "-i", "blue"], { cwd: ws, env: keyEnv() });
+    expect(second.exitCode, second.all).toBe(0);
+    expect(second.stdout).toContain("The user picked blue.");
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("completed");
+    // desk and asker in the first invocation, both resumed in the second.
+    expect(job!.runIds).toHaveLength(4);
+    const main = mainRequests(await suite.fake.requests());
+    const askerResumed = main.find((r) => r.forQuery === "Ask for a color" && r.turn === 1)!;
+    expect(toolResultsIn(askerResumed).map((r) => r.text)).toEqual(["blue"]);
+    const deskDone = main.filter((r) => (r.forQuery ?? null) === null).at(-1)!;
+    expect(toolResultsIn(deskDone).map((r) => r.text)).toEqual(["blue it is"]);
     const reported = reportedUsage(main);
     expect(job!.job.usage).toMatchObject({ inputTokens: reported.inputTokens, outputTokens: reported.outputTokens });
   }, 300_000);

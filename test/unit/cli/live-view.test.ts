@@ -27,9 +27,18 @@ describe("live view", () => {
   it("says what a waiting job asks and how to answer", () => {
     const waiting = cp({ status: "stoppedByInteractiveTool", pendingToolCalls: [{ id: "t1", skillName: "ask", toolName: "askColor", args: { question: "Which colour?" } }] });
     expect(formatWaiting(waiting, "lead", "j1")).toBe(
-      [`⏸ job j1 is waiting for your answer to lead's call:`, `  askColor {"question":"Which colour?"}`, `answer with: perstack run lead --continue-job j1 -i '<answer>'`].join("\n"),
+      [`⏸ job j1 is waiting for your answer:`, `  lead asks: askColor {"question":"Which colour?"}`, `answer with: perstack run lead --continue-job j1 -i '<answer>'`].join("\n"),
     );
     const child = cp({ ...waiting, expert: { key: "helper", name: "helper", version: "1" }, delegatedBy: { expert: { key: "lead", name: "lead", version: "1" }, toolCallId: "t0", toolName: "helper", checkpointId: "c0", runId: "r0" } });
     expect(formatWaiting(child, "lead", "j1")).toMatch(/perstack run lead --continue-job j1/);
+    // A delegate asked: the coordinator waits on its delegate call; the question shown is the delegate's.
+    const root = cp({
+      status: "stoppedByInteractiveTool",
+      pendingToolCalls: [{ id: "t0", skillName: "helper", toolName: "helper", args: { query: "pick" } }],
+      delegateTo: [{ expert: { key: "helper", name: "helper", version: "1" }, toolCallId: "t0", toolName: "helper", runId: "r1", query: "pick", checkpointId: "c1" }],
+    });
+    expect(formatWaiting(root, "lead", "j1", [child])).toBe(
+      [`⏸ job j1 is waiting for your answer:`, `  helper asks: askColor {"question":"Which colour?"}`, `answer with: perstack run lead --continue-job j1 -i '<answer>'`].join("\n"),
+    );
   });
 });

@@ -202,6 +202,52 @@ describe("engine loop", () => {
     expect(toolMessage.type === "toolMessage" && toolMessage.contents.map((c) => c.contents[0])).toEqual([{ type: "textPart", text: "alpha answer" }, { type: "textPart", text: "beta answer" }]);
   });
 
+  it("a delegate's interactive question stops the job; the answer resumes the delegate, then its parent", async () => {
+    const coordinator: EngineExpert = { ...writer, key: "lead", name: "lead", delegates: ["alpha", "asker"], skills: [] };
+    const alpha: EngineExpert = { ...writer, key: "alpha", name: "alpha" };
+    const asker: EngineExpert = {
+      ...writer,
+      key: "asker",
+      name: "asker",
+      skills: [
+        { type: "base", name: "@perstack/base" },
+        { type: "interactive", name: "ask", tools: [{ name: "askUser", inputSchema: { type: "object", properties: { question: { type: "string" } } } }] },
+      ],
+    };
+    await script("anthropic", [
+      { toolUse: [{ name: "alpha", input: { query: "say alpha" } }, { name: "asker", input: { query: "ask color" } }] },
+      { text: "All done." },
+      { text: "alpha answer", forQuery: "say alpha" },
+      { toolUse: [{ name: "askUser", input: { question: "Which color?" } }], forQuery: "ask color" },
+      { text: "color is blue", forQuery: "ask color" },
+    ]);
+    const experts = [coordinator, alpha, asker];
+    const first = await run({ experts });
+    const stops = ofType(first.events, "stopRunByInteractiveTool");
+    expect(stops.map((e) => e.expertKey)).toEqual(["asker", "lead"]);
+    const [leaf, root] = [stops[0]!.checkpoint, stops[1]!.checkpoint];
+    expect(root.status).toBe("stoppedByInteractiveTool");
+    expect(root.delegateTo).toEqual([expect.objectContaining({ expert: expect.objectContaining({ key: "asker" }), checkpointId: leaf.id })]);
+    expect(root.pendingToolCalls?.map((c) => c.skillName)).toEqual(["asker"]);
+    expect(root.partialToolResults?.map((r) => r.result[0])).toEqual([{ type: "textPart", text: "alpha answer" }]);
+    expect(ofType(first.events, "completeRun").map((e) => e.expertKey)).toEqual(["alpha"]);
+
+    const second = await run({ experts, start: { kind: "answer", checkpoint: root, answer: "blue", delegated: [leaf] }, stepsBefore: 3 });
+    const complete = ofType(second.events, "completeRun");
+    expect(complete.map((e) => e.expertKey)).toEqual(["asker", "lead"]);
+    const askerDone = complete[0]!.checkpoint;
+    const answered = askerDone.messages.find((m) => m.type === "toolMessage")!;
+    expect(answered.type === "toolMessage" && answered.contents[0]!.contents[0]).toEqual({ type: "textPart", text: "blue" });
+    expect(askerDone.delegatedBy?.runId).toBe(complete[1]!.runId);
+    const rootDone = complete[1]!;
+    expect(rootDone.text).toBe("All done.");
+    const tools = rootDone.checkpoint.messages.find((m) => m.type === "toolMessage")!;
+    expect(tools.type === "toolMessage" && tools.contents.map((c) => c.contents[0])).toEqual([
+      { type: "textPart", text: "alpha answer" },
+      { type: "textPart", text: "color is blue" },
+    ]);
+  });
+
   it("an interactive tool stops the run; the answer continues it", async () => {
     const asker: EngineExpert = {
       ...writer,

@@ -128,3 +128,19 @@ describe("planContinuation: job + checkpoint + flags -> how the engine starts", 
     expect(answerCommand("lead", "job1")).toBe("perstack run lead --continue-job job1 -i '<answer>'");
   });
 });
+
+describe("waitingDelegates", () => {
+  it("collects the checkpoints a stopped checkpoint waits on, depth first, each once", async () => {
+    const { waitingDelegates } = await import("../../../src/job/load-continuation.js");
+    const ref = { key: "e", name: "e", version: "1" };
+    const to = (toolCallId: string, checkpointId?: string) => ({ expert: ref, toolCallId, toolName: "e", runId: `r-${toolCallId}`, query: "q", ...(checkpointId ? { checkpointId } : {}) });
+    const base = { jobId: "j", runId: "r", status: "stoppedByInteractiveTool" as const, stepNumber: 1, messages: [], expert: ref, usage: emptyUsage() };
+    const store: Record<string, Checkpoint> = {
+      mid: { ...base, id: "mid", delegateTo: [to("t2", "leaf")] },
+      leaf: { ...base, id: "leaf" },
+      other: { ...base, id: "other", delegateTo: [to("t4", "mid")] },
+    };
+    const root: Checkpoint = { ...base, id: "root", delegateTo: [to("t1", "mid"), to("t3"), to("t5", "other")] };
+    expect(waitingDelegates(root, (id) => store[id]!).map((c) => c.id)).toEqual(["mid", "leaf", "other"]);
+  });
+});
