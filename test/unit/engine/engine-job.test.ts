@@ -302,3 +302,31 @@ describe("engine loop", () => {
     expect(ofType(events, "stopRunByError")[0]!.error.message).toMatch(/ANTHROPIC_API_KEY/);
   });
 });
+
+describe("generation timeout", () => {
+  it("a generation that never answers times out, is retried, and stops the run with GenerationTimeout", async () => {
+    const { MockLanguageModelV4 } = await import("ai/test");
+    let attempts = 0;
+    const model = new MockLanguageModelV4({
+      doStream: ({ abortSignal }) => {
+        attempts += 1;
+        return new Promise((_, reject) => {
+          abortSignal?.addEventListener("abort", () => reject(abortSignal.reason as Error), { once: true });
+        });
+      },
+    });
+    const events: PerstackEvent[] = [];
+    const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+    await runEngineJob(
+      {
+        version: 1, jobId: "job1", runId: "r", expertKey: "writer", experts: { writer: { ...writer, skills: [] } }, provider: { providerName: "anthropic" },
+        model: "m", maxSteps: 5, stepsBefore: 0, maxRetries: 1, timeout: 200, workspace: tmpdir(), runtime: "perstack", runtimeVersion: "t",
+        start: { kind: "query", query: "q" },
+      },
+      { sink, env: {}, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, createModel: () => model, sleep: () => Promise.resolve() },
+    );
+    expect(attempts).toBe(2);
+    expect(ofType(events, "retry")[0]!.reason).toMatch(/GenerationTimeout: no complete answer within timeout \(200 ms\)/);
+    expect(ofType(events, "stopRunByError")[0]!.error).toMatchObject({ name: "GenerationTimeout", isRetryable: true });
+  });
+});

@@ -212,3 +212,16 @@ describe("tool results with media", () => {
     ]);
   });
 });
+
+describe("reasoningBudget", () => {
+  it("becomes each provider's thinking option: tokens or an effort level", async () => {
+    const { reasoningOptions } = await import("../../../src/engine/generation.js");
+    expect(reasoningOptions("anthropic", undefined)).toEqual({});
+    expect(reasoningOptions("anthropic", "none")).toEqual({});
+    expect(reasoningOptions("anthropic", 2048)).toEqual({ providerOptions: { anthropic: { thinking: { type: "enabled", budgetTokens: 2048 } } } });
+    expect(reasoningOptions("anthropic", "high")).toEqual({ providerOptions: { anthropic: { thinking: { type: "enabled", budgetTokens: 31_999 } } } });
+    expect(reasoningOptions("openai", 5000)).toEqual({ providerOptions: { openai: { reasoningEffort: "medium", reasoningSummary: "auto" } } });
+    expect(reasoningOptions("google", "low")).toEqual({ providerOptions: { google: { thinkingConfig: { thinkingBudget: 4096, includeThoughts: true } } } });
+    expect(reasoningOptions("deepseek", "high")).toEqual({});
+  });
+});
