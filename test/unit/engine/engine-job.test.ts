@@ -194,6 +194,9 @@ describe("engine loop", () => {
     expect(stop.checkpoint.delegateTo?.map((d) => d.expert.key)).toEqual(["alpha", "@team/beta"]);
     const childStarts = ofType(events, "startRun").filter((e) => e.initialCheckpoint.delegatedBy);
     expect(childStarts.map((e) => e.initialCheckpoint.delegatedBy?.checkpointId)).toEqual([stop.checkpoint.id, stop.checkpoint.id]);
+    // Concurrent: both delegates have started before either finishes.
+    const firstChildDone = events.findIndex((e) => e.type === "completeRun");
+    expect(childStarts.every((start) => events.indexOf(start) < firstChildDone)).toBe(true);
     const complete = ofType(events, "completeRun");
     expect(complete).toHaveLength(3);
     const root = complete.find((e) => e.runId === stop.runId)!;
@@ -328,5 +331,36 @@ describe("generation timeout", () => {
     expect(attempts).toBe(2);
     expect(ofType(events, "retry")[0]!.reason).toMatch(/GenerationTimeout: no complete answer within timeout \(200 ms\)/);
     expect(ofType(events, "stopRunByError")[0]!.error).toMatchObject({ name: "GenerationTimeout", isRetryable: true });
+  });
+});
+
+describe("skill environments", () => {
+  it("a skill server sees its requiredEnv and the proxy variables, never the provider key or other variables", async () => {
+    const probe: EngineExpert = {
+      ...writer,
+      // The base skill's server run as an ordinary stdio skill, so exec can show the environment it was given.
+      skills: [{ type: "mcpStdio", name: "probe", command: process.execPath, args: [BASE_SKILL], envNames: ["PERSTACK_WORKSPACE", "SKILL_TOKEN"] }],
+    };
+    await script("anthropic", [{ toolUse: [{ name: "exec", input: { command: "env" } }] }, { text: "seen" }]);
+    const workspace = mkdtempSync(join(tmpdir(), "engine-env-"));
+    const events: PerstackEvent[] = [];
+    const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+    await runEngineJob(
+      {
+        version: 1, jobId: "job1", runId: "r", expertKey: "writer", experts: { writer: probe }, provider: PROVIDERS.anthropic.provider(), model: "m",
+        maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 30_000, workspace, runtime: "perstack", runtimeVersion: "t", start: { kind: "query", query: "q" },
+      },
+      {
+        sink,
+        env: { ANTHROPIC_API_KEY: "provider-secret", SKILL_TOKEN: "skill-token", OTHER_SECRET: "other", PERSTACK_WORKSPACE: workspace, HTTPS_PROXY: "http://proxy:3128" },
+        baseSkillEntry: BASE_SKILL,
+        nodePath: process.execPath,
+      },
+    );
+    const output = ofType(events, "resolveToolResults")[0]!.toolResults[0]!.result.map((p) => (p.type === "textPart" ? p.text : "")).join("");
+    expect(output).toContain("SKILL_TOKEN=skill-token");
+    expect(output).toContain("HTTPS_PROXY=http://proxy:3128");
+    expect(output).not.toContain("provider-secret");
+    expect(output).not.toContain("OTHER_SECRET");
   });
 });
