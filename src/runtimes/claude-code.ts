@@ -38,6 +38,8 @@ export const claudeCode: RuntimeAdapter = {
       DISABLE_ERROR_REPORTING: "1",
       API_TIMEOUT_MS: String(invocation.timeout),
       CLAUDE_CODE_MAX_RETRIES: String(invocation.maxRetries),
+      // How long an MCP server may take to start (ms); the default is short for a busy machine.
+      MCP_TIMEOUT: "120000",
     };
     const thinking = thinkingTokens(invocation.reasoningBudget);
     if (thinking !== undefined) env.MAX_THINKING_TOKENS = String(thinking);

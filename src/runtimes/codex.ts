@@ -91,9 +91,14 @@ function codexConfig(invocation: RuntimeInvocation): string {
     }
     if (skill.omit) lines.push(`disabled_tools = [${skill.omit.map(tomlString).join(", ")}]`);
     if (skill.pick) lines.push(`enabled_tools = [${skill.pick.map(tomlString).join(", ")}]`);
+    // Codex gives a server 10 s to start, then silently runs without its tools; on a busy machine a node server
+    // can take longer. Wait longer, and fail the run rather than drop a skill the expert relies on.
+    lines.push(`startup_timeout_sec = ${MCP_STARTUP_TIMEOUT_SEC}`, "required = true");
   }
   return `${lines.join("\n")}\n`;
 }
+
+const MCP_STARTUP_TIMEOUT_SEC = 120;
 
 export class CodexStreamParser implements StreamParser {
   private readonly recorder: RunRecorder;

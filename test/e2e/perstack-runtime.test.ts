@@ -160,6 +160,32 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     expect(toolResultsIn(main[0]).map((r) => r.text).join("\n")).toContain("hello.txt");
   }, 300_000);
 
+  it("--continue carries the most recent job on with a new query: same job, a new run, steps and usage added up", async () => {
+    await suite.fake.script([{ text: "First answer." }]);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    const first = await runCli(["run", "writer", "Say something"], { cwd: ws, env: keyEnv() });
+    expect(first.exitCode, first.all).toBe(0);
+    const [before] = readJobs(ws);
+    const firstUsage = before!.job.usage.totalTokens;
+
+    // The continued conversation holds one assistant turn: the fake answers it from turn 1.
+    await suite.fake.script([{ text: "unused" }, { text: "Second answer, with the first in mind." }]);
+    const next = await runCli(["run", "writer", "--continue", "Now say more"], { cwd: ws, env: keyEnv() });
+    expect(next.exitCode, next.all).toBe(0);
+    expect(next.stdout).toContain("Second answer, with the first in mind.");
+    const [after] = readJobs(ws);
+    expect(after!.jobId).toBe(before!.jobId);
+    expect(after!.runIds).toHaveLength(2);
+    expect(after!.job).toMatchObject({ status: "completed", totalSteps: 2 });
+    const [request] = mainRequests(await suite.fake.requests());
+    expect(request!.turn).toBe(1);
+    const body = JSON.stringify(request!.body);
+    expect(body).toContain("Say something");
+    expect(body).toContain("First answer.");
+    expect(body).toContain("Now say more");
+    expect(after!.job.usage.totalTokens).toBe(firstUsage + reportedUsage(await suite.fake.requests()).inputTokens + reportedUsage(await suite.fake.requests()).outputTokens);
+  }, 300_000);
+
   it("confines the base skill to the workspace inside the container: .., absolute and symlinked paths are refused", async () => {
     const outside = mkdtempSync(join(tmpdir(), "perstack-outside-"));
     suite.removeAfterwards(outside);
