@@ -33,6 +33,17 @@ export function parseSse(text: string): SseEvent[] {
     });
 }
 
+/** Replaces one protocol's script on the in-process fake server at `url`. */
+export async function postScript(url: string, protocol: ProtocolName, steps: Step[]): Promise<void> {
+  const res = await fetch(`${url}/_script?protocol=${protocol}`, { method: "POST", body: JSON.stringify({ steps }) });
+  expect(res.status).toBe(200);
+}
+
+/** One protocol's request log on the in-process fake server at `url`. */
+export async function fetchRequestLog(url: string, protocol: ProtocolName): Promise<RecordedRequest[]> {
+  return (await (await fetch(`${url}/_requests?protocol=${protocol}`)).json()) as RecordedRequest[];
+}
+
 export function useFakeModels(protocol: ProtocolName): FakeModelsUnderTest {
   let handle: FakeModelsHandle | undefined;
   beforeAll(async () => {
@@ -47,13 +58,8 @@ export function useFakeModels(protocol: ProtocolName): FakeModelsUnderTest {
       return handle.url;
     },
     query: `?protocol=${protocol}`,
-    async setScript(steps) {
-      const res = await fetch(`${fake.url}/_script${fake.query}`, { method: "POST", body: JSON.stringify({ steps }) });
-      expect(res.status).toBe(200);
-    },
-    async requestLog() {
-      return (await (await fetch(`${fake.url}/_requests${fake.query}`)).json()) as RecordedRequest[];
-    },
+    setScript: (steps) => postScript(fake.url, protocol, steps),
+    requestLog: () => fetchRequestLog(fake.url, protocol),
     async expectHealthy() {
       const health = await fetch(`${fake.url}/health`);
       expect(health.status).toBe(200);

@@ -1,8 +1,9 @@
 // forQuery scripts (a conversation's first user text picks its own script) and the usage each main reply
 // reported, as the request log shows them, for all three fake protocols.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fetchRequestLog, postScript } from "../support/fake-models-server.js";
 import { startFakeModels } from "../fake-models/server.ts";
-import type { FakeModelsHandle, ProtocolName, RecordedRequest, Step } from "../fake-models/server.ts";
+import type { FakeModelsHandle, ProtocolName, Step } from "../fake-models/server.ts";
 
 let server: FakeModelsHandle;
 beforeAll(async () => {
@@ -12,14 +13,8 @@ afterAll(async () => {
   await server.close();
 });
 
-async function setScript(protocol: ProtocolName, steps: Step[]): Promise<void> {
-  const res = await fetch(`${server.url}/_script?protocol=${protocol}`, { method: "POST", body: JSON.stringify({ steps }) });
-  expect(res.status).toBe(200);
-}
-
-async function requestLog(protocol: ProtocolName): Promise<RecordedRequest[]> {
-  return (await (await fetch(`${server.url}/_requests?protocol=${protocol}`)).json()) as RecordedRequest[];
-}
+const setScript = (protocol: ProtocolName, steps: Step[]) => postScript(server.url, protocol, steps);
+const requestLog = (protocol: ProtocolName) => fetchRequestLog(server.url, protocol);
 
 /** One conversation: its first user text and how many model turns it already holds. */
 interface Conversation {

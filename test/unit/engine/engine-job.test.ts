@@ -10,6 +10,7 @@ import { runEngineJob } from "../../../src/engine/engine-job.js";
 import { EventSink } from "../../../src/engine/event-sink.js";
 import { addUsage, emptyUsage, type Checkpoint, type PerstackEvent } from "../../../src/model/perstack.js";
 import { startFakeModels } from "../../fake-models/server.ts";
+import { postScript } from "../../support/fake-models-server.js";
 import type { FakeModelsHandle, ProtocolName, Step } from "../../fake-models/server.ts";
 
 const BASE_SKILL = fileURLToPath(new URL("../../../dist/src/engine/base-skill/server.js", import.meta.url));
@@ -22,10 +23,7 @@ afterAll(async () => {
   await server.close();
 });
 
-async function script(protocol: ProtocolName, steps: Step[]): Promise<void> {
-  const res = await fetch(`${server.url}/_script?protocol=${protocol}`, { method: "POST", body: JSON.stringify({ steps }) });
-  expect(res.status).toBe(200);
-}
+const script = (protocol: ProtocolName, steps: Step[]) => postScript(server.url, protocol, steps);
 
 const writer: EngineExpert = {
   key: "writer",

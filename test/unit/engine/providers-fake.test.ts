@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { ProviderConfig } from "../../../src/config/schema.js";
 import { createLanguageModel } from "../../../src/engine/providers.js";
+import { fetchRequestLog, postScript } from "../../support/fake-models-server.js";
 import { startFakeModels } from "../../fake-models/server.ts";
-import type { FakeModelsHandle, ProtocolName, RecordedRequest, Step } from "../../fake-models/server.ts";
+import type { FakeModelsHandle, ProtocolName, Step } from "../../fake-models/server.ts";
 
 let server: FakeModelsHandle;
 
@@ -18,14 +19,8 @@ afterAll(async () => {
   await server.close();
 });
 
-async function setScript(protocol: ProtocolName, steps: Step[]): Promise<void> {
-  const res = await fetch(`${server.url}/_script?protocol=${protocol}`, { method: "POST", body: JSON.stringify({ steps }) });
-  expect(res.status).toBe(200);
-}
-
-async function requestLog(protocol: ProtocolName): Promise<RecordedRequest[]> {
-  return (await (await fetch(`${server.url}/_requests?protocol=${protocol}`)).json()) as RecordedRequest[];
-}
+const setScript = (protocol: ProtocolName, steps: Step[]) => postScript(server.url, protocol, steps);
+const requestLog = (protocol: ProtocolName) => fetchRequestLog(server.url, protocol);
 
 interface Case {
   protocol: ProtocolName;
