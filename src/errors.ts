@@ -1,5 +1,8 @@
 // One error type per failure a user can act on. The CLI prints `message` as one line (no stack unless --verbose);
 // every message names the offending key, path or value and says what to do.
+//
+// Exit codes: 2 means the user's input is wrong (flags, perstack.toml, env, job ids) and nothing was started;
+// everything else that goes wrong (Docker down, a build or the sandbox failing) is 1.
 
 export class PerstackError extends Error {
   /** Process exit code the CLI uses for this failure. */
@@ -10,23 +13,33 @@ export class PerstackError extends Error {
   }
 }
 
-export class ConfigNotFoundError extends PerstackError {}
-export class ConfigSyntaxError extends PerstackError {}
-export class ConfigSchemaError extends PerstackError {}
-export class UnknownExpertError extends PerstackError {}
-export class UnknownRuntimeError extends PerstackError {}
-export class RuntimeNotAvailableError extends PerstackError {}
-export class UnsupportedConfigError extends PerstackError {}
-export class MissingEnvError extends PerstackError {}
-export class InvalidOptionError extends PerstackError {}
+/** Bad input: the command, perstack.toml or the environment must change before anything can run. Exit code 2. */
+export class BadInputError extends PerstackError {
+  override readonly exitCode: number = 2;
+}
+
+export class ConfigNotFoundError extends BadInputError {}
+export class ConfigSyntaxError extends BadInputError {}
+export class ConfigSchemaError extends BadInputError {}
+export class UnknownExpertError extends BadInputError {}
+export class UnknownRuntimeError extends BadInputError {}
+export class RuntimeNotAvailableError extends BadInputError {}
+export class UnsupportedConfigError extends BadInputError {}
+export class MissingEnvError extends BadInputError {}
+export class InvalidOptionError extends BadInputError {}
+/** --continue / --continue-job named a job that is not in perstack/jobs. */
+export class JobNotFoundError extends BadInputError {}
+/** --resume-from named a checkpoint the job does not have, or a checkpoint file is unreadable. */
+export class CheckpointNotFoundError extends BadInputError {}
+/** The job exists but cannot be continued the way the flags ask (runtime, expert, pending interactive call). */
+export class CannotContinueError extends BadInputError {}
+
 export class DockerUnavailableError extends PerstackError {}
 export class ImageBuildError extends PerstackError {}
 export class SandboxError extends PerstackError {}
 /** Build-time prerequisites the user must fix on the host (debootstrap, root, npm, apt sources). */
 export class BootstrapPrerequisiteError extends PerstackError {}
-/** --continue / --continue-job named a job that is not in perstack/jobs. */
-export class JobNotFoundError extends PerstackError {}
-/** --resume-from named a checkpoint the job does not have, or a checkpoint file is unreadable. */
-export class CheckpointNotFoundError extends PerstackError {}
-/** The job exists but cannot be continued the way the flags ask (runtime, expert, pending interactive call). */
-export class CannotContinueError extends PerstackError {}
+/** The workspace could not be copied into or back out of the sandbox (limits, a refused archive, the disk). */
+export class WorkspaceCopyError extends PerstackError {}
+/** `perstack selftest` found an isolation property broken. */
+export class SelftestFailedError extends PerstackError {}
