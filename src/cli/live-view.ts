@@ -47,6 +47,8 @@ export function formatEvent(event: PerstackEvent, options: { root?: boolean } = 
       return `· step ${event.stepNumber} done`;
     case "retry":
       return `  ↻ ${event.reason}`;
+    case "sandboxWarning":
+      return `  ⚠ ${event.message}`;
     case "proxyAccess":
       return event.action === "blocked" ? `  ⛔ proxy blocked ${event.domain}:${event.port}${event.reason ? ` (${event.reason})` : ""}` : undefined;
     case "completeRun":

@@ -6,9 +6,11 @@
 // this invocation started) decides how the job ends.
 import { Writable } from "node:stream";
 import { addUsage, emptyUsage, type CheckpointError, type Checkpoint, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
+import type { SandboxWarningCode } from "../model/perstack.js";
 import type { StreamParser } from "../runtimes/types.js";
 import type { JobStore, RunFiles } from "../storage/job-store.js";
-import { LineSplitter } from "./line-splitter.js";
+import { EventGuard } from "./event-guard.js";
+import { LineSplitter } from "../stream/line-splitter.js";
 import { parseProxyLogLine } from "./proxy-log.js";
 
 type RuntimeEventBody = RuntimeEvent extends infer E ? (E extends RuntimeEvent ? Omit<E, "id" | "timestamp" | "jobId" | "runId"> : never) : never;
@@ -36,7 +38,18 @@ export interface RunCollectorOptions {
   newId: () => string;
   now: () => number;
   onEvent: (event: PerstackEvent) => void;
+  /** Expert keys the job may report runs for (the plan's reachable experts). */
+  experts?: ReadonlySet<string>;
+  /**
+   * Bytes of agent output (stdout, stderr and the proxy's decisions) a run may produce. Past it, nothing more is
+   * recorded and onOutputLimit is called once, to stop the agent. Default: no limit.
+   */
+  maxOutputBytes?: number;
+  onOutputLimit?: () => void;
 }
+
+/** A flood of refused lines must not become a flood of warnings. */
+const MAX_WARNINGS = 100;
 
 export class RunCollector {
   readonly stdout: Writable;
@@ -53,26 +66,69 @@ export class RunCollector {
   /** Per run: the usage it started from and the usage of its latest checkpoint. */
   private readonly usage = new Map<string, { start: Usage; latest: Usage }>();
   private readonly childFiles = new Map<string, RunFiles>();
+  private readonly guard: EventGuard;
+  private outputBytes = 0;
+  private overLimit = false;
+  private warnings = 0;
 
   constructor(private readonly options: RunCollectorOptions) {
+    this.guard = new EventGuard({
+      jobId: options.jobId,
+      rootRunId: options.runId,
+      ...(options.experts ? { experts: options.experts } : {}),
+      checkpointOnDisk: (id) => options.store.hasCheckpoint(id),
+    });
     this.splitter = new LineSplitter(
       (line) => this.handleLine(line),
-      (bytes) => options.files.appendStderr(`[perstack] skipped parsing an overlong stdout line of ${bytes} bytes (kept in raw.log)\n`),
+      (bytes) => this.warn("invalid-output", `ignored an overlong line of ${bytes} bytes on the agent's stdout (kept in raw.log)`),
     );
     this.stdout = new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
-        options.files.appendRaw(chunk);
-        this.splitter.push(chunk);
+        const allowed = this.take(chunk);
+        if (allowed.length > 0) {
+          options.files.appendRaw(allowed);
+          this.splitter.push(allowed);
+        }
         callback();
       },
     });
     this.stderr = new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
-        options.files.appendStderr(chunk);
-        this.stderrTail = (this.stderrTail + chunk.toString("utf8")).slice(-4_096);
+        const allowed = this.take(chunk);
+        if (allowed.length > 0) {
+          options.files.appendStderr(allowed);
+          this.stderrTail = (this.stderrTail + allowed.toString("utf8")).slice(-4_096);
+        }
         callback();
       },
     });
+  }
+
+  /** Whether the run went past maxOutputBytes. */
+  get outputLimitExceeded(): boolean {
+    return this.overLimit;
+  }
+
+  /** A host-issued warning for the user; at most MAX_WARNINGS per run, then one saying the rest were dropped. */
+  warn(code: SandboxWarningCode, message: string, path?: string): void {
+    this.warnings += 1;
+    if (this.warnings > MAX_WARNINGS + 1) return;
+    const text = this.warnings > MAX_WARNINGS ? `more than ${MAX_WARNINGS} warnings: the rest are not recorded (the agent's output is in raw.log)` : message;
+    this.runtimeEvent({ type: "sandboxWarning", code, message: text, ...(path !== undefined ? { path } : {}) });
+  }
+
+  /** The part of a chunk that fits under maxOutputBytes; crossing it stops the run once. */
+  private take(chunk: Buffer): Buffer {
+    const limit = this.options.maxOutputBytes;
+    if (limit === undefined) return chunk;
+    if (this.overLimit) return chunk.subarray(0, 0);
+    const room = limit - this.outputBytes;
+    this.outputBytes += chunk.length;
+    if (chunk.length <= room) return chunk;
+    this.overLimit = true;
+    this.warn("output-limit", `the agent's output passed ${limit} bytes (--max-output); the run was stopped and nothing after that point is recorded`);
+    this.options.onOutputLimit?.();
+    return chunk.subarray(0, Math.max(0, room));
   }
 
   /** A runtime event from the sandbox itself (image builds, container status). */
@@ -87,6 +143,8 @@ export class RunCollector {
   }
 
   proxyLine(line: string): void {
+    // The proxy writes one line per request the agent makes: the agent decides how many.
+    if (this.take(Buffer.from(`${line}\n`)).length === 0) return;
     const decision = parseProxyLogLine(line);
     if (!decision) return;
     this.runtimeEvent({
@@ -101,7 +159,7 @@ export class RunCollector {
   /** The container exited (or never started): flush, let the parser close the run, wait for the disk. */
   async finish(exitCode: number): Promise<RunOutcome> {
     this.splitter.end();
-    for (const event of this.options.parser.end({ exitCode, stderrTail: this.stderrTail })) this.emit(event);
+    for (const event of this.options.parser.end({ exitCode, stderrTail: this.stderrTail })) this.emitChecked(event);
     await this.closeChildren();
     if (this.writeError) throw this.writeError;
     return this.result({ name: "NoResult", message: "the run produced no result", isRetryable: false });
@@ -112,7 +170,7 @@ export class RunCollector {
     this.splitter.end();
     if (!this.outcome) {
       for (const event of this.options.parser.end({ exitCode: 1, stderrTail: `${error.name}: ${error.message}` })) {
-        this.emit(event.type === "stopRunByError" ? { ...event, error, checkpoint: { ...event.checkpoint, error } } : event);
+        this.emitChecked(event.type === "stopRunByError" ? { ...event, error, checkpoint: { ...event.checkpoint, error } } : event);
       }
     }
     await this.closeChildren();
@@ -137,15 +195,27 @@ export class RunCollector {
   }
 
   private handleLine(line: string): void {
+    if (this.overLimit) return;
     let events: PerstackEvent[];
     try {
       events = this.options.parser.line(line);
     } catch (error) {
-      // A parser bug must not lose the run: the line is in raw.log, the problem in stderr.log.
-      this.options.files.appendStderr(`[perstack] parser error: ${(error as Error).message}\n`);
+      // The line is in raw.log; it is never acted on.
+      this.warn("invalid-output", `ignored a line on the agent's stdout: ${(error as Error).message}`);
       return;
     }
-    for (const event of events) this.emit(event);
+    for (const event of events) {
+      const verdict = this.guard.check(event);
+      if (verdict.ok) this.emit(event);
+      else this.warn("forged-event", `ignored an event from the agent's stdout: ${verdict.reason}`);
+    }
+  }
+
+  /** Events a parser made up at the end: checked like streamed ones (they reuse the last streamed checkpoint). */
+  private emitChecked(event: PerstackEvent): void {
+    const verdict = this.guard.check(event);
+    if (verdict.ok) this.emit(event);
+    else this.warn("forged-event", `ignored an event at the end of the run: ${verdict.reason}`);
   }
 
   private emit(event: PerstackEvent): void {

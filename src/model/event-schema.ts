@@ -2,6 +2,7 @@
 // before the collector records anything. Objects are loose, like the other model schemas: a field a newer engine
 // adds is kept, not rejected.
 import { z } from "zod";
+import { safeIdSchema } from "./ids.js";
 import type { PerstackEvent } from "./perstack.js";
 import {
   checkpointErrorSchema,
@@ -13,10 +14,10 @@ import {
 } from "./perstack-schema.js";
 
 const runtimeBase = {
-  id: z.string().min(1),
+  id: safeIdSchema,
   timestamp: z.number(),
-  jobId: z.string().min(1),
-  runId: z.string().min(1),
+  jobId: safeIdSchema,
+  runId: safeIdSchema,
 };
 const runBase = { ...runtimeBase, expertKey: z.string().min(1), stepNumber: z.number().int().min(0) };
 
@@ -72,6 +73,11 @@ const eventSchemas = [
     domain: z.string(),
     port: z.number(),
     reason: z.string().optional(),
+  }),
+  runtimeEvent("sandboxWarning", {
+    code: z.enum(["invalid-output", "forged-event", "output-limit", "policy-change-rejected", "workspace-change-rejected", "workspace-conflict", "workspace-skipped"]),
+    message: z.string(),
+    path: z.string().optional(),
   }),
 ] as const;
 

@@ -2,6 +2,7 @@
 // them: checkpoints read back from perstack/jobs, the engine's input file, and the engine's output lines. Objects
 // are loose: a field a newer writer adds is kept, not rejected.
 import { z } from "zod";
+import { safeIdSchema } from "./ids.js";
 import type { Checkpoint, Message, ToolCall, ToolResult, Usage } from "./perstack.js";
 
 export const usageSchema = z.looseObject({
@@ -67,9 +68,10 @@ export const checkpointErrorSchema = z.looseObject({
 });
 
 export const checkpointSchema = z.looseObject({
-  id: z.string().min(1),
-  jobId: z.string().min(1),
-  runId: z.string().min(1),
+  // Ids name files under perstack/jobs (checkpoints/<id>.json, runs/<runId>/) and are read back to continue a job.
+  id: safeIdSchema,
+  jobId: safeIdSchema,
+  runId: safeIdSchema,
   status: z.enum([
     "init",
     "proceeding",
@@ -91,9 +93,9 @@ export const checkpointSchema = z.looseObject({
         expert: expertRefSchema,
         toolCallId: z.string(),
         toolName: z.string(),
-        runId: z.string(),
+        runId: safeIdSchema,
         query: z.string(),
-        checkpointId: z.string().optional(),
+        checkpointId: safeIdSchema.optional(),
       }),
     )
     .optional(),
@@ -102,8 +104,8 @@ export const checkpointSchema = z.looseObject({
       expert: expertRefSchema,
       toolCallId: z.string(),
       toolName: z.string(),
-      checkpointId: z.string(),
-      runId: z.string(),
+      checkpointId: safeIdSchema,
+      runId: safeIdSchema,
     })
     .optional(),
   pendingToolCalls: z.array(toolCallSchema).optional(),

@@ -230,7 +230,24 @@ export type RuntimeEvent = RuntimeEventBase &
     | { type: "dockerBuildProgress"; stage: string; service: string; message: string; progress?: number }
     | { type: "dockerContainerStatus"; status: string; service: string }
     | { type: "proxyAccess"; action: "allowed" | "blocked"; domain: string; port: number; reason?: string }
+    /**
+     * Not in Perstack's set: the host noticed something the user must know about the sandbox (a line on the agent's
+     * stdout it refused, a policy file the agent changed, a workspace change it did not apply).
+     */
+    | { type: "sandboxWarning"; code: SandboxWarningCode; message: string; path?: string }
   );
+
+export type SandboxWarningCode =
+  | "invalid-output"
+  | "forged-event"
+  | "output-limit"
+  | "policy-change-rejected"
+  | "workspace-change-rejected"
+  | "workspace-conflict"
+  | "workspace-skipped";
+
+/** Events only the host issues: never accepted from the agent's stream, whatever the runtime. */
+export const HOST_ONLY_EVENT_TYPES: ReadonlySet<string> = new Set(["proxyAccess", "dockerBuildProgress", "dockerContainerStatus", "sandboxWarning"]);
 
 export type PerstackEvent = RunEvent | RuntimeEvent;
 export type PerstackEventType = PerstackEvent["type"];

@@ -184,8 +184,10 @@ export class PerstackStreamParser implements StreamParser {
   constructor(private readonly context: RecorderContext) {}
 
   line(text: string): PerstackEvent[] {
+    if (text.trim() === "") return [];
     const json = parseJsonObject(text);
-    if (!json) return [];
+    // The engine prints nothing but events on stdout: anything else was written there by another process.
+    if (!json) throw new Error(`not an engine event: ${JSON.stringify(text.slice(0, 120))}`);
     const type = str(json.type) ?? "(no type)";
     const parsed = perstackEventSchema.safeParse(json);
     if (!parsed.success) {

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { z } from "zod";
 import { CheckpointNotFoundError, JobNotFoundError } from "../errors.js";
+import { isSafeId } from "../model/ids.js";
 import type { Checkpoint, Job } from "../model/perstack.js";
 import { checkpointSchema, usageSchema } from "../model/perstack-schema.js";
 
@@ -51,6 +52,9 @@ function listHint(dir: string, cwd: string): string {
 }
 
 export function readJob(perstackDir: string, jobId: string, cwd = process.cwd()): Job {
+  if (!isSafeId(jobId)) {
+    throw new JobNotFoundError(`job "${jobId}" not found: job ids are letters, digits, '-' and '_'; list jobs with \`${listHint(jobsDir(perstackDir), cwd)}\``);
+  }
   const path = join(jobsDir(perstackDir), jobId, "job.json");
   const read = readJson(path);
   if (!read.ok) {
@@ -75,6 +79,7 @@ export function latestJobId(perstackDir: string): string {
   }
   let latest: { id: string; startedAt: number } | undefined;
   for (const id of ids) {
+    if (!isSafeId(id)) continue;
     const read = readJson(join(dir, id, "job.json"));
     if (!read.ok) continue;
     const parsed = jobSchema.safeParse(read.value);
@@ -91,7 +96,7 @@ export function readCheckpoint(perstackDir: string, jobId: string, checkpointId:
   const dir = join(jobsDir(perstackDir), jobId, "checkpoints");
   // A checkpoint id is a file name: anything that could leave the directory is simply not one of this job's.
   const path = join(dir, `${checkpointId}.json`);
-  const read = /^[A-Za-z0-9_.-]+$/.test(checkpointId) && !checkpointId.startsWith(".") ? readJson(path) : { ok: false as const, reason: "missing" };
+  const read = isSafeId(checkpointId) && isSafeId(jobId) ? readJson(path) : { ok: false as const, reason: "missing" };
   if (!read.ok) {
     if (read.reason === "missing") {
       throw new CheckpointNotFoundError(`checkpoint ${checkpointId} is not in job ${jobId}: no ${path}; list the job's checkpoints with \`${listHint(dir, cwd)}\``);

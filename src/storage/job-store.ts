@@ -1,9 +1,10 @@
 // perstack/jobs/<jobId>/: job.json, checkpoints/<id>.json, runs/<runId>/{run-setting.json, events.jsonl, raw.log}.
 // JSON documents are replaced atomically (temp file + rename) so a reader or a crash never sees half a file;
 // events and raw output are appended through streams so the collector never waits on the disk per line.
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, relative, isAbsolute } from "node:path";
+import { isSafeId } from "../model/ids.js";
 import type { Checkpoint, Job, PerstackEvent } from "../model/perstack.js";
 
 let tempCounter = 0;
@@ -14,6 +15,13 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await rename(temp, path);
 }
 
+/**
+ * Ids reach this class from the agent's stream (the built-in engine issues checkpoint and delegated run ids). The
+ * collector validates them first; this is the last line: a path is only ever built from a safe id, and checked to
+ * stay inside the job's directory.
+ */
+export class UnsafeJobPathError extends Error {}
+
 export class JobStore {
   readonly jobDir: string;
 
@@ -21,7 +29,7 @@ export class JobStore {
     readonly perstackDir: string,
     readonly jobId: string,
   ) {
-    this.jobDir = join(perstackDir, "jobs", jobId);
+    this.jobDir = join(perstackDir, "jobs", checkedId(jobId, "job"));
     mkdirSync(join(this.jobDir, "checkpoints"), { recursive: true });
   }
 
@@ -29,14 +37,38 @@ export class JobStore {
     return writeJsonAtomic(join(this.jobDir, "job.json"), job);
   }
 
+  checkpointPath(checkpointId: string): string {
+    return this.inside(join("checkpoints", `${checkedId(checkpointId, "checkpoint")}.json`));
+  }
+
+  hasCheckpoint(checkpointId: string): boolean {
+    return existsSync(this.checkpointPath(checkpointId));
+  }
+
   writeCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    return writeJsonAtomic(join(this.jobDir, "checkpoints", `${checkpoint.id}.json`), checkpoint);
+    return writeJsonAtomic(this.checkpointPath(checkpoint.id), checkpoint);
+  }
+
+  runDir(runId: string): string {
+    return this.inside(join("runs", checkedId(runId, "run")));
   }
 
   /** `logs: false` for a delegated run: the container's raw output and stderr belong to the job's root run. */
   openRun(runId: string, options: { logs?: boolean } = {}): RunFiles {
-    return new RunFiles(join(this.jobDir, "runs", runId), options);
+    return new RunFiles(this.runDir(runId), options);
   }
+
+  private inside(rel: string): string {
+    const path = join(this.jobDir, rel);
+    const back = relative(this.jobDir, path);
+    if (back === "" || back.startsWith("..") || isAbsolute(back)) throw new UnsafeJobPathError(`refusing a path outside ${this.jobDir}: ${rel}`);
+    return path;
+  }
+}
+
+function checkedId(id: string, what: string): string {
+  if (!isSafeId(id)) throw new UnsafeJobPathError(`refusing ${what} id ${JSON.stringify(String(id).slice(0, 80))}: ids are letters, digits, '-' and '_'`);
+  return id;
 }
 
 export class RunFiles {

@@ -40,9 +40,15 @@ describe("built-in engine stream parser", () => {
     expect(events[4]).toEqual(JSON.parse(complete));
   });
 
-  it("ignores lines that are not JSON objects (they stay in raw.log)", () => {
-    expect(parser().line("engine starting")).toEqual([]);
-    expect(parser().line("[1,2]")).toEqual([]);
+  it("refuses lines that are not JSON objects: the engine prints nothing else, so another process wrote them", () => {
+    expect(() => parser().line("engine starting")).toThrow(/not an engine event: "engine starting"/);
+    expect(() => parser().line("[1,2]")).toThrow(/not an engine event/);
+    expect(parser().line("   ")).toEqual([]);
+  });
+
+  it("refuses ids that are not safe file names, wherever they sit in the event", () => {
+    expect(() => parser().line(line({ ...base, runId: "../../../../x", type: "retry", reason: "r" }))).toThrow(/invalid at runId/);
+    expect(() => parser().line(line({ ...base, id: "a/b", type: "retry", reason: "r" }))).toThrow(/invalid at id/);
   });
 
   it("rejects an event of another job", () => {

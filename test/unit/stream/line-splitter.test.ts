@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LineSplitter } from "../../../src/collector/line-splitter.js";
+import { LineSplitter } from "../../../src/stream/line-splitter.js";
 
 function split(chunks: Buffer[], max?: number) {
   const lines: string[] = [];
