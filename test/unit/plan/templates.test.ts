@@ -1,5 +1,6 @@
 // Hostile values (quotes, newlines, `$`, spaces) through every template: each is escaped or refused, so no value
 // can change the meaning of a generated Dockerfile, squid.conf or compose.yaml.
+import { BlockList, isIPv4 } from "node:net";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { renderExport, QUERY_PLACEHOLDER } from "../../../src/plan/export-files.js";
@@ -42,6 +43,103 @@ describe("template helpers", () => {
         { runtime: "" },
       ),
     ).toThrow(/line break/);
+  });
+});
+
+describe("squid.conf's egress policy", () => {
+  // What squid does with these rules is checked against the real squid in test/e2e/proxy-policy.test.ts.
+  const conf = (allowlist: string[], upstreams: object[] = []) =>
+    render("squid/squid.conf.hbs", { runId: "r", allowlist, squidDomains: allowlist.map((p) => (p.startsWith("*.") ? p.slice(1) : p)), upstreams });
+  const httpAccess = (text: string) => text.split("\n").filter((line) => line.startsWith("http_access "));
+  const ipUpstream = { host: "10.0.0.5", port: 8080, scheme: "http", isIp: true };
+  const nameUpstream = { host: "host.docker.internal", port: 11434, scheme: "http", isIp: false };
+
+  /** Every value of the private_dst ACL (its lines add up). */
+  const privateRanges = (text: string) =>
+    text
+      .split("\n")
+      .filter((line) => line.startsWith("acl private_dst dst "))
+      .flatMap((line) => line.split(/\s+/).slice(3));
+  const cidr = (range: string) => {
+    const [address, prefix] = range.split("/") as [string, string | undefined];
+    const type = isIPv4(address) ? ("ipv4" as const) : ("ipv6" as const);
+    const bits = prefix === undefined ? (type === "ipv4" ? 32 : 128) : Number(prefix);
+    const list = new BlockList();
+    list.addSubnet(address, bits, type);
+    return { address, type, bits, contains: (other: { address: string; type: "ipv4" | "ipv6" }) => other.type === type && list.check(other.address, type) };
+  };
+
+  it("with nothing allowlisted refuses every name before any lookup, and allowlists no placeholder name", () => {
+    const text = conf([], [nameUpstream]);
+    const directives = text.split("\n").filter((line) => !line.startsWith("#"));
+    expect(directives.filter((line) => line.includes(".invalid") || line.startsWith("acl allowlisted "))).toEqual([]);
+    expect(httpAccess(text)).toEqual([
+      "http_access allow upstream_0_port upstream_0_host why_upstream",
+      "http_access deny ip_literal why_ip_literal",
+      "http_access deny all why_not_allowlisted",
+    ]);
+  });
+
+  it("with an allowlist: upstreams first, then literals, names, plain HTTP, ports, private destinations, CONNECT :443", () => {
+    const text = conf(["*.example.com", "api.anthropic.com"], [ipUpstream, nameUpstream]);
+    expect(text).toContain("acl allowlisted dstdomain -n .example.com api.anthropic.com\n");
+    expect(httpAccess(text)).toEqual([
+      "http_access allow upstream_0_port ip_literal upstream_0_host why_upstream",
+      "http_access allow upstream_1_port upstream_1_host why_upstream",
+      "http_access deny ip_literal why_ip_literal",
+      "http_access deny !allowlisted why_not_allowlisted",
+      "http_access deny !CONNECT why_plain_http",
+      "http_access deny !https_port why_port",
+      "http_access deny private_dst why_private",
+      "http_access allow CONNECT allowlisted https_port why_allowlisted",
+      "http_access deny all",
+    ]);
+  });
+
+  it("tests an IP upstream with dst only for IP literals, so names sent to its port are never looked up", () => {
+    const text = conf([], [ipUpstream, nameUpstream]);
+    expect(text).toContain("acl upstream_0_host dst 10.0.0.5\n");
+    expect(text).toContain("acl upstream_0_port port 8080\n");
+    expect(text).toContain("acl upstream_1_host dstdomain -n host.docker.internal\n");
+    // ACLs of a rule are tested left to right and stop at the first mismatch.
+    expect(httpAccess(text).filter((line) => line.includes("upstream_0_host"))).toEqual([
+      "http_access allow upstream_0_port ip_literal upstream_0_host why_upstream",
+    ]);
+  });
+
+  it("refuses a hostile upstream host or port", () => {
+    expect(() => conf([], [{ ...nameUpstream, host: "x\nhttp_access allow all" }])).toThrow(/unsafe squid.conf value/);
+    expect(() => conf([], [{ ...ipUpstream, port: "80 all" }])).toThrow(/unsafe squid.conf value/);
+  });
+
+  it("refuses every private and special-purpose IPv4 and IPv6 range", () => {
+    const configured = privateRanges(conf(["a.example"])).map(cidr);
+    const required = [
+      ...["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24"],
+      ...["192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"],
+      ...["::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2001:db8::/32", "2002::/16"],
+      ...["fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"],
+    ];
+    const uncovered = required.filter((range) => {
+      const r = cidr(range);
+      return !configured.some((c) => c.bits <= r.bits && c.contains(r));
+    });
+    expect(uncovered).toEqual([]);
+    // Public addresses stay reachable.
+    for (const address of ["1.2.3.4", "8.8.8.8", "2606:4700::1111", "2a00:1450::1"]) {
+      expect(configured.filter((c) => c.contains(cidr(address))), address).toEqual([]);
+    }
+  });
+
+  it("lists no IPv4-mapped range (squid reads ::ffff:0:0/96 as every IPv4 address) and no overlapping ranges", () => {
+    const ranges = privateRanges(conf(["a.example"]));
+    expect(ranges.filter((range) => /^::ffff:/i.test(range))).toEqual([]);
+    // Squid keeps only one of two overlapping entries of an ACL, and says so only in a warning.
+    const configured = ranges.map(cidr);
+    const overlaps = configured.flatMap((a, i) =>
+      configured.slice(i + 1).filter((b) => a.contains(b) || b.contains(a)).map((b) => `${a.address}/${a.bits} ~ ${b.address}/${b.bits}`),
+    );
+    expect(overlaps).toEqual([]);
   });
 });
 
