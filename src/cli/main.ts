@@ -2,7 +2,7 @@
 // commander wiring: parse flags, call the stages, print, choose the exit code. No logic beyond that.
 import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type Docker from "dockerode";
 import { PerstackError, InvalidOptionError } from "../errors.js";
 import type { Checkpoint } from "../model/perstack.js";
@@ -13,11 +13,14 @@ import { jobTarget, type Continuation } from "../job/continuation.js";
 import { loadContinuation } from "../job/load-continuation.js";
 import { perstackDirOf, prepareRun, type RunRequest } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
+import { BREAKABLE, runSelftest, type Breakable } from "../job/selftest.js";
 import { connectDocker } from "../sandbox/docker-client.js";
 import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
 import { pruneImages } from "../sandbox/image-prune.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
+import { removalCommands, SandboxResources } from "../sandbox/sandbox-resources.js";
 import { formatEvent, formatWaiting } from "./live-view.js";
+import { terminalSafe } from "./terminal-text.js";
 
 let verbose = false;
 
@@ -92,6 +95,9 @@ interface RunOptions {
   pidsLimit?: number;
   maxDuration?: number;
   user?: { uid: number; gid: number };
+  workspaceMode?: "auto" | "bind" | "copy";
+  maxOutput?: number;
+  copyLimit?: number;
   dryRun?: boolean;
   json?: boolean;
   continue?: boolean;
@@ -109,6 +115,8 @@ function runRequest(expertKey: string, query: string, options: RunOptions): RunR
     ...(options.cpus ? { nanoCpus: options.cpus } : {}),
     ...(options.pidsLimit ? { pidsLimit: options.pidsLimit } : {}),
     ...(options.maxDuration ? { maxDurationMs: options.maxDuration } : {}),
+    ...(options.maxOutput ? { maxOutputBytes: options.maxOutput } : {}),
+    ...(options.copyLimit ? { maxCopyBytes: options.copyLimit } : {}),
   };
   return {
     expertKey,
@@ -122,6 +130,7 @@ function runRequest(expertKey: string, query: string, options: RunOptions): RunR
     caCertFiles: options.caCert,
     limits,
     ...(options.user ? { user: options.user } : {}),
+    ...(options.workspaceMode ? { workspaceMode: options.workspaceMode } : {}),
     processEnv: process.env,
   };
 }
@@ -164,25 +173,43 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
     return 0;
   }
   const removed = await removeLeftovers(docker!);
-  if (removed.containers.length + removed.networks.length > 0) {
-    process.stderr.write(`removed leftovers of crashed runs: ${[...removed.containers, ...removed.networks].join(", ")}\n`);
-  }
+  const leftovers = [...removed.containers, ...removed.volumes, ...removed.networks];
+  if (leftovers.length > 0) process.stderr.write(`removed leftovers of crashed runs: ${leftovers.join(", ")}\n`);
 
   const controller = new AbortController();
+  const hurry = new AbortController();
+  const resources = new SandboxResources(docker!);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
-    if (signals > 1) process.exit(130);
-    process.stderr.write(`\n${signal}: stopping the run and removing its containers…\n`);
-    controller.abort();
+    if (signals === 1) {
+      process.stderr.write(`\n${signal}: stopping the run and removing its containers… (again to skip copying the workspace back)\n`);
+      controller.abort();
+    } else if (signals === 2) {
+      const left = resources.remaining().map((r) => r.name);
+      process.stderr.write(`${signal}: removing ${left.length > 0 ? left.join(", ") : "what the run created"} now… (again to quit and leave it)\n`);
+      hurry.abort();
+      void resources.removeAll();
+    } else {
+      const left = resources.remaining();
+      process.stderr.write(
+        left.length === 0
+          ? `${signal}: nothing of the run is left\n`
+          : `${signal}: quitting; left behind: ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}; remove with: ${removalCommands(left).join(" && ")}\n`,
+      );
+      process.exit(EXIT.interrupted);
+    }
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  const say = (stream: NodeJS.WriteStream, text: string) => stream.write(`${terminalSafe(text)}\n`);
   try {
     // Delegated runs that stopped to ask the user: their calls are the questions to show.
     const askers: Checkpoint[] = [];
     const result = await runJob(docker!, prepared, {
       signal: controller.signal,
+      hurry: hurry.signal,
+      resources,
       onEvent: (event) => {
         if (event.type === "stopRunByInteractiveTool" && event.runId !== prepared.plan.runId) askers.push(event.checkpoint);
         if (options.json) {
@@ -194,16 +221,24 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
         if (line === undefined) return;
         // Only the answer of the run this invocation started is the command's output; delegates' go to the log.
         const toStdout = event.type === "completeRun" && root;
-        (toStdout ? process.stdout : process.stderr).write(`${line}\n`);
+        say(toStdout ? process.stdout : process.stderr, line);
       },
     });
     if (result.outcome.status === "stoppedByInteractiveTool" && result.outcome.lastCheckpoint) {
       const expert = continuation?.job.coordinatorExpertKey ?? expertKey;
-      process.stderr.write(`${formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId, askers)}\n`);
+      say(process.stderr, formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId, askers));
     }
-    if (!options.json) process.stderr.write(`job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}\n`);
+    const applied = result.workspace.applied;
+    if (!options.json && applied) {
+      say(process.stderr, `workspace: copied back ${applied.created.length} created, ${applied.modified.length} modified, ${applied.deleted.length} deleted`);
+    }
+    if (result.workspace.copyError) say(process.stderr, `perstack: the agent's changes were not copied back (your workspace is as before the run): ${result.workspace.copyError}`);
+    if (!options.json) say(process.stderr, `job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}`);
+    const left = resources.remaining();
+    if (left.length > 0) say(process.stderr, `perstack: could not remove ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}; remove with: ${removalCommands(left).join(" && ")}`);
     if (result.interrupted) return EXIT.interrupted;
     if (result.outcome.status === "stoppedByInteractiveTool") return EXIT.waitingForInput;
+    if (result.workspace.copyError) return EXIT.failed;
     return result.outcome.status === "completed" ? EXIT.completed : EXIT.failed;
   } finally {
     process.off("SIGINT", onSignal);
@@ -246,6 +281,44 @@ async function bootstrapCommand(options: { mirror?: string; force?: boolean; caC
   return 0;
 }
 
+async function selftestCommand(options: { runtime?: string; json?: boolean; workspaceMode?: "auto" | "bind" | "copy"; caCert: string[]; unsafeBreak?: Breakable }): Promise<number> {
+  const { docker, baseImages } = await baseImagesFor(true);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const result = await runSelftest(docker!, baseImages, {
+      ...(options.runtime ? { runtime: options.runtime } : {}),
+      ...(options.workspaceMode ? { workspaceMode: options.workspaceMode } : {}),
+      caCertFiles: options.caCert,
+      processEnv: process.env,
+      onProgress: (message) => {
+        if (!options.json) process.stderr.write(`${message}\n`);
+      },
+      signal: controller.signal,
+      ...(options.unsafeBreak ? { breakOnPurpose: options.unsafeBreak } : {}),
+    });
+    const failed = result.checks.filter((c) => !c.ok);
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, runtime: result.runtime, workspaceMode: result.workspaceMode, checks: result.checks })}\n`);
+    } else {
+      for (const check of result.checks) {
+        process.stdout.write(`${check.ok ? "pass" : "FAIL"}  ${check.name}\n      expected: ${check.expected}\n      seen:     ${terminalSafe(check.seen)}\n`);
+      }
+      process.stdout.write(
+        failed.length === 0
+          ? `selftest: all ${result.checks.length} checks passed (runtime ${result.runtime}, workspace mode ${result.workspaceMode})\n`
+          : `selftest: ${failed.length} of ${result.checks.length} checks FAILED: ${failed.map((c) => c.name).join("; ")}\n`,
+      );
+    }
+    return failed.length === 0 ? EXIT.completed : EXIT.failed;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
 async function listImagesCommand(): Promise<number> {
   const docker = await connectDocker();
   const images = await docker.listImages({ filters: { label: ["perstack.managed=true"] } });
@@ -271,14 +344,18 @@ function addRunOptions(command: Command): Command {
     .addOption(new Option("--cpus <n>", "agent CPU limit (default 2)").argParser(parseCpus))
     .addOption(new Option("--pids-limit <n>", "agent process limit (default 512)").argParser(parsePositiveInt))
     .addOption(new Option("--max-duration <time>", "stop the agent after this long, e.g. 30m (default 60m)").argParser(parseDuration))
-    .addOption(new Option("--user <uid[:gid]>", "uid:gid the agent runs as (default: yours, or 1000 when you are root)").argParser(parseUser));
+    .addOption(new Option("--user <uid[:gid]>", "uid:gid the agent runs as (default: yours, or 1000 when you are root)").argParser(parseUser))
+    .addOption(
+      new Option("--workspace-mode <mode>", "bind: mount the workspace; copy: copy it in and the agent's changes back; auto (default): bind when the agent's uid can write it, else copy").choices(["auto", "bind", "copy"]),
+    )
+    .addOption(new Option("--max-output <size>", "stop the run when the agent's output passes this size, e.g. 200m (default 1g)").argParser(parseBytes))
+    .addOption(new Option("--copy-limit <size>", "copy mode: the most the workspace, and the agent's copy of it, may hold (default 8g)").argParser(parseBytes));
 }
 
 export function buildProgram(): Command {
   const program = new Command("perstack")
     .description("Run Perstack Experts on any agent runtime inside generated Docker sandboxes")
     .option("--verbose", "print stack traces on errors")
-    .showHelpAfterError()
     .hook("preAction", (cmd) => {
       verbose = Boolean(cmd.opts().verbose);
     });
@@ -299,7 +376,8 @@ export function buildProgram(): Command {
     .addHelpText(
       "after",
       `
-Exit codes: ${EXIT.completed} completed; ${EXIT.failed} stopped by an error or at maxSteps; ${EXIT.badInput} bad input;
+Exit codes: ${EXIT.completed} completed; ${EXIT.failed} stopped by an error or at maxSteps, or Docker, an image build or the
+sandbox failed; ${EXIT.badInput} bad input (flags, perstack.toml, variables, job ids: nothing was started);
 ${EXIT.waitingForInput} waiting for input (an interactive tool call: answer with --continue-job <jobId> -i '<answer>');
 ${EXIT.interrupted} interrupted.
 
@@ -323,6 +401,20 @@ Examples:
     .option("--force", "write into a non-empty directory")
     .action(async (expert: string, options: RunOptions & { out: string; force?: boolean }) => {
       process.exitCode = await exportCommand(expert, options);
+    });
+
+  program
+    .command("selftest")
+    .description("start a real sandbox on this engine and check its isolation from inside the agent container")
+    .option("--runtime <name>", "whose agent image and plan to test (default perstack)")
+    .option("--json", "print one JSON object with a checks array of {name, ok, expected, seen}")
+    .addOption(new Option("--workspace-mode <mode>", "test this workspace mode instead of the one a run here would get").choices(["auto", "bind", "copy"]))
+    .option("--ca-cert <file>", "PEM CA certificate image builds trust (repeatable)", collect, [])
+    // For the project's own tests: proves that a broken property is reported.
+    .addOption(new Option("--unsafe-break <property>").choices([...BREAKABLE]).hideHelp())
+    .addHelpText("after", "\nExit codes: 0 every check passed; 1 a check failed or the sandbox could not start; 2 bad input.")
+    .action(async (options: { runtime?: string; json?: boolean; workspaceMode?: "auto" | "bind" | "copy"; caCert: string[]; unsafeBreak?: Breakable }) => {
+      process.exitCode = await selftestCommand(options);
     });
 
   const images = program.command("images").description("manage the images runs are built from");
@@ -356,17 +448,32 @@ Examples:
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  // Commander's own errors (unknown option, bad value) are bad input: one line, exit code 2.
+  const configure = (command: Command, path: string) => {
+    command.exitOverride();
+    command.configureOutput({
+      outputError: (text, write) => write(`perstack: ${text.replace(/^error: /, "").trim()} (see ${path} --help)\n`),
+    });
+    for (const sub of command.commands) configure(sub, `${path} ${sub.name()}`);
+  };
+  configure(program, "perstack");
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
   } catch (error) {
-    if (error instanceof PerstackError && !verbose) {
-      process.stderr.write(`perstack: ${error.message}\n`);
-    } else if (!verbose) {
-      process.stderr.write(`perstack: ${(error as Error).message ?? String(error)} (run with --verbose for details)\n`);
-    } else {
-      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with their own (zero) exit code.
+      process.exitCode = error.exitCode === 0 ? 0 : EXIT.badInput;
+      return;
     }
-    process.exitCode = error instanceof PerstackError ? 2 : 1;
+    if (verbose) {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    } else if (error instanceof PerstackError) {
+      process.stderr.write(`perstack: ${terminalSafe(error.message)}\n`);
+    } else {
+      process.stderr.write(`perstack: ${terminalSafe((error as Error).message ?? String(error))} (run with --verbose for details)\n`);
+    }
+    process.exitCode = error instanceof PerstackError ? error.exitCode : EXIT.failed;
   }
 }
 

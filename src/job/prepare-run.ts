@@ -14,7 +14,10 @@ import {
   type BaseImageRole,
   type ResourceLimits,
   type SandboxPlan,
+  type WorkspaceMode,
 } from "../plan/sandbox-plan.js";
+import { policyPaths } from "../plan/policy-files.js";
+import { DEFAULTS } from "../config/schema.js";
 import { runtimeAdapter } from "../runtimes/registry.js";
 import type { RuntimeAdapter } from "../runtimes/types.js";
 import type { Continuation } from "./continuation.js";
@@ -31,6 +34,8 @@ export interface RunRequest {
   caCertFiles: string[];
   limits?: Partial<ResourceLimits>;
   user?: { uid: number; gid: number };
+  /** --workspace-mode; default auto: bind when the agent's uid can write the workspace, else copy. */
+  workspaceMode?: "auto" | WorkspaceMode;
   processEnv: NodeJS.ProcessEnv;
   /** false for export: variables are only named, so missing values are fine. Default true. */
   resolveSecrets?: boolean;
@@ -49,6 +54,8 @@ export interface PreparedRun {
   envValues: Record<string, string>;
   perstackDir: string;
   workspace: string;
+  /** Owner of the workspace directory: files the agent creates in copy mode are given to it. */
+  workspaceOwner: { uid: number; gid: number };
   warnings: string[];
   continuation?: Continuation;
 }
@@ -89,6 +96,16 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   if (user.uid === 0) throw new InvalidOptionError("--user: the agent never runs as root; give a non-zero uid");
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
   const jobId = continuation ? continuation.job.id : newId();
+  const writable = workspaceStat.uid === user.uid || (workspaceStat.mode & 0o002) !== 0 || (workspaceStat.gid === user.gid && (workspaceStat.mode & 0o020) !== 0);
+  const workspaceMode: WorkspaceMode = request.workspaceMode === undefined || request.workspaceMode === "auto" ? (writable ? "bind" : "copy") : request.workspaceMode;
+  const policy = policyPaths({
+    workspace,
+    cwd: request.cwd,
+    configPath: loaded.path,
+    configExplicit: request.configPath !== undefined,
+    envPath: loaded.file.envPath ?? DEFAULTS.envPath,
+    perstackDir,
+  });
   const sources = readEnvSources(loaded, request.processEnv);
   const baseUrlEnv = adapter.baseUrlEnv?.(loaded.file.provider ?? { providerName: adapter.defaultProvider });
   const baseUrlFromEnv = baseUrlEnv ? sources.get(baseUrlEnv) : undefined;
@@ -101,6 +118,8 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     ...(request.model ? { model: request.model } : {}),
     ...(baseUrlFromEnv ? { baseUrlFromEnv } : {}),
     workspace,
+    workspaceMode,
+    policy,
     perstackDir,
     envNames: request.envNames,
     baseImages,
@@ -128,11 +147,10 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   }
 
   const warnings = [...plan.warnings];
-  const writable = workspaceStat.uid === user.uid || (workspaceStat.mode & 0o002) !== 0 || (workspaceStat.gid === user.gid && (workspaceStat.mode & 0o020) !== 0);
-  if (!writable) {
+  if (workspaceMode === "bind" && !writable) {
     warnings.push(
-      `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it; chown it or pass --user ${workspaceStat.uid === 0 ? "<uid>:<gid>" : `${workspaceStat.uid}:${workspaceStat.gid}`}`,
+      `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it with --workspace-mode bind; use --workspace-mode copy (the default when this happens)`,
     );
   }
-  return { loaded, adapter, plan, envValues, perstackDir, workspace, warnings, ...(continuation ? { continuation } : {}) };
+  return { loaded, adapter, plan, envValues, perstackDir, workspace, workspaceOwner: { uid: workspaceStat.uid, gid: workspaceStat.gid }, warnings, ...(continuation ? { continuation } : {}) };
 }

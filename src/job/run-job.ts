@@ -3,16 +3,27 @@
 import { join } from "node:path";
 import type Docker from "dockerode";
 import { RunCollector, type RunOutcome } from "../collector/run-collector.js";
+import { reachableExperts } from "../config/resolve.js";
 import { PerstackError } from "../errors.js";
 import { addUsage, emptyUsage, type Job, type PerstackEvent } from "../model/perstack.js";
-import { runSandbox } from "../sandbox/run-sandbox.js";
+import { runSandbox, type SandboxResult } from "../sandbox/run-sandbox.js";
+import type { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { JobStore } from "../storage/job-store.js";
 import { newId, type PreparedRun } from "./prepare-run.js";
+import { rejectedDir, WorkspaceSession, type WorkspaceOutcome } from "./workspace-session.js";
 
 export interface RunJobHooks {
   onEvent(event: PerstackEvent): void;
+  /** First interrupt: stop the agent, copy its work back (copy mode), remove everything. */
   signal: AbortSignal;
+  /** Second interrupt: skip the copy-back and remove everything at once. */
+  hurry?: AbortSignal;
+  /** Shared with the caller, which can then name what is left if removal cannot finish. */
+  resources?: SandboxResources;
 }
+
+/** Copy mode: files and directories the workspace (and the agent's copy of it) may hold. */
+const MAX_COPY_ENTRIES = 500_000;
 
 export interface JobResult {
   jobId: string;
@@ -21,6 +32,7 @@ export interface JobResult {
   outcome: RunOutcome;
   interrupted: boolean;
   imagesBuilt: string[];
+  workspace: WorkspaceOutcome;
 }
 
 export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJobHooks): Promise<JobResult> {
@@ -76,6 +88,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     newId,
     now: Date.now,
   });
+  const stop = new AbortController();
   const collector = new RunCollector({
     jobId: plan.jobId,
     runId: plan.runId,
@@ -86,13 +99,31 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     newId,
     now: Date.now,
     onEvent: hooks.onEvent,
+    experts: new Set(reachableExperts(prepared.loaded, plan.expert.key).map((e) => e.key)),
+    maxOutputBytes: plan.agent.limits.maxOutputBytes,
+    onOutputLimit: () => stop.abort(),
+  });
+  const session = new WorkspaceSession({
+    plan,
+    keepDir: rejectedDir(files.dir),
+    owner: prepared.workspaceOwner,
+    cwd: process.cwd(),
+    limits: { maxBytes: plan.agent.limits.maxCopyBytes, maxEntries: MAX_COPY_ENTRIES },
   });
 
   let outcome: RunOutcome;
   let interrupted: boolean;
   let imagesBuilt: string[] = [];
+  let workspace: WorkspaceOutcome | undefined;
+  const finishWorkspace = async () => {
+    workspace ??= await session.finish();
+    for (const notice of workspace.notices) collector.warn(notice.code, notice.message, notice.path);
+    if (workspace.copyError) collector.warn("workspace-change-rejected", `the agent's changes were not copied back, the workspace is as it was before the run: ${workspace.copyError}`);
+    return workspace;
+  };
   try {
-    const result = await runSandbox(docker, plan, {
+    const hooksForWorkspace = await session.prepare();
+    const result: SandboxResult = await runSandbox(docker, plan, {
       env: prepared.envValues,
       filesDir: join(files.dir, "sandbox"),
       buildProgress: (p) =>
@@ -108,13 +139,24 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
       agentStderr: collector.stderr,
       proxyLogLine: (line) => collector.proxyLine(line),
       signal: hooks.signal,
+      ...(hooks.hurry ? { hurry: hooks.hurry } : {}),
+      stop: stop.signal,
+      workspace: hooksForWorkspace,
+      ...(hooks.resources ? { resources: hooks.resources } : {}),
     });
     imagesBuilt = result.imagesBuilt;
     interrupted = result.aborted;
+    await finishWorkspace();
     const limit = plan.agent.limits.maxDurationMs;
     outcome = interrupted
       ? await collector.fail({ name: "Interrupted", message: "the run was interrupted (SIGINT/SIGTERM)", isRetryable: false })
-      : result.timedOut
+      : collector.outputLimitExceeded
+        ? await collector.fail({
+            name: "OutputLimitExceeded",
+            message: `the agent's output passed ${plan.agent.limits.maxOutputBytes} bytes (--max-output) and the run was stopped; what was collected is kept`,
+            isRetryable: false,
+          })
+        : result.timedOut
         ? await collector.fail({
             name: "DeadlineExceeded",
             message: `the agent ran longer than --max-duration (${limit >= 60_000 ? `${Math.round(limit / 60_000)} min` : `${limit / 1000} s`}) and was stopped`,
@@ -123,6 +165,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
         : await collector.finish(result.exitCode);
   } catch (error) {
     interrupted = hooks.signal.aborted;
+    await finishWorkspace().catch(() => undefined);
     const name = error instanceof PerstackError ? error.name : "SandboxError";
     outcome = await collector.fail({
       name: interrupted ? "Interrupted" : name,
@@ -137,7 +180,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
   }
   await finishJob(store, job, outcome);
   await files.close();
-  return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt };
+  return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt, workspace: workspace ?? { mode: plan.agent.workspace.mode, notices: [] } };
 }
 
 function withoutFinish(job: Job): Job {

@@ -30,7 +30,8 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   for (const file of plan.agent.homeFiles) files.push({ path: posix.join("agent-home", file.path), content: file.content });
 
   const workspaceVariable = options.workspaceVariable ?? "PERSTACK_WORKSPACE";
-  const workspace = plan.agent.mounts.find((m) => m.target === "/workspace")!;
+  // By hand the workspace is always bound: the copy mode's volume round trip is the CLI's own work.
+  const workspaceSource = plan.agent.workspace.source;
   const env = plan.agent.env.map((entry) => ({
     name: entry.name,
     value: entry.source === "fixed" ? yamlString(entry.value) : JSON.stringify(`\${${entry.name}}`),
@@ -56,15 +57,24 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
     pidsLimit: plan.agent.limits.pidsLimit,
     tmpfs: Object.entries(plan.agent.tmpfs).map(([path, opts]) => `${path}:${opts}`),
     // Interpolated on purpose, so the files can be pointed at another workspace; the default path is escaped.
-    workspaceMount: JSON.stringify(`\${${workspaceVariable}:-${workspace.source.replace(/\$/g, "$$$$")}}:/workspace:rw`),
+    workspaceMount: JSON.stringify(`\${${workspaceVariable}:-${workspaceSource.replace(/\$/g, "$$$$")}}:/workspace:rw`),
     readOnlyMounts: [
       ...plan.agent.mounts.filter((m) => m.readOnly).map((m) => `${m.source}:${m.target}:ro`),
+      ...exportedPerstackMount(plan),
       ...(plan.agent.homeFiles.length > 0 ? [`./agent-home:${AGENT_HOME_FILES}:ro`] : []),
     ],
     env,
     command,
+    dns: plan.agent.dns,
+    sysctls: Object.entries(plan.agent.sysctls).map(([name, value]) => `${name}=${value}`),
     subnet: INTERNAL_SUBNET,
   });
   files.push({ path: "compose.yaml", content: compose });
   return files;
+}
+
+/** In copy mode the plan binds nothing, but a compose run binds the workspace, so perstack/ must be bound read-only. */
+function exportedPerstackMount(plan: SandboxPlan): string[] {
+  if (plan.agent.workspace.mode === "bind") return [];
+  return plan.agent.workspace.protected.trees.map((tree) => `${posix.join(plan.agent.workspace.source, tree)}:${posix.join("/workspace", tree)}:ro`);
 }

@@ -12,6 +12,7 @@ import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
 import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from "../runtimes/types.js";
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
 import { packagePath } from "../package-root.js";
+import type { PolicyPaths } from "./policy-files.js";
 import { readTemplateFile, render } from "./templates.js";
 
 export type BaseImageRole = "debian" | "node";
@@ -29,6 +30,10 @@ export interface ResourceLimits {
   pidsLimit: number;
   /** Wall-clock limit for the agent: some CLIs retry an unreachable API forever. */
   maxDurationMs: number;
+  /** Bytes of output (stdout, stderr, proxy decisions) the collector records before it stops the run. */
+  maxOutputBytes: number;
+  /** Copy mode: the most the workspace may hold to be copied in, and the agent's copy to be copied back. */
+  maxCopyBytes: number;
 }
 
 export const DEFAULT_LIMITS: ResourceLimits = {
@@ -36,6 +41,8 @@ export const DEFAULT_LIMITS: ResourceLimits = {
   nanoCpus: 2e9,
   pidsLimit: 512,
   maxDurationMs: 60 * 60 * 1000,
+  maxOutputBytes: 1024 ** 3,
+  maxCopyBytes: 8 * 1024 ** 3,
 };
 
 export interface PlanInput {
@@ -48,8 +55,15 @@ export interface PlanInput {
   model?: string;
   /** The runtime's conventional base-URL variable from the host (e.g. ANTHROPIC_BASE_URL), if set. */
   baseUrlFromEnv?: string;
-  /** Absolute host path mounted at /workspace. */
+  /** Absolute host path of the workspace the agent works on at /workspace. */
   workspace: string;
+  /**
+   * bind: the workspace is mounted read-write (the agent's uid can write it). copy: it is copied into a volume and
+   * the agent's changes are copied back after the run (root-owned or otherwise unwritable workspaces). Default bind.
+   */
+  workspaceMode?: WorkspaceMode;
+  /** Paths the agent must not change (policy-files.ts); default none. */
+  policy?: PolicyPaths;
   /** Absolute host path of the perstack/ directory the collector writes. */
   perstackDir: string;
   /** Names given with --env. */
@@ -89,6 +103,8 @@ export interface NetworkPlan {
   name: string;
   /** Docker `internal` network: no route out, no external DNS. */
   internal: boolean;
+  /** Always false, said explicitly rather than left to the daemon's defaults. */
+  enableIPv6: false;
   /** Bridge driver options. */
   options: Record<string, string>;
 }
@@ -127,6 +143,13 @@ export interface MountPlan {
   readOnly: boolean;
 }
 
+export type WorkspaceMode = "bind" | "copy";
+
+export type WorkspacePlan =
+  | { mode: "bind"; source: string; protected: PolicyPaths }
+  /** Copied into the named volume before the run, and back after it, leaving out `exclude` (relative paths). */
+  | { mode: "copy"; source: string; volumeName: string; exclude: string[]; protected: PolicyPaths };
+
 export interface AgentPlan {
   containerName: string;
   image: string;
@@ -134,9 +157,18 @@ export interface AgentPlan {
   env: EnvEntry[];
   user: string;
   workdir: string;
+  /** Bind mounts; in copy mode the workspace is not one of them. */
   mounts: MountPlan[];
+  workspace: WorkspacePlan;
   tmpfs: Record<string, string>;
   limits: ResourceLimits;
+  /**
+   * The embedded resolver's upstream (HostConfig.Dns): a loopback address where nothing listens, so that Docker's
+   * 127.0.0.11 forwards external queries from the container's own namespace and they fail there, even on engines
+   * with CVE-2024-29018 (which forward from the host's namespace when the host's resolver is on loopback).
+   */
+  dns: string[];
+  sysctls: Record<string, string>;
   /** Mounted over /etc/resolv.conf: a resolver that refuses at once, so external names never resolve. */
   resolvConf: string;
   /** Copied into HOME at start (mounted read-only at /etc/perstack/home). */
@@ -172,6 +204,13 @@ export const PROXY_TMPFS: Record<string, string> = {
   "/tmp": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
 };
 export const PROXY_ALIAS = "perstack-proxy";
+/** The agent's resolver and the embedded resolver's upstream: nothing listens there inside the container. */
+export const AGENT_DNS = ["127.0.0.1"];
+/** No IPv6 in the sandbox's containers at all: no link-local or other v6 path around the proxy. */
+export const NO_IPV6_SYSCTLS: Record<string, string> = {
+  "net.ipv6.conf.all.disable_ipv6": "1",
+  "net.ipv6.conf.default.disable_ipv6": "1",
+};
 const SKILLS_ROOT = "/opt/perstack/skills";
 
 export function buildSandboxPlan(input: PlanInput): SandboxPlan {
@@ -259,6 +298,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
   });
 
   const env = planEnv(input, experts, provider, adapter, invocation, proxyUrl);
+  const workspace = planWorkspace(input, short);
 
   return {
     version: 1,
@@ -276,8 +316,8 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     query: input.query,
     images,
     networks: [
-      { role: "internal", name: `perstack-${short}-internal`, internal: true, options: { ...INTERNAL_NETWORK_OPTIONS } },
-      { role: "egress", name: `perstack-${short}-egress`, internal: false, options: {} },
+      { role: "internal", name: `perstack-${short}-internal`, internal: true, enableIPv6: false, options: { ...INTERNAL_NETWORK_OPTIONS } },
+      { role: "egress", name: `perstack-${short}-egress`, internal: false, enableIPv6: false, options: {} },
     ],
     proxy: {
       containerName: proxyName,
@@ -297,12 +337,15 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
       env,
       user: `${input.user.uid}:${input.user.gid}`,
       workdir: "/workspace",
-      mounts: planMounts(input),
+      mounts: planMounts(input, workspace),
+      workspace,
       tmpfs: {
         "/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777",
         "/home/agent": `rw,exec,nosuid,nodev,size=1g,mode=0700,uid=${input.user.uid},gid=${input.user.gid}`,
       },
       limits: input.limits,
+      dns: [...AGENT_DNS],
+      sysctls: { ...NO_IPV6_SYSCTLS },
       resolvConf: packagePath("templates/files/resolv.conf"),
       homeFiles: adapter.homeFiles(invocation),
     },
@@ -511,13 +554,21 @@ function planEnv(
   return [...entries.values()];
 }
 
-function planMounts(input: PlanInput): MountPlan[] {
+function planWorkspace(input: PlanInput, short: string): WorkspacePlan {
+  if (relative(input.workspace, input.perstackDir) === "") {
+    throw new InvalidOptionError(`--workspace ${input.workspace}: is the perstack/ directory itself; choose the project directory`);
+  }
+  const policy = input.policy ?? { files: [], trees: [] };
+  if ((input.workspaceMode ?? "bind") === "bind") return { mode: "bind", source: input.workspace, protected: policy };
+  // The collector's records stay out of the copy: they are not the agent's to read back or change, and can be large.
+  return { mode: "copy", source: input.workspace, volumeName: `perstack-${short}-workspace`, exclude: [...policy.trees], protected: policy };
+}
+
+function planMounts(input: PlanInput, workspace: WorkspacePlan): MountPlan[] {
+  if (workspace.mode === "copy") return [];
   const mounts: MountPlan[] = [{ source: input.workspace, target: "/workspace", readOnly: false }];
   // The collector's output must not be writable by the agent even when it lives inside the workspace.
   const rel = relative(input.workspace, input.perstackDir);
-  if (rel === "" ) {
-    throw new InvalidOptionError(`--workspace ${input.workspace}: is the perstack/ directory itself; choose the project directory`);
-  }
   if (!rel.startsWith("..") && !isAbsolute(rel)) {
     mounts.push({ source: input.perstackDir, target: join("/workspace", rel), readOnly: true });
   }

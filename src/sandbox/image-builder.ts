@@ -26,6 +26,7 @@ export async function ensureImage(
   docker: Docker,
   image: ImagePlan,
   onProgress: (progress: BuildProgress) => void,
+  signal?: AbortSignal,
 ): Promise<EnsureImageResult> {
   if (await imageExists(docker, image.ref)) return { ref: image.ref, built: false };
   const dir = await mkdtemp(join(tmpdir(), "perstack-build-"));
@@ -39,12 +40,21 @@ export async function ensureImage(
     onProgress({ image, message: `building ${image.ref}`, progress: 0 });
     // tar-fs 3 packs with streamx; Readable.from gives dockerode the Node stream it pipes into the request.
     const context = Readable.from(tar.pack(dir) as unknown as AsyncIterable<Buffer>);
-    const stream = await docker.buildImage(context, { t: image.ref, rm: true, forcerm: true });
+    // Aborting the request makes the engine cancel the build (the legacy builder stops with the connection).
+    const stream = await docker.buildImage(context, { t: image.ref, rm: true, forcerm: true, ...(signal ? { abortSignal: signal } : {}) });
     const tail: string[] = [];
     await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+        reject(new ImageBuildError(`building ${image.ref} was interrupted`));
+      };
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
       docker.modem.followProgress(
         stream,
         (error: Error | null, output: Array<{ error?: string }>) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (signal?.aborted) return;
           const failed = error?.message ?? output.find((item) => item.error)?.error;
           if (failed) reject(new ImageBuildError(buildFailure(image, failed, tail)));
           else resolve();

@@ -5,16 +5,23 @@ import { MANAGED_LABEL, ownerIsGone } from "./labels.js";
 
 export interface RemovedLeftovers {
   containers: string[];
+  volumes: string[];
   networks: string[];
 }
 
 export async function removeLeftovers(docker: Docker, filter: (labels: Record<string, string>) => boolean = ownerIsGone): Promise<RemovedLeftovers> {
-  const removed: RemovedLeftovers = { containers: [], networks: [] };
+  const removed: RemovedLeftovers = { containers: [], volumes: [], networks: [] };
   const containers = await docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`] } });
   for (const info of containers) {
     if (!filter(info.Labels)) continue;
     await docker.getContainer(info.Id).remove({ force: true }).catch(ignoreMissing);
     removed.containers.push(info.Names[0]?.replace(/^\//, "") ?? info.Id);
+  }
+  const volumes = (await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`] } })).Volumes ?? [];
+  for (const info of volumes) {
+    if (!filter(info.Labels ?? {})) continue;
+    await docker.getVolume(info.Name).remove().catch(ignoreMissing);
+    removed.volumes.push(info.Name);
   }
   const networks = await docker.listNetworks({ filters: { label: [`${MANAGED_LABEL}=true`] } });
   for (const info of networks) {

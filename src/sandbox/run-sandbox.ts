@@ -1,16 +1,31 @@
-// EFFECTS: carries out a SandboxPlan with the Engine API. Networks, proxy, agent; streams the agent's output to
-// the caller; removes everything it created after success, failure or abort.
+// EFFECTS: carries out a SandboxPlan with the Engine API. Networks, proxy, workspace volume, agent; streams the
+// agent's output to the caller; removes everything it created after success, failure or abort.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
-import { AGENT_HOME_FILES, PROXY_TMPFS, type SandboxPlan } from "../plan/sandbox-plan.js";
+import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type SandboxPlan } from "../plan/sandbox-plan.js";
 import type { HomeFile } from "../runtimes/types.js";
-import { LineSplitter } from "../collector/line-splitter.js";
+import { LineSplitter } from "../stream/line-splitter.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
 import { ownerLabels } from "./labels.js";
-import { ignoreMissing } from "./leftovers.js";
+import { bindMount, volumeMount } from "./mounts.js";
+import { SandboxResources } from "./sandbox-resources.js";
+import { createWorkspaceVolume } from "./workspace-volume.js";
+
+/** What the caller does with the workspace around the agent (job/workspace-session.ts). */
+export interface WorkspaceHooks {
+  /** Extra read-write bind mounts for the agent (bind mode: shadows of the policy files). */
+  mounts: Array<{ source: string; target: string }>;
+  /** Copy mode: fills the volume through the created, not yet started, agent container. */
+  fill?(agent: Docker.Container): Promise<void>;
+  /**
+   * The agent has exited (or was stopped) and its container still exists: copy its work back. Not called when the
+   * run was cut short before the agent started, or by a second interrupt (`hurry`).
+   */
+  collect?(agent: Docker.Container): Promise<void>;
+}
 
 export interface SandboxIO {
   /** Values for the plan's env entries (host-sourced ones resolved by the caller); never logged. */
@@ -22,7 +37,15 @@ export interface SandboxIO {
   agentStdout: Writable;
   agentStderr: Writable;
   proxyLogLine(line: string): void;
+  /** The user interrupts (first Ctrl-C). */
   signal: AbortSignal;
+  /** The user insists (second Ctrl-C): skip copying the workspace back and remove everything at once. */
+  hurry?: AbortSignal;
+  /** The collector stops the run (output limit). */
+  stop?: AbortSignal;
+  workspace?: WorkspaceHooks;
+  /** Shared with the caller so it can name what is left if removal cannot finish. */
+  resources?: SandboxResources;
 }
 
 export interface SandboxResult {
@@ -31,42 +54,57 @@ export interface SandboxResult {
   aborted: boolean;
   /** The agent was stopped at the plan's maxDurationMs. */
   timedOut: boolean;
+  /** The agent was stopped through io.stop. */
+  stopped: boolean;
 }
+
+/** How the proxy container is locked down, whatever network it sits on. */
+export const PROXY_HARDENING = {
+  ReadonlyRootfs: true,
+  Tmpfs: PROXY_TMPFS,
+  CapDrop: ["ALL"],
+  SecurityOpt: ["no-new-privileges"],
+  Memory: 256 * 1024 ** 2,
+  PidsLimit: 128,
+};
 
 const PROXY_READY = /Accepting HTTP Socket connections/;
 const PROXY_START_TIMEOUT_MS = 30_000;
 
 export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxIO): Promise<SandboxResult> {
   const imagesBuilt: string[] = [];
-  for (const image of plan.images) {
-    throwIfAborted(io.signal);
-    const result = await ensureImage(docker, image, io.buildProgress);
-    if (result.built) imagesBuilt.push(result.ref);
-  }
-
+  const resources = io.resources ?? new SandboxResources(docker);
   const labels = { ...plan.labels, ...ownerLabels() };
-  const created: { containers: Docker.Container[]; networks: Docker.Network[] } = { containers: [], networks: [] };
   let aborted = false;
   try {
+    for (const image of plan.images) {
+      throwIfAborted(io.signal);
+      const result = await ensureImage(docker, image, io.buildProgress, io.signal);
+      if (result.built) imagesBuilt.push(result.ref);
+    }
+
     throwIfAborted(io.signal);
     for (const network of plan.networks) {
       const handle = await docker.createNetwork({
         Name: network.name,
         Driver: "bridge",
         Internal: network.internal,
+        EnableIPv6: network.enableIPv6,
         Options: network.options,
         CheckDuplicate: true,
         Labels: { ...labels, "perstack.role": `network-${network.role}` },
       });
-      created.networks.push(handle);
+      resources.network(network.name, handle);
     }
 
-    const proxy = await startProxy(docker, plan, io, labels, created);
+    const proxy = await startProxy(docker, plan, io, labels, resources);
     const proxyIp = await addressOn(proxy, plan.networks.find((n) => n.role === "internal")!.name);
 
     throwIfAborted(io.signal);
+    const workspace = plan.agent.workspace;
+    if (workspace.mode === "copy") await createWorkspaceVolume(docker, plan, workspace.volumeName, labels, resources);
     const homeDir = await writeHomeFiles(io.filesDir, plan.agent.homeFiles);
-    const agent = await docker.createContainer({
+    const agent: Docker.Container = await docker.createContainer({
       name: plan.agent.containerName,
       Image: plan.agent.image,
       Cmd: plan.agent.command,
@@ -81,10 +119,15 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       HostConfig: {
         NetworkMode: plan.networks.find((n) => n.role === "internal")!.name,
         ExtraHosts: [`${plan.proxy.alias}:${proxyIp}`],
-        Binds: [
-          ...plan.agent.mounts.map((m) => `${m.source}:${m.target}:${m.readOnly ? "ro" : "rw"}`),
-          `${plan.agent.resolvConf}:/etc/resolv.conf:ro`,
-          ...(homeDir ? [`${homeDir}:${AGENT_HOME_FILES}:ro`] : []),
+        Dns: plan.agent.dns,
+        Sysctls: plan.agent.sysctls,
+        // The Mounts API, not Binds strings: host paths may contain ':'. Docker orders them parent first.
+        Mounts: [
+          ...(workspace.mode === "copy" ? [volumeMount(workspace.volumeName, "/workspace")] : []),
+          ...plan.agent.mounts.map((m) => bindMount(m.source, m.target, m.readOnly)),
+          ...(io.workspace?.mounts ?? []).map((m) => bindMount(m.source, m.target, false)),
+          bindMount(plan.agent.resolvConf, "/etc/resolv.conf", true),
+          ...(homeDir ? [bindMount(homeDir, AGENT_HOME_FILES, true)] : []),
         ],
         Tmpfs: plan.agent.tmpfs,
         ReadonlyRootfs: true,
@@ -97,7 +140,8 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
         Init: true,
       },
     });
-    created.containers.push(agent);
+    resources.container(plan.agent.containerName, agent as Docker.Container);
+    if (io.workspace?.fill) await io.workspace.fill(agent);
 
     const stream = await agent.attach({ stream: true, stdout: true, stderr: true });
     const streamEnded = new Promise<void>((resolve) => {
@@ -107,17 +151,26 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     });
     docker.modem.demuxStream(stream, io.agentStdout, io.agentStderr);
 
+    const kill = () => agent.kill({ signal: "SIGKILL" }).catch(() => {});
     const onAbort = () => {
       aborted = true;
-      agent.kill({ signal: "SIGKILL" }).catch(() => {});
+      void kill();
+    };
+    let stopped = false;
+    const onStop = () => {
+      stopped = true;
+      void kill();
     };
     io.signal.addEventListener("abort", onAbort, { once: true });
+    io.stop?.addEventListener("abort", onStop, { once: true });
     let timedOut = false;
     const deadline = setTimeout(() => {
       timedOut = true;
-      agent.kill({ signal: "SIGKILL" }).catch(() => {});
+      void kill();
     }, plan.agent.limits.maxDurationMs);
     try {
+      // An interrupt that came while the container was being created: the listener above never saw it.
+      throwIfAborted(io.signal);
       await agent.start();
       io.containerStatus("agent", "running");
       const waited = (await agent.wait()) as { StatusCode: number };
@@ -126,26 +179,22 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       // The proxy's last access-log lines are relayed by tail; give them a moment before it is removed.
       await delay(300);
       io.containerStatus("agent", `exited with code ${waited.StatusCode}`);
-      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut };
+      if (io.workspace?.collect && !io.hurry?.aborted) await io.workspace.collect(agent);
+      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut, stopped };
     } finally {
       clearTimeout(deadline);
       io.signal.removeEventListener("abort", onAbort);
+      io.stop?.removeEventListener("abort", onStop);
     }
   } catch (error) {
-    if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
+    if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false, stopped: false };
     throw error;
   } finally {
-    await removeAll(created);
+    await resources.removeAll();
   }
 }
 
-async function startProxy(
-  docker: Docker,
-  plan: SandboxPlan,
-  io: SandboxIO,
-  labels: Record<string, string>,
-  created: { containers: Docker.Container[] },
-): Promise<Docker.Container> {
+async function startProxy(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources): Promise<Docker.Container> {
   await mkdir(io.filesDir, { recursive: true });
   const squidConf = join(io.filesDir, "squid.conf");
   await writeFile(squidConf, plan.proxy.squidConf, { mode: 0o644 });
@@ -158,16 +207,12 @@ async function startProxy(
     HostConfig: {
       NetworkMode: egress,
       ExtraHosts: plan.proxy.extraHosts,
-      Binds: [`${squidConf}:/etc/squid/squid.conf:ro`],
-      ReadonlyRootfs: true,
-      Tmpfs: PROXY_TMPFS,
-      CapDrop: ["ALL"],
-      SecurityOpt: ["no-new-privileges"],
-      Memory: 256 * 1024 ** 2,
-      PidsLimit: 128,
+      Mounts: [bindMount(squidConf, "/etc/squid/squid.conf", true)],
+      Sysctls: NO_IPV6_SYSCTLS,
+      ...PROXY_HARDENING,
     },
   });
-  created.containers.push(proxy);
+  resources.container(plan.proxy.containerName, proxy);
   await docker.getNetwork(internal).connect({ Container: proxy.id, EndpointConfig: { Aliases: [plan.proxy.alias] } });
 
   const logs = await proxy.attach({ stream: true, stdout: true, stderr: true });
@@ -176,11 +221,17 @@ async function startProxy(
   docker.modem.demuxStream(logs, stdout, stderr);
   forEachLine(stdout, io.proxyLogLine);
   const cacheLog: string[] = [];
+  let onAbort: () => void = () => {};
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new SandboxError(`the proxy did not start within ${PROXY_START_TIMEOUT_MS / 1000}s: ${cacheLog.slice(-5).join(" | ")}`)),
       PROXY_START_TIMEOUT_MS,
     );
+    onAbort = () => {
+      clearTimeout(timer);
+      reject(new SandboxError("interrupted"));
+    };
+    io.signal.addEventListener("abort", onAbort, { once: true });
     forEachLine(stderr, (line) => {
       cacheLog.push(line);
       if (cacheLog.length > 50) cacheLog.shift();
@@ -194,9 +245,13 @@ async function startProxy(
       reject(new SandboxError(`the proxy exited at start: ${cacheLog.slice(-5).join(" | ") || "no output"}`));
     });
   });
-  await proxy.start();
-  io.containerStatus("proxy", "starting");
-  await ready;
+  try {
+    await proxy.start();
+    io.containerStatus("proxy", "starting");
+    await ready;
+  } finally {
+    io.signal.removeEventListener("abort", onAbort);
+  }
   io.containerStatus("proxy", "running");
   return proxy;
 }
@@ -224,16 +279,6 @@ function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => vo
   const splitter = new LineSplitter(onLine, () => {}, 65_536);
   stream.on("data", (chunk: Buffer) => splitter.push(chunk));
   stream.on("end", () => splitter.end());
-}
-
-/** Best effort, in order: containers before the networks they sit on. */
-export async function removeAll(created: { containers: Docker.Container[]; networks: Docker.Network[] }): Promise<void> {
-  for (const container of created.containers.reverse()) {
-    await container.remove({ force: true }).catch(ignoreMissing).catch(() => {});
-  }
-  for (const network of created.networks.reverse()) {
-    await network.remove().catch(ignoreMissing).catch(() => {});
-  }
 }
 
 function throwIfAborted(signal: AbortSignal): void {

@@ -5,7 +5,7 @@
 //
 // Plain Node 22 runs this file directly (type stripping), so it imports the built product from dist/ and uses
 // erasable TypeScript only.
-import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -158,8 +158,7 @@ async function main(): Promise<number> {
     if (!scripted.ok) throw new Error(`the fake model rejected its script: ${scripted.status}`);
     mkdirSync(WORKSPACE, { recursive: true });
     writeFileSync(join(WORKSPACE, "perstack.toml"), demoConfig(port, runtime));
-    // The agent runs as uid 1000 when perstack runs as root; let it write the demo workspace.
-    if (process.getuid?.() === 0) chownSync(WORKSPACE, 1000, 1000);
+    // As root the agent (uid 1000) cannot write this directory: perstack copies it in and the report back out.
     say(`workspace: ${WORKSPACE}`);
     say(`running: perstack run sandbox-reporter "Report on your sandbox" --runtime ${runtime} (fake model on port ${port})`);
     const run = await execa(process.execPath, [CLI, "run", "sandbox-reporter", "Report on your sandbox"], {

@@ -33,6 +33,19 @@ ${SKILL}${extra}`;
 
 const KEY = { ANTHROPIC_API_KEY: "sk-fake-e2e" };
 
+/** Node inside the agent container: connects to the internal network's gateway, asks 127.0.0.11, tries IPv6. */
+const GATEWAY_AND_RESOLVER_PROBE = `node -e '
+const net = require("net"), os = require("os"), dns = require("dns/promises"), fs = require("fs");
+const a = Object.entries(os.networkInterfaces()).flatMap(([n, l]) => n === "lo" ? [] : l).find((x) => x.family === "IPv4");
+const gw = a.address.split(".").map(Number).map((o, i) => o & a.netmask.split(".").map(Number)[i]); gw[3] += 1;
+const attempt = (host, port) => new Promise((ok) => { const s = net.connect({ host, port }); const t = setTimeout(() => { s.destroy(); ok("ETIMEDOUT"); }, 4000); s.on("connect", () => { clearTimeout(t); s.destroy(); ok("CONNECTED"); }); s.on("error", (e) => { clearTimeout(t); ok(e.code); }); });
+(async () => {
+  console.log("gateway", gw.join("."), await attempt(gw.join("."), PORT));
+  const r = new dns.Resolver({ timeout: 1500, tries: 1 }); r.setServers(["127.0.0.11"]);
+  console.log("embedded-dns", await r.resolve4("example.com").then((x) => "RESOLVED " + x, (e) => e.code));
+  console.log("ipv6 disabled=" + fs.readFileSync("/proc/sys/net/ipv6/conf/all/disable_ipv6", "utf8").trim(), await attempt("2001:db8::1", 80));
+})();'`;
+
 async function leftovers(engine: Docker, jobId: string): Promise<string[]> {
   const filters = { label: [`perstack.job=${jobId}`] };
   const containers = await engine.listContainers({ all: true, filters });
@@ -137,6 +150,10 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
       bash(`${noProxy} curl -s -m 4 -o /dev/null http://host.docker.internal:${fake.port}/health; echo "direct-name-rc=$?"; ${noProxy} curl -s -m 4 -o /dev/null http://${hostGateway}:${fake.port}/health; echo "direct-ip-rc=$?"`),
       bash(`s=$(date +%s%N); getent hosts example.com; echo "dns-rc=$? dns-ms=$(( ($(date +%s%N) - s) / 1000000 ))"`),
       bash(`echo "named=\${PERSTACK_E2E_NAMED:-absent} unnamed=\${PERSTACK_E2E_UNNAMED:-absent} uid=$(id -u)"; touch /workspace/perstack/probe 2>/dev/null; echo "perstack-write-rc=$?"; touch /etc/probe 2>/dev/null; echo "rootfs-write-rc=$?"; ls /var/run/docker.sock 2>/dev/null; echo "socket-rc=$?"`),
+      // The internal network's own gateway (the first address of the agent's subnet, which inhibit_ipv4 leaves
+      // unassigned), Docker's embedded resolver asked directly, IPv6, and a CONNECT with nothing allowlisted.
+      bash(GATEWAY_AND_RESOLVER_PROBE.replace("PORT", String(fake.port))),
+      bash(`curl -s -o /dev/null -w 'invalid=%{http_connect}' https://anything.invalid/; echo; curl -s -o /dev/null -w 'allowlist-empty=%{http_connect}' https://api.anthropic.com/`),
       { text: "Probes finished." },
     ]);
     const ws = workspace(config(fake.sandboxUrl));
@@ -159,6 +176,12 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
     expect(out).toMatch(/perstack-write-rc=[1-9]/);
     expect(out).toMatch(/rootfs-write-rc=[1-9]/);
     expect(out).toMatch(/socket-rc=[1-9]/);
+    const gateway = /gateway (\S+) (\S+)/.exec(out);
+    expect(gateway?.[2], out).toMatch(/^(EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNREFUSED)$/);
+    expect(out).toMatch(/embedded-dns (ETIMEOUT|ESERVFAIL|EREFUSED|ECONNREFUSED|ENOTFOUND)/);
+    expect(out).toMatch(/ipv6 disabled=1 (EADDRNOTAVAIL|ENETUNREACH)/);
+    expect(out).toContain("invalid=403");
+    expect(out).toContain("allowlist-empty=403");
     expect(existsSync(join(ws, "perstack", "probe"))).toBe(false);
 
     const [job] = readJobs(ws);

@@ -1,0 +1,78 @@
+// Everything one run creates on the engine, in creation order, so it can all be removed after success, failure or
+// Ctrl-C, and so that whatever could not be removed can be named exactly (with the command that removes it).
+import type Docker from "dockerode";
+import { ignoreMissing } from "./leftovers.js";
+
+type Kind = "container" | "volume" | "network";
+
+interface Resource {
+  kind: Kind;
+  name: string;
+  remove(): Promise<void>;
+}
+
+export class SandboxResources {
+  private readonly live: Resource[] = [];
+  private removing: Promise<void> | undefined;
+
+  constructor(private readonly docker: Docker) {}
+
+  container(name: string, handle: Docker.Container): void {
+    this.live.push({ kind: "container", name, remove: () => handle.remove({ force: true, v: false }) });
+  }
+
+  volume(name: string): void {
+    this.live.push({ kind: "volume", name, remove: () => this.docker.getVolume(name).remove() });
+  }
+
+  network(name: string, handle: Docker.Network): void {
+    this.live.push({ kind: "network", name, remove: () => handle.remove() });
+  }
+
+  /** Removes one resource now (a helper that has done its job). */
+  async release(name: string): Promise<void> {
+    const resource = this.live.find((r) => r.name === name);
+    if (!resource) return;
+    await resource.remove().catch(ignoreMissing);
+    this.live.splice(this.live.indexOf(resource), 1);
+  }
+
+  /** What has been created and not (yet) removed. */
+  remaining(): Array<{ kind: Kind; name: string }> {
+    return this.live.map(({ kind, name }) => ({ kind, name }));
+  }
+
+  /**
+   * Containers first (they hold the volumes and sit on the networks), then volumes, then networks. Concurrent callers
+   * share one pass; what fails to go stays listed in remaining().
+   */
+  removeAll(): Promise<void> {
+    this.removing ??= this.removePass().finally(() => {
+      this.removing = undefined;
+    });
+    return this.removing;
+  }
+
+  private async removePass(): Promise<void> {
+    for (const kind of ["container", "volume", "network"] as const) {
+      for (const resource of [...this.live].reverse().filter((r) => r.kind === kind)) {
+        try {
+          await resource.remove().catch(ignoreMissing);
+          this.live.splice(this.live.indexOf(resource), 1);
+        } catch {
+          // Left in the list: the caller reports it.
+        }
+      }
+    }
+  }
+}
+
+/** Commands that remove what is left, for a message the user can paste. */
+export function removalCommands(left: Array<{ kind: Kind; name: string }>): string[] {
+  const byKind = (kind: Kind) => left.filter((r) => r.kind === kind).map((r) => r.name);
+  const commands: string[] = [];
+  if (byKind("container").length > 0) commands.push(`docker rm -f ${byKind("container").join(" ")}`);
+  if (byKind("volume").length > 0) commands.push(`docker volume rm ${byKind("volume").join(" ")}`);
+  if (byKind("network").length > 0) commands.push(`docker network rm ${byKind("network").join(" ")}`);
+  return commands;
+}
