@@ -41,5 +41,3 @@ export class SandboxError extends PerstackError {}
 export class BootstrapPrerequisiteError extends PerstackError {}
 /** The workspace could not be copied into or back out of the sandbox (limits, a refused archive, the disk). */
 export class WorkspaceCopyError extends PerstackError {}
-/** `perstack selftest` found an isolation property broken. */
-export class SelftestFailedError extends PerstackError {}

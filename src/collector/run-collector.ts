@@ -50,6 +50,11 @@ export interface RunCollectorOptions {
 
 /** A flood of refused lines must not become a flood of warnings. */
 const MAX_WARNINGS = 100;
+/**
+ * Past this much unwritten output the collector stops taking more until the disk catches up: the container then
+ * waits on its stdout. Below it, the container never waits on the disk.
+ */
+const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 export class RunCollector {
   readonly stdout: Writable;
@@ -89,7 +94,7 @@ export class RunCollector {
           options.files.appendRaw(allowed);
           this.splitter.push(allowed);
         }
-        callback();
+        this.afterWrite(callback);
       },
     });
     this.stderr = new Writable({
@@ -99,9 +104,18 @@ export class RunCollector {
           options.files.appendStderr(allowed);
           this.stderrTail = (this.stderrTail + allowed.toString("utf8")).slice(-4_096);
         }
-        callback();
+        this.afterWrite(callback);
       },
     });
+  }
+
+  /** Memory stays bounded when the disk is slower than the agent's output. */
+  private afterWrite(callback: () => void): void {
+    if (this.options.files.backlog() < MAX_BACKLOG_BYTES) {
+      callback();
+      return;
+    }
+    void this.options.files.drained().then(callback, callback);
   }
 
   /** Whether the run went past maxOutputBytes. */

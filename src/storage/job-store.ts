@@ -104,6 +104,20 @@ export class RunFiles {
     this.stderr?.write(chunk);
   }
 
+  /** Bytes written but not yet on disk, over all of this run's files. */
+  backlog(): number {
+    return [this.events, this.raw, this.stderr].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
+  }
+
+  /** Resolves when every file whose buffer is full has drained. */
+  async drained(): Promise<void> {
+    await Promise.all(
+      [this.events, this.raw, this.stderr].map((stream) =>
+        stream && stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once("drain", () => resolve())) : undefined,
+      ),
+    );
+  }
+
   async close(): Promise<void> {
     await Promise.all(
       [this.events, this.raw, this.stderr].map(

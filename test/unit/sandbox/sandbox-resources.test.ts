@@ -1,0 +1,49 @@
+import type Docker from "dockerode";
+import { describe, expect, it } from "vitest";
+import { removalCommands, SandboxResources } from "../../../src/sandbox/sandbox-resources.js";
+import * as errors from "../../../src/errors.js";
+
+function handle(log: string[], name: string, fail = false) {
+  return {
+    remove: async () => {
+      log.push(name);
+      if (fail) throw Object.assign(new Error("engine says no"), { statusCode: 500 });
+    },
+  };
+}
+
+describe("SandboxResources", () => {
+  it("removes containers, then volumes, then networks, and keeps listing what failed", async () => {
+    const log: string[] = [];
+    const docker = { getVolume: (name: string) => handle(log, `volume ${name}`) } as unknown as Docker;
+    const resources = new SandboxResources(docker);
+    resources.network("net-a", handle(log, "network net-a") as unknown as Docker.Network);
+    resources.container("proxy", handle(log, "container proxy") as unknown as Docker.Container);
+    resources.volume("ws");
+    resources.container("agent", handle(log, "container agent", true) as unknown as Docker.Container);
+    await resources.removeAll();
+    expect(log).toEqual(["container agent", "container proxy", "volume ws", "network net-a"]);
+    expect(resources.remaining()).toEqual([{ kind: "container", name: "agent" }]);
+    expect(removalCommands(resources.remaining())).toEqual(["docker rm -f agent"]);
+  });
+
+  it("names exactly what is left, one command per kind", () => {
+    expect(removalCommands([
+      { kind: "network", name: "n1" },
+      { kind: "container", name: "c1" },
+      { kind: "volume", name: "v1" },
+      { kind: "container", name: "c2" },
+    ])).toEqual(["docker rm -f c1 c2", "docker volume rm v1", "docker network rm n1"]);
+  });
+});
+
+describe("exit codes of errors", () => {
+  it("2 for bad input only, 1 for everything that failed around it", () => {
+    const badInput = [errors.ConfigNotFoundError, errors.ConfigSyntaxError, errors.ConfigSchemaError, errors.UnknownExpertError, errors.UnknownRuntimeError,
+      errors.RuntimeNotAvailableError, errors.UnsupportedConfigError, errors.MissingEnvError, errors.InvalidOptionError, errors.JobNotFoundError,
+      errors.CheckpointNotFoundError, errors.CannotContinueError];
+    const failures = [errors.DockerUnavailableError, errors.ImageBuildError, errors.SandboxError, errors.BootstrapPrerequisiteError, errors.WorkspaceCopyError];
+    for (const type of badInput) expect(new type("x").exitCode, type.name).toBe(2);
+    for (const type of failures) expect(new type("x").exitCode, type.name).toBe(1);
+  });
+});
