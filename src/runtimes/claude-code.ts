@@ -4,7 +4,7 @@ import type { CheckpointError, PerstackEvent, ToolResult, Usage } from "../model
 import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
-import { arr, isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
+import { arr, isObject, stderrSummary, str, streamObject, type Json } from "./stream-json.js";
 
 export const CLAUDE_CODE_VERSION = "2.1.330";
 
@@ -153,7 +153,7 @@ export class ClaudeStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    const value = parseJsonObject(text);
+    const value = streamObject(text);
     if (!value) return [];
     switch (value.type) {
       case "system":

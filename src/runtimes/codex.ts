@@ -4,7 +4,7 @@ import { emptyUsage } from "../model/perstack.js";
 import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
-import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
+import { isObject, stderrSummary, str, streamObject, type Json } from "./stream-json.js";
 
 export const CODEX_VERSION = "0.169.0";
 
@@ -115,7 +115,7 @@ export class CodexStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    const value = parseJsonObject(text);
+    const value = streamObject(text);
     if (!value) return [];
     switch (value.type) {
       case "thread.started":

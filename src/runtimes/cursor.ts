@@ -6,7 +6,7 @@ import { PROVIDER_NAMES } from "../config/schema.js";
 import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
-import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
+import { isObject, stderrSummary, str, streamObject, type Json } from "./stream-json.js";
 
 /** The installer serves the current release; there is no version pin to give it. */
 export const CURSOR_AGENT_VERSION = "installer-latest";
@@ -98,7 +98,7 @@ export class CursorStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    const value = parseJsonObject(text);
+    const value = streamObject(text);
     if (!value) return [];
     switch (value.type) {
       case "system":

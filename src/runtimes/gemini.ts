@@ -3,7 +3,7 @@ import type { PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
 import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
-import { isObject, parseJsonObject, str, stderrSummary, type Json } from "./stream-json.js";
+import { isObject, stderrSummary, str, streamObject, type Json } from "./stream-json.js";
 
 export const GEMINI_CLI_VERSION = "0.61.0";
 
@@ -99,7 +99,7 @@ export class GeminiStreamParser implements StreamParser {
   }
 
   line(text: string): PerstackEvent[] {
-    const value = parseJsonObject(text);
+    const value = streamObject(text);
     if (!value) return [];
     switch (value.type) {
       case "init":

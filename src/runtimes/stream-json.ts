@@ -13,6 +13,18 @@ export function parseJsonObject(line: string): Json | undefined {
   return isObject(value) ? value : undefined;
 }
 
+/**
+ * One line of a CLI's JSON-lines stdout. Blank lines are nothing; a line that is not a JSON object was not
+ * written by the CLI's stream (another process in the container printed it): the collector refuses it with a
+ * warning, and it stays in raw.log.
+ */
+export function streamObject(line: string): Json | undefined {
+  if (line.trim() === "") return undefined;
+  const value = parseJsonObject(line);
+  if (!value) throw new Error(`not a JSON object: ${JSON.stringify(line.slice(0, 120))}`);
+  return value;
+}
+
 export function isObject(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

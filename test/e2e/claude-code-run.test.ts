@@ -215,14 +215,16 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
   });
 
   it("removes its containers and networks on SIGINT and records the interruption", async () => {
-    await fake.script([{ toolUse: [{ name: "Bash", input: { command: "sleep 60", description: "wait", timeout: 120000 } }] }, { text: "never" }]);
+    // Claude Code refuses a standalone `sleep N` at once, and the recorder announces a call with its result: a
+    // command that really runs for a minute, and the interrupt once the generation that asks for it has begun.
+    await fake.script([{ toolUse: [{ name: "Bash", input: { command: "node -e 'setTimeout(() => {}, 60000)'", description: "wait", timeout: 120000 } }] }, { text: "never" }]);
     const ws = workspace(config(fake.sandboxUrl));
     const child = runCli(["run", "demo", "wait a minute", "--runtime", "claude-code", "--json"], { cwd: ws, env: KEY });
     let sawCall = false;
     child.stdout!.on("data", (chunk: Buffer) => {
-      if (!sawCall && chunk.toString().includes('"callTools"')) {
+      if (!sawCall && chunk.toString().includes('"startGeneration"')) {
         sawCall = true;
-        child.kill("SIGINT");
+        setTimeout(() => child.kill("SIGINT"), 2_000);
       }
     });
     const result = await child;

@@ -122,6 +122,8 @@ describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () =>
       const [job] = readJobs(ws);
       expect(job!.job.status).toBe("completed");
       expect(job!.job.usage.totalTokens).toBeGreaterThan(0);
+      // A well-behaved CLI's stream raises no sandbox warning: every line it prints is one the collector accepts.
+      expect(job!.events.filter((e) => e.type === "sandboxWarning")).toEqual([]);
       const final = job!.checkpoints.find((cp) => cp.status === "completed")!;
       expect(JSON.stringify(final.messages.at(-1))).toContain(FINAL);
 

@@ -100,6 +100,8 @@ describe.skipIf(!docker)("hostile output from inside the sandbox", () => {
     expect(job!.allEvents.some((e) => e.type === "proxyAccess" && e.domain === "attacker.example")).toBe(false);
     expect(job!.allEvents.some((e) => e.id === "forged1" || e.id === "forged2")).toBe(false);
     expect(readdirSync(join(ws, "perstack", "jobs"))).toEqual([job!.jobId]);
+    // The plain-text line is not part of Claude Code's stream: refused with a warning.
+    expect(job!.allEvents.filter((e) => e.type === "sandboxWarning").map((e) => String(e.message)).join("\n")).toMatch(/not a JSON object: "plain text on the engine stdout"/);
   });
 
   it("the live view strips terminal escape sequences from model and tool text", async () => {

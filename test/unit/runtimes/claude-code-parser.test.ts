@@ -99,11 +99,13 @@ describe("Claude Code stream parser, failures and junk", () => {
     expect(events.at(-1)).toMatchObject({ type: "stopRunByError", error: { name: "RuntimeExited", message: "claude exited with code 137: Killed" } });
   });
 
-  it("ignores junk, unknown stream types and sub-agent traffic", () => {
+  it("ignores unknown stream types and sub-agent traffic, and refuses lines that are not JSON objects", () => {
     const p = parser();
-    for (const line of ["not json", "\u0000\u00ff", "[]", "42", JSON.stringify({ type: "system", subtype: "task_started" }), JSON.stringify({ type: "brand_new_type" }), JSON.stringify({ type: "assistant", parent_tool_use_id: "t", message: { id: "x", content: [{ type: "text", text: "sub" }] } })]) {
+    for (const line of ["", JSON.stringify({ type: "system", subtype: "task_started" }), JSON.stringify({ type: "brand_new_type" }), JSON.stringify({ type: "assistant", parent_tool_use_id: "t", message: { id: "x", content: [{ type: "text", text: "sub" }] } })]) {
       expect(p.line(line)).toEqual([]);
     }
+    // Not from the CLI's stream: the collector turns the refusal into a warning, and the line stays in raw.log.
+    for (const line of ["not json", "\u0000\u00ff", "[]", "42"]) expect(() => p.line(line), line).toThrow(/not a JSON object/);
   });
 
   it("turns api_retry lines into retry events", () => {
