@@ -155,6 +155,7 @@ export async function runSelftest(docker: Docker, baseImages: Record<BaseImageRo
       ...(internalGateway ? { internalGateway } : {}),
       pidsLimit: sandboxPlan.agent.limits.pidsLimit,
       memoryBytes: sandboxPlan.agent.limits.memoryBytes,
+      cpus: sandboxPlan.agent.limits.nanoCpus / 1e9,
       allowedEnv: new Set([...sandboxPlan.agent.env.filter((e) => e.name !== CANARY).map((e) => e.name), ...imageEnv, ...CONTAINER_ENV]),
       canary: CANARY,
       proxyReasons: reasons,

@@ -26,7 +26,7 @@ export const probeReportSchema = z.object({
   internalGateway: attempt.extend({ address: z.string().max(64).optional() }),
   ipv6: z.object({ disabled: z.string().max(8).optional(), addresses: z.array(z.string().max(64)).max(64), route: attempt }),
   proxy: z.object({ notAllowlisted: attempt, otherPort: attempt, ipLiteral: attempt, plainHttp: attempt }),
-  limits: z.object({ pidsMax: z.string().max(32).optional(), memoryMax: z.string().max(32).optional() }),
+  limits: z.object({ pidsMax: z.string().max(32).optional(), memoryMax: z.string().max(32).optional(), cpuMax: z.string().max(64).optional() }),
   policyWrites: z.array(attempt.extend({ path: z.string().max(500) })).max(50),
   env: z.array(z.string().max(200)).max(1_000),
 }) satisfies z.ZodType<ProbeReport>;
@@ -38,6 +38,8 @@ export interface SelftestContext {
   internalGateway?: string;
   pidsLimit: number;
   memoryBytes: number;
+  /** CPUs the plan allows (nano CPUs / 1e9). */
+  cpus: number;
   /** Variable names the agent may see: the plan's, and those the image itself sets. */
   allowedEnv: ReadonlySet<string>;
   /** A variable set in perstack's own environment but never named: it must not reach the agent. */
@@ -121,6 +123,9 @@ export function evaluate(report: ProbeReport, context: SelftestContext): Check[]
 
   add("pid limit", report.limits.pidsMax === String(context.pidsLimit), `pids.max ${context.pidsLimit}`, report.limits.pidsMax ?? "not readable");
   add("memory limit", report.limits.memoryMax === String(context.memoryBytes), `${context.memoryBytes} bytes`, report.limits.memoryMax ?? "not readable");
+  const [quota, period] = (report.limits.cpuMax ?? "").split(" ").map(Number);
+  const cpus = quota !== undefined && period ? quota / period : undefined;
+  add("CPU limit", cpus !== undefined && Math.abs(cpus - context.cpus) < 0.01, `${context.cpus} CPUs`, report.limits.cpuMax ? `${report.limits.cpuMax} (${cpus ?? "?"} CPUs)` : "not readable");
 
   const attempts = report.policyWrites.map((w) => `${w.path}: ${w.ok ? "written in the sandbox" : `refused (${w.error})`}`);
   add(

@@ -46,7 +46,8 @@ export interface ProbeReport {
   internalGateway: Attempt & { address?: string };
   ipv6: { disabled?: string; addresses: string[]; route: Attempt };
   proxy: Record<"notAllowlisted" | "otherPort" | "ipLiteral" | "plainHttp", Attempt>;
-  limits: { pidsMax?: string; memoryMax?: string };
+  /** cgroup limits as the kernel reports them; cpuMax is "quota period" (cgroup v2's cpu.max format). */
+  limits: { pidsMax?: string; memoryMax?: string; cpuMax?: string };
   policyWrites: Array<{ path: string } & Attempt>;
   env: string[];
 }
@@ -187,10 +188,17 @@ export async function probe(targets: ProbeTargets): Promise<ProbeReport> {
     limits: {
       ...optional("pidsMax", readOptional("/sys/fs/cgroup/pids.max") ?? readOptional("/sys/fs/cgroup/pids/pids.max")),
       ...optional("memoryMax", readOptional("/sys/fs/cgroup/memory.max") ?? readOptional("/sys/fs/cgroup/memory/memory.limit_in_bytes")),
+      ...optional("cpuMax", readOptional("/sys/fs/cgroup/cpu.max") ?? cgroupV1Cpu()),
     },
     policyWrites,
     env: Object.keys(process.env).sort(),
   };
+}
+
+function cgroupV1Cpu(): string | undefined {
+  const quota = readOptional("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+  const period = readOptional("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+  return quota !== undefined && period !== undefined ? `${quota} ${period}` : undefined;
 }
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {

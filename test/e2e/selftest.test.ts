@@ -30,7 +30,7 @@ describe.skipIf(!docker)("perstack selftest", () => {
       /DNS through resolv\.conf/, /DNS through Docker's resolver 127\.0\.0\.11/,
       /no route to the host through docker0/, /no route to the host through the internal network's gateway/, /no IPv6/,
       /proxy refuses a name not allowlisted/, /proxy refuses another port/, /proxy refuses an IP literal/, /proxy refuses plain HTTP/,
-      /pid limit/, /memory limit/, /policy files and perstack\/ are read-only/, /unnamed host variables are absent/,
+      /pid limit/, /memory limit/, /CPU limit/, /policy files and perstack\/ are read-only/, /unnamed host variables are absent/,
     ]) {
       expect(names).toMatch(topic);
     }
@@ -68,7 +68,7 @@ describe.skipIf(!docker)("perstack selftest", () => {
     const result = await runCli(["selftest"], { cwd: makeWorkspace("", "perstack-selftest-cwd-"), timeoutMs: 600_000 });
     expect(result.exitCode, result.all).toBe(0);
     const rows = result.stdout.split("\n").filter((l) => /^(pass|FAIL) {2}/.test(l));
-    expect(rows.length).toBeGreaterThanOrEqual(17);
+    expect(rows.length).toBeGreaterThanOrEqual(18);
     expect(result.stdout).toMatch(/expected: .+\n\s+seen: /);
     expect(result.stdout.trim().split("\n").at(-1)).toMatch(/^selftest: all \d+ checks passed \(runtime perstack, workspace mode (bind|copy)\)$/);
   });

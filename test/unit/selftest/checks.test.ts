@@ -20,7 +20,7 @@ const good: ProbeReport = {
   internalGateway: { address: "172.19.0.1", ...failed("EHOSTUNREACH") },
   ipv6: { disabled: "1", addresses: [], route: failed("EADDRNOTAVAIL") },
   proxy: { notAllowlisted: answered("403"), otherPort: answered("403"), ipLiteral: answered("403"), plainHttp: answered("403") },
-  limits: { pidsMax: "512", memoryMax: "4294967296" },
+  limits: { pidsMax: "512", memoryMax: "4294967296", cpuMax: "200000 100000" },
   policyWrites: [{ path: "perstack.toml", ...failed("EROFS") }],
   env: ["HOME", "PATH", "ANTHROPIC_API_KEY"],
 };
@@ -31,6 +31,7 @@ const context: SelftestContext = {
   internalGateway: "172.19.0.1",
   pidsLimit: 512,
   memoryBytes: 4294967296,
+  cpus: 2,
   allowedEnv: new Set(["HOME", "PATH", "ANTHROPIC_API_KEY"]),
   canary: "CANARY",
   proxyReasons: new Map([
@@ -50,7 +51,7 @@ describe("selftest checks", () => {
   it("all pass on a sound sandbox, one row per property", () => {
     const checks = evaluate(good, context);
     expect(checks.filter((c) => !c.ok)).toEqual([]);
-    expect(checks).toHaveLength(17);
+    expect(checks).toHaveLength(18);
   });
 
   it.each<[string, Partial<ProbeReport> | ((r: ProbeReport) => ProbeReport), RegExp]>([
@@ -66,8 +67,9 @@ describe("selftest checks", () => {
     ["probe aimed elsewhere", { internalGateway: { address: "10.9.9.9", ...failed("EHOSTUNREACH") } }, /internal network's gateway/],
     ["IPv6 on", { ipv6: { disabled: "0", addresses: ["fe80::1"], route: failed("ENETUNREACH") } }, /no IPv6/],
     ["proxy lets a name through", (r) => ({ ...r, proxy: { ...r.proxy, notAllowlisted: answered("200") } }), /not allowlisted/],
-    ["pid limit lost", { limits: { pidsMax: "max", memoryMax: "4294967296" } }, /pid limit/],
-    ["memory limit lost", { limits: { pidsMax: "512" } }, /memory limit/],
+    ["pid limit lost", { limits: { pidsMax: "max", memoryMax: "4294967296", cpuMax: "200000 100000" } }, /pid limit/],
+    ["memory limit lost", { limits: { pidsMax: "512", cpuMax: "200000 100000" } }, /memory limit/],
+    ["CPU limit lost", { limits: { pidsMax: "512", memoryMax: "4294967296", cpuMax: "-1 100000" } }, /CPU limit/],
     ["extra variable", { env: ["HOME", "PATH", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"] }, /unnamed host variables/],
     ["canary", { env: ["HOME", "CANARY"] }, /unnamed host variables/],
   ])("%s fails its own row", (_name, change, row) => {
