@@ -8,6 +8,7 @@
 import { join, relative } from "node:path";
 import type Docker from "dockerode";
 import { WorkspaceCopyError } from "../errors.js";
+import type { SandboxWarningCode } from "../model/perstack.js";
 import type { SandboxPlan } from "../plan/sandbox-plan.js";
 import type { WorkspaceHooks } from "../sandbox/run-sandbox.js";
 import { fillWorkspace, readWorkspace } from "../sandbox/workspace-volume.js";
@@ -17,7 +18,7 @@ import { createShadows, removeShadows, restorePolicy, snapshotPolicy, type Polic
 
 /** A workspace change the user must hear about. */
 export interface WorkspaceNotice {
-  code: "policy-change-rejected" | "workspace-change-rejected" | "workspace-conflict" | "workspace-skipped";
+  code: Extract<SandboxWarningCode, "policy-change-rejected" | "workspace-change-rejected" | "workspace-conflict" | "workspace-skipped">;
   path: string;
   message: string;
 }

@@ -41,7 +41,7 @@ export interface SandboxIO {
   signal: AbortSignal;
   /** The user insists (second Ctrl-C): skip copying the workspace back and remove everything at once. */
   hurry?: AbortSignal;
-  /** The collector stops the run (output limit). */
+  /** The collector stops the run (output limit); the caller knows why. */
   stop?: AbortSignal;
   workspace?: WorkspaceHooks;
   /** Shared with the caller so it can name what is left if removal cannot finish. */
@@ -54,8 +54,6 @@ export interface SandboxResult {
   aborted: boolean;
   /** The agent was stopped at the plan's maxDurationMs. */
   timedOut: boolean;
-  /** The agent was stopped through io.stop. */
-  stopped: boolean;
 }
 
 /** How the proxy container is locked down, whatever network it sits on. */
@@ -156,11 +154,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       aborted = true;
       void kill();
     };
-    let stopped = false;
-    const onStop = () => {
-      stopped = true;
-      void kill();
-    };
+    const onStop = () => void kill();
     io.signal.addEventListener("abort", onAbort, { once: true });
     io.stop?.addEventListener("abort", onStop, { once: true });
     let timedOut = false;
@@ -180,14 +174,14 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       await delay(300);
       io.containerStatus("agent", `exited with code ${waited.StatusCode}`);
       if (io.workspace?.collect && !io.hurry?.aborted) await io.workspace.collect(agent);
-      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut, stopped };
+      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut };
     } finally {
       clearTimeout(deadline);
       io.signal.removeEventListener("abort", onAbort);
       io.stop?.removeEventListener("abort", onStop);
     }
   } catch (error) {
-    if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false, stopped: false };
+    if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
     throw error;
   } finally {
     await resources.removeAll();

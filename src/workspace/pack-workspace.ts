@@ -11,7 +11,7 @@ import tar from "tar-stream";
 import type { Pack } from "tar-stream";
 import { WorkspaceCopyError } from "../errors.js";
 import { normalizeRelativePath } from "./relative-path.js";
-import { describeExceededLimit, type ExceededLimit, LimitTally, resolveLimits, type WorkspaceLimits } from "./workspace-limits.js";
+import { type ExceededLimit, LimitExceededError, LimitTally, resolveLimits, type WorkspaceLimits } from "./workspace-limits.js";
 import { COPY_BACK_STAGING_PREFIX, type SnapshotEntry, type WorkspaceSnapshot } from "./workspace-snapshot.js";
 
 export type { WorkspaceSnapshot } from "./workspace-snapshot.js";
@@ -188,7 +188,7 @@ class WorkspaceWalker {
   }
 
   private limit(exceeded: ExceededLimit | undefined): void {
-    if (exceeded !== undefined) throw new LimitExceeded(exceeded);
+    if (exceeded !== undefined) throw new LimitExceededError(exceeded);
   }
 }
 
@@ -205,15 +205,10 @@ class ChangedWhileCopying extends Error {
   }
 }
 
-class LimitExceeded extends Error {
-  constructor(readonly exceeded: ExceededLimit) {
-    super(describeExceededLimit(exceeded));
-  }
-}
 
 function asCopyError(error: unknown, root: string): WorkspaceCopyError {
   if (error instanceof WorkspaceCopyError) return error;
-  if (error instanceof LimitExceeded) {
+  if (error instanceof LimitExceededError) {
     return new WorkspaceCopyError(
       `cannot copy ${root} into the sandbox: it holds ${error.message}. Exclude large directories from the copy or raise the limit.`,
     );

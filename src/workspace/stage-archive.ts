@@ -10,7 +10,7 @@ import { WorkspaceCopyError } from "../errors.js";
 import { ArchiveEntryValidator } from "./archive-entry.js";
 import type { StagedEntry, StagedTree } from "./staged-tree.js";
 import type { WorkspaceFs } from "./workspace-fs.js";
-import { describeExceededLimit, type ExceededLimit, LimitTally, type WorkspaceLimits } from "./workspace-limits.js";
+import { type ExceededLimit, LimitExceededError, LimitTally, type WorkspaceLimits } from "./workspace-limits.js";
 
 const BLOCK = 512;
 const END_OF_ARCHIVE = 2 * BLOCK;
@@ -112,13 +112,13 @@ export async function stageArchive(options: StageArchiveOptions): Promise<Staged
     archive.unpipe(extract);
     archive.destroy();
     extract.destroy();
-    const ours = error instanceof WorkspaceCopyError || error instanceof LimitReached || error instanceof RefusedArchive;
+    const ours = error instanceof WorkspaceCopyError || error instanceof LimitExceededError || error instanceof RefusedArchive;
     throw asCopyError(ours ? error : (extractError ?? error), workspace);
   }
 }
 
 function refuseIfExceeded(exceeded: ExceededLimit | undefined): void {
-  if (exceeded !== undefined) throw new LimitReached(exceeded);
+  if (exceeded !== undefined) throw new LimitExceededError(exceeded);
 }
 
 async function writeStagedFile(fs: WorkspaceFs, entry: Entry, stagedAt: string, tally: LimitTally): Promise<{ sha256: string; size: number }> {
@@ -128,7 +128,7 @@ async function writeStagedFile(fs: WorkspaceFs, entry: Entry, stagedAt: string, 
   try {
     for await (const chunk of entry) {
       const exceeded = tally.read(chunk.length);
-      if (exceeded !== undefined) throw new LimitReached(exceeded);
+      if (exceeded !== undefined) throw new LimitExceededError(exceeded);
       hash.update(chunk);
       size += chunk.length;
       for (let offset = 0; offset < chunk.length; ) offset += (await handle.write(chunk, offset, chunk.length - offset)).bytesWritten;
@@ -143,19 +143,14 @@ async function writeStagedFile(fs: WorkspaceFs, entry: Entry, stagedAt: string, 
 async function drainCounting(entry: Entry, tally: LimitTally): Promise<void> {
   for await (const chunk of entry) {
     const exceeded = tally.read(chunk.length);
-    if (exceeded !== undefined) throw new LimitReached(exceeded);
+    if (exceeded !== undefined) throw new LimitExceededError(exceeded);
   }
 }
 
-class LimitReached extends Error {
-  constructor(readonly exceeded: ExceededLimit) {
-    super(describeExceededLimit(exceeded));
-  }
-}
 
 function asCopyError(error: unknown, workspace: string): WorkspaceCopyError {
   if (error instanceof WorkspaceCopyError) return error;
-  if (error instanceof LimitReached) {
+  if (error instanceof LimitExceededError) {
     return new WorkspaceCopyError(
       `copy-back into ${workspace} refused: the sandbox's /workspace holds ${error.message}; nothing in the workspace was changed. ` +
         "Have the agent remove what it does not need to keep, or raise the limit.",

@@ -89,3 +89,10 @@ export class LimitTally {
     return undefined;
   }
 }
+
+/** Thrown inside packing and staging when a limit is passed; each turns it into its own WorkspaceCopyError. */
+export class LimitExceededError extends Error {
+  constructor(readonly exceeded: ExceededLimit) {
+    super(describeExceededLimit(exceeded));
+  }
+}
