@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readJobs, runCli } from "../support/cli.js";
-import { requireDocker } from "../support/docker.js";
+import { requireDocker, rootOnly } from "../support/docker.js";
 import { fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
 const isRoot = process.getuid?.() === 0;
+const asRoot = rootOnly();
 
 const EXPERTS = `[experts."writer"]
 description = "Writes files"
@@ -67,9 +68,10 @@ describe.skipIf(!docker)("the agent cannot widen its own sandbox or damage the w
     expect(readFileSync(join(rejected, "protected", ".env.local"), "utf8")).toContain("attacker.example");
   });
 
-  it.skipIf(!isRoot)(
+  it.skipIf(asRoot.skip)(
     "copy mode, as root on a root-owned workspace: exactly the agent's real changes land, owned by root; hostile entries do not",
     async () => {
+      asRoot.check();
       const ws = mkdtempSync(join(tmpdir(), "perstack-rootws-"));
       const outside = mkdtempSync(join(tmpdir(), "perstack-outside-"));
       suite.removeAfterwards(ws);
@@ -149,7 +151,8 @@ describe.skipIf(!docker)("the agent cannot widen its own sandbox or damage the w
     },
   );
 
-  it.skipIf(!isRoot)("copy mode: when the copy-back is refused (over --copy-limit), the workspace stays exactly as before the run", async () => {
+  it.skipIf(asRoot.skip)("copy mode: when the copy-back is refused (over --copy-limit), the workspace stays exactly as before the run", async () => {
+    asRoot.check();
     const ws = mkdtempSync(join(tmpdir(), "perstack-rootws-"));
     suite.removeAfterwards(ws);
     writeFileSync(join(ws, "perstack.toml"), perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));

@@ -49,3 +49,17 @@ export async function requireDocker(): Promise<Docker | undefined> {
   console.warn(`[skip] ${result.reason}; skipping Docker-backed tests (set CI=true to make this a failure).`);
   return undefined;
 }
+
+/**
+ * For tests that only mean something as root (chown, root-owned workspaces): they skip for a developer who is not
+ * root, but in CI (which .ci/run runs as root) they must run, so a non-root CI fails them instead of skipping.
+ */
+export function rootOnly(): { skip: boolean; check(): void } {
+  const root = process.getuid?.() === 0;
+  return {
+    skip: !root && !inCI(),
+    check: () => {
+      if (!root) throw new Error(`CI=${process.env.CI} runs this test as root (see .ci/run); this process is uid ${process.getuid?.()}`);
+    },
+  };
+}
