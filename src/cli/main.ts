@@ -9,6 +9,7 @@ import type { Checkpoint } from "../model/perstack.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
+import { parseReasoningBudget, REASONING_LEVELS } from "../config/run-flags.js";
 import { jobTarget, type Continuation } from "../job/continuation.js";
 import { loadContinuation } from "../job/load-continuation.js";
 import { perstackDirOf, prepareRun, type RunRequest } from "../job/prepare-run.js";
@@ -49,6 +50,20 @@ function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("give a positive whole number");
   return n;
+}
+
+function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("give a whole number, 0 or more");
+  return n;
+}
+
+function parseReasoningBudgetFlag(value: string): string | number {
+  try {
+    return parseReasoningBudget(value);
+  } catch {
+    throw new InvalidArgumentError(`give one of ${REASONING_LEVELS.join(", ")} or a token count like 8000`);
+  }
 }
 
 function parseUser(value: string): { uid: number; gid: number } {
@@ -98,6 +113,13 @@ interface RunOptions {
   workspaceMode?: "auto" | "bind" | "copy";
   maxOutput?: number;
   copyLimit?: number;
+  provider?: string;
+  reasoningBudget?: string | number;
+  maxSteps?: number;
+  maxRetries?: number;
+  timeout?: number;
+  envPath: string[];
+  jobId?: string;
   dryRun?: boolean;
   json?: boolean;
   continue?: boolean;
@@ -129,6 +151,14 @@ function runRequest(expertKey: string, query: string, options: RunOptions): RunR
     envNames: options.env,
     caCertFiles: options.caCert,
     limits,
+    flags: {
+      ...(options.provider !== undefined ? { provider: options.provider } : {}),
+      ...(options.reasoningBudget !== undefined ? { reasoningBudget: options.reasoningBudget } : {}),
+      ...(options.maxSteps !== undefined ? { maxSteps: options.maxSteps } : {}),
+      ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
+      ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
+      ...(options.envPath.length > 0 ? { envPath: options.envPath } : {}),
+    },
     ...(options.user ? { user: options.user } : {}),
     ...(options.workspaceMode ? { workspaceMode: options.workspaceMode } : {}),
     processEnv: process.env,
@@ -157,6 +187,9 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
   };
   // Flags and the job on disk are checked before Docker is touched: a wrong job id fails in milliseconds.
   const target = jobTarget(flags);
+  if (options.jobId !== undefined && target.kind === "continue") {
+    throw new InvalidOptionError(`--job-id names a new job; to continue job ${options.jobId}, use --continue-job ${options.jobId} instead`);
+  }
   let continuation: Continuation | undefined;
   let query: string;
   if (target.kind === "continue") {
@@ -166,8 +199,17 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
     query = target.query;
   }
   const { docker, baseImages } = await baseImagesFor(!options.dryRun);
-  const prepared = prepareRun({ ...runRequest(expertKey, query, options), ...(continuation ? { continuation } : {}) }, baseImages);
-  for (const warning of prepared.warnings) process.stderr.write(`warning: ${warning}\n`);
+  const prepared = prepareRun(
+    {
+      ...runRequest(expertKey, query, options),
+      ...(continuation ? { continuation } : {}),
+      ...(options.jobId !== undefined ? { jobId: options.jobId } : {}),
+      // A dry run is an inspection: it shows the plan, and names what a real run would miss.
+      secrets: options.dryRun ? "warn" : "require",
+    },
+    baseImages,
+  );
+  for (const warning of prepared.warnings) process.stderr.write(`warning: ${terminalSafe(warning)}\n`);
   if (options.dryRun) {
     process.stdout.write(`${JSON.stringify(printablePlan(prepared.plan), null, 2)}\n`);
     return 0;
@@ -253,7 +295,7 @@ async function exportCommand(expertKey: string, options: RunOptions & { out: str
   }
   const { baseImages } = await baseImagesFor(false);
   // Secrets are not needed to export: only their names are written.
-  const prepared = prepareRun({ ...runRequest(expertKey, QUERY_PLACEHOLDER, options), resolveSecrets: false }, baseImages);
+  const prepared = prepareRun({ ...runRequest(expertKey, QUERY_PLACEHOLDER, options), secrets: "skip" }, baseImages);
   for (const warning of prepared.plan.warnings) process.stderr.write(`warning: ${warning}\n`);
   const files = renderExport(prepared.plan);
   for (const file of files) {
@@ -334,9 +376,15 @@ async function listImagesCommand(): Promise<number> {
 
 function addRunOptions(command: Command): Command {
   return command
-    .option("--runtime <name>", "perstack | docker | claude-code | gemini | cursor (beats runtime in perstack.toml)")
+    .option("--runtime <name>", "perstack (also local, docker) | claude-code | gemini | codex | cursor (beats runtime in perstack.toml)")
     .option("--config <file>", "perstack.toml to use (default: found by walking up from the current directory)")
+    .option("--provider <name>", "provider: anthropic, openai, google, azure-openai, amazon-bedrock, google-vertex, deepseek, ollama (beats [provider] in perstack.toml)")
     .option("--model <model>", "model name (beats model in perstack.toml)")
+    .addOption(new Option("--reasoning-budget <budget>", "none, minimal, low, medium, high or a token count (beats reasoningBudget)").argParser(parseReasoningBudgetFlag))
+    .addOption(new Option("--max-steps <n>", "most steps the job may take (beats maxSteps; default 100)").argParser(parsePositiveInt))
+    .addOption(new Option("--max-retries <n>", "retries of a failed generation (beats maxRetries; default 5)").argParser(parseNonNegativeInt))
+    .addOption(new Option("--timeout <ms>", "milliseconds per generation (beats timeout; default 300000)").argParser(parsePositiveInt))
+    .option("--env-path <file>", "env file to read variable values from, relative to here (repeatable; beats envPath; default .env and .env.local next to perstack.toml)", collect, [])
     .option("--workspace <dir>", "directory mounted at /workspace (default: the current directory)")
     .option("--env <NAME>", "pass this host variable into the sandbox (repeatable)", collect, [])
     .option("--ca-cert <file>", "PEM CA certificate image builds trust (repeatable; default: $PERSTACK_EXTRA_CA_CERTS, then $NODE_EXTRA_CA_CERTS)", collect, [])
@@ -367,7 +415,8 @@ export function buildProgram(): Command {
       .argument("<expert>", "expert key in perstack.toml")
       .argument("[query]", "what to ask the expert (with -i: the answer); optional only with --resume-from"),
   )
-    .option("--dry-run", "print the sandbox plan as JSON and exit without touching Docker")
+    .option("--job-id <id>", "id of the new job (default: generated); letters, digits, '-' and '_'")
+    .option("--dry-run", "print the sandbox plan as JSON and exit without touching Docker (missing variables are warnings)")
     .option("--json", "print normalized events as JSON lines instead of the live view")
     .option("--continue", "continue the most recent job in ./perstack/jobs (built-in perstack runtime only)")
     .option("--continue-job <jobId>", "continue this job from the checkpoint it stopped at")

@@ -86,38 +86,72 @@ function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   return node;
 }
 
-/** One line per zod issue, e.g. `experts."a".skills."s".allowedDomains[1]: "x y" contains whitespace ...`. */
-export function formatIssue(issue: z.core.$ZodIssue, raw: unknown): string {
-  if (issue.code === "unrecognized_keys") {
-    const provider = settingOwner(issue.path, raw);
-    return issue.keys
-      .map((key) => {
-        const where = formatKeyPath([...issue.path, key]);
-        if (provider && (KNOWN_KEYS.setting as readonly string[]).includes(key)) {
-          const accepted = PROVIDER_SETTING_KEYS[provider as ProviderName]?.join(", ") ?? "";
-          return `${where}: not a setting of provider "${provider}"; it accepts ${accepted}`;
-        }
-        const suggestion = closestKey(key, knownKeysAt(issue.path, raw));
-        return suggestion
-          ? `${where}: unknown key; did you mean "${suggestion}"?`
-          : `${where}: unknown key; remove it (see perstack.toml.example for the accepted keys)`;
-      })
-      .join("\n");
+/** Keys removed from the document as strays, by the key path of the object that held them. */
+export type StrayKeys = Map<string, string[]>;
+
+export const strayPathKey = (path: ReadonlyArray<PropertyKey>): string => JSON.stringify(path.map(String));
+
+/**
+ * The one-line warning for a key no schema object knows: Perstack drops such keys, so this project does too, but
+ * says so, with the key it was probably meant to be.
+ */
+export function formatStrayKey(path: ReadonlyArray<PropertyKey>, key: string, raw: unknown): string {
+  const where = formatKeyPath([...path, key]);
+  const provider = settingOwner(path, raw);
+  if (provider && (KNOWN_KEYS.setting as readonly string[]).includes(key)) {
+    const accepted = PROVIDER_SETTING_KEYS[provider as ProviderName]?.join(", ") ?? "";
+    return `${where}: not a setting of provider "${provider}", ignored; it accepts ${accepted}`;
   }
+  const suggestion = closestKey(key, knownKeysAt(path, raw));
+  return suggestion
+    ? `${where}: unknown key, ignored; did you mean "${suggestion}"?`
+    : `${where}: unknown key, ignored; remove it (see perstack.toml.example or \`perstack schema\` for the accepted keys)`;
+}
+
+/**
+ * `; did you mean to write "wanted" instead of "stray"?` when a stray key at `objectPath` resembles one of `wanted`:
+ * one dropped earlier, or one still there because the object never parsed (a union whose discriminator is missing).
+ */
+function strayHint(objectPath: ReadonlyArray<PropertyKey>, wanted: readonly string[], strays: StrayKeys, raw: unknown): string {
+  const holder = valueAt(raw, objectPath);
+  const known = knownKeysAt(objectPath, raw);
+  const present = holder !== null && typeof holder === "object" ? Object.keys(holder).filter((k) => !known.includes(k)) : [];
+  for (const stray of [...(strays.get(strayPathKey(objectPath)) ?? []), ...present]) {
+    const match = closestKey(stray, wanted);
+    if (match) return `; did you mean to write "${match}" instead of "${stray}"?`;
+  }
+  return "";
+}
+
+/** One line per zod issue, e.g. `experts."a".skills."s".allowedDomains[1]: "x y" contains whitespace ...`. */
+export function formatIssue(issue: z.core.$ZodIssue, raw: unknown, strays: StrayKeys = new Map()): string {
   const where = formatKeyPath(issue.path);
+  const parent = issue.path.slice(0, -1);
+  const last = issue.path.at(-1);
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => formatStrayKey(issue.path, key, raw)).join("\n");
+  }
   if (issue.code === "invalid_union" && "discriminator" in issue && issue.discriminator) {
     // zod 4 reports the discriminator's own path.
     const value = valueAt(raw, issue.path);
     const options = issue.discriminator === "type" ? SKILL_TYPES.join(", ") : PROVIDER_NAMES.join(", ");
     const suggestion = typeof value === "string" ? closestKey(value, issue.discriminator === "type" ? SKILL_TYPES : PROVIDER_NAMES) : undefined;
     return value === undefined
-      ? `${where}: is required; one of ${options}`
+      ? `${where}: is required; one of ${options}${strayHint(parent, [issue.discriminator], strays, raw)}`
       : `${where}: ${JSON.stringify(value)} is not one of ${options}${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`;
   }
   if (issue.code === "invalid_type") {
     const value = valueAt(raw, issue.path);
-    if (value === undefined) return `${where}: is required`;
+    if (value === undefined) return `${where}: is required${typeof last === "string" ? strayHint(parent, [last], strays, raw) : ""}`;
     return `${where}: expected ${issue.expected}, got ${describe(value)}`;
+  }
+  if (issue.code === "invalid_key") {
+    // A table's name (an expert key, a skill name) that the rule for names refuses; the path ends at the name.
+    return `${where}: the name ${issue.issues[0]?.message ?? "is not valid"}`;
+  }
+  if (issue.code === "custom") {
+    // A refinement over an object (e.g. "needs packageName or args") may be explained by a misspelt key.
+    return `${where}: ${issue.message}${strayHint(issue.path, knownKeysAt(issue.path, raw), strays, raw)}`;
   }
   return `${where}: ${issue.message}`;
 }

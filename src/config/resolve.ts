@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseEnv } from "node:util";
 import { ConfigSchemaError, UnknownExpertError, UnknownRuntimeError } from "../errors.js";
-import { closestKey } from "./issue-path.js";
+import { closestKey, formatKeyPath } from "./issue-path.js";
 import type { LoadedConfig } from "./load.js";
 import { DEFAULTS, RUNTIME_NAMES, type ExpertConfig, type RuntimeName } from "./schema.js";
 
@@ -47,8 +47,12 @@ export function findExpert(loaded: LoadedConfig, key: string): ResolvedExpert {
   return { key, config };
 }
 
-/** The expert and every expert reachable through delegates, breadth-first, each once. */
+/**
+ * The expert and every expert reachable through delegates, breadth-first, each once. A delegate that names no
+ * expert, or the expert itself, is an error of the file, named by its key path.
+ */
 export function reachableExperts(loaded: LoadedConfig, rootKey: string): ResolvedExpert[] {
+  const experts = loaded.file.experts ?? {};
   const out: ResolvedExpert[] = [];
   const seen = new Set<string>();
   const queue = [rootKey];
@@ -58,7 +62,19 @@ export function reachableExperts(loaded: LoadedConfig, rootKey: string): Resolve
     seen.add(key);
     const expert = findExpert(loaded, key);
     out.push(expert);
-    queue.push(...(expert.config.delegates ?? []));
+    (expert.config.delegates ?? []).forEach((delegate, i) => {
+      const where = formatKeyPath(["experts", key, "delegates", i]);
+      if (delegate === key) {
+        throw new ConfigSchemaError(`${loaded.path}: ${where}: an expert cannot delegate to itself; remove "${delegate}"`);
+      }
+      if (!(delegate in experts)) {
+        const suggestion = closestKey(delegate, Object.keys(experts));
+        throw new ConfigSchemaError(
+          `${loaded.path}: ${where}: "${delegate}" names no expert${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; define [experts."${delegate}"] or use one of: ${Object.keys(experts).join(", ")}`,
+        );
+      }
+      queue.push(delegate);
+    });
   }
   return out;
 }

@@ -1,11 +1,13 @@
-// The perstack.toml schema. Objects are strict: a key that neither Perstack nor this project knows is an error
-// (with a "did you mean"), because a silently dropped key is a setting the user believes is in force.
+// The perstack.toml schema. Objects are strict so that the schema knows every key (the JSON Schema that editors
+// use is exported from it). The loader (load.ts) is what makes a stray key a warning rather than an error: Perstack
+// strips keys it does not know, and its own published files rely on that, so a file Perstack runs must run here.
 // Keys Perstack accepts but this project does not act on yet are declared in PERSTACK_ONLY_KEYS: they parse, and
 // the loader warns about each one found.
 import { z } from "zod";
 import { domainPatternProblem } from "./domain-pattern.js";
 
-export const RUNTIME_NAMES = ["perstack", "docker", "claude-code", "gemini", "codex", "cursor"] as const;
+// "local" is Perstack's current name for its built-in runtime; "perstack" and "docker" are the seed's names for it.
+export const RUNTIME_NAMES = ["perstack", "local", "docker", "claude-code", "gemini", "codex", "cursor"] as const;
 export type RuntimeName = (typeof RUNTIME_NAMES)[number];
 
 export const PROVIDER_NAMES = [
@@ -22,7 +24,6 @@ export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 export const EXPERT_KEY = /^(@[a-z0-9][a-z0-9_-]*\/)?[a-z0-9][a-z0-9_-]*$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SKILL_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 // An npm package spec as it may appear in packageName: optional scope, name, optional @version/@tag/@range.
 export const NPM_PACKAGE_SPEC = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9.^~<>=*|+_ -]+)?$/;
@@ -62,14 +63,26 @@ const providerSchemas = [
   z.strictObject({
     providerName: z.literal("openai"),
     setting: z
-      .strictObject({ ...baseSetting, organization: z.string().optional(), project: z.string().optional() })
+      .strictObject({
+        ...baseSetting,
+        organization: z.string().optional(),
+        project: z.string().optional(),
+        // Accepted by Perstack; parsed and warned about.
+        name: z.string().optional(),
+      })
       .optional(),
   }),
   z.strictObject({ providerName: z.literal("google"), setting: z.strictObject(baseSetting).optional() }),
   z.strictObject({
     providerName: z.literal("azure-openai"),
     setting: z
-      .strictObject({ ...baseSetting, resourceName: z.string().optional(), apiVersion: z.string().optional() })
+      .strictObject({
+        ...baseSetting,
+        resourceName: z.string().optional(),
+        apiVersion: z.string().optional(),
+        // Accepted by Perstack; parsed and warned about.
+        useDeploymentBasedUrls: z.boolean().optional(),
+      })
       .optional(),
   }),
   z.strictObject({
@@ -180,7 +193,14 @@ export const expertSchema = z.strictObject({
   instruction: z.string({ error: "is required: say what this expert does" }).min(1, { error: "must not be empty" }),
   delegates: z.array(z.string()).optional(),
   tags: z.array(z.string()).optional(),
-  skills: z.record(z.string().regex(SKILL_NAME, { error: "is not a valid skill name" }), skillSchema).optional(),
+  // Skill names are free-form, as in Perstack ("@perstack/base" is its usual name for the base skill); where a
+  // runtime needs a safe name (an MCP server name, a directory) the plan derives one.
+  skills: z
+    .record(
+      z.string().regex(/^\P{Cc}{1,128}$/u, { error: "must be 1 to 128 characters with no control characters" }),
+      skillSchema,
+    )
+    .optional(),
   // Accepted by Perstack; parsed and warned about (see PERSTACK_ONLY_KEYS).
   minRuntimeVersion: z.string().optional(),
   providerTools: z.unknown().optional(),
@@ -212,6 +232,7 @@ export const PERSTACK_ONLY_KEYS = {
   top: ["perstackApiBaseUrl", "perstackBaseSkillCommand"],
   expert: ["minRuntimeVersion", "providerTools", "providerSkills", "providerToolOptions"],
   stdioSkill: ["lazyInit"],
+  setting: ["name", "useDeploymentBasedUrls"],
 } as const;
 
 export const SKILL_TYPES = ["mcpStdioSkill", "mcpSseSkill", "interactiveSkill"] as const;

@@ -21,7 +21,7 @@ export type JobTarget =
   | { kind: "new"; query: string }
   | { kind: "continue"; /** undefined: the most recent job. */ jobId?: string; checkpointId?: string };
 
-const CONTINUE_RUNTIMES = ["perstack", "docker"] as const;
+const CONTINUE_RUNTIMES = ["perstack", "local", "docker"] as const;
 export type ContinueRuntime = (typeof CONTINUE_RUNTIMES)[number];
 
 export function jobTarget(flags: RunFlags): JobTarget {

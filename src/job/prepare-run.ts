@@ -1,12 +1,14 @@
 // Everything a run needs decided before anything is built or started: the config, the runtime, the values of
 // the variables it passes in (a missing one fails here), the CA bundle, ids, and the SandboxPlan.
 import { randomBytes } from "node:crypto";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { readEnvSources, resolveRuntime } from "../config/resolve.js";
+import { applyRunFlags, type RunFlagOverrides } from "../config/run-flags.js";
 import { InvalidOptionError, MissingEnvError } from "../errors.js";
+import { isSafeId } from "../model/ids.js";
 import {
   buildSandboxPlan,
   DEFAULT_LIMITS,
@@ -37,8 +39,15 @@ export interface RunRequest {
   /** --workspace-mode; default auto: bind when the agent's uid can write the workspace, else copy. */
   workspaceMode?: "auto" | WorkspaceMode;
   processEnv: NodeJS.ProcessEnv;
-  /** false for export: variables are only named, so missing values are fine. Default true. */
-  resolveSecrets?: boolean;
+  /** Perstack's run flags that beat perstack.toml (--provider, --max-steps, --env-path, ...). */
+  flags?: RunFlagOverrides;
+  /** --job-id: the id of the new job, instead of a generated one. */
+  jobId?: string;
+  /**
+   * What a variable the run needs but cannot find does: "require" (a run: bad input), "warn" (--dry-run: the plan
+   * is still printed, with the names only) or "skip" (export: only names are written). Default "require".
+   */
+  secrets?: "require" | "warn" | "skip";
   /**
    * --continue / --continue-job / --resume-from, already read from disk (job/load-continuation.ts): the run
    * records into that job, on its runtime, starting from its checkpoint.
@@ -70,6 +79,17 @@ export function newId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
 }
 
+/** --job-id: a new job's id must be usable as a directory name and must not be taken. */
+function newJobId(jobId: string, perstackDir: string): string {
+  if (!isSafeId(jobId)) {
+    throw new InvalidOptionError(`--job-id "${jobId}": use 1 to 128 letters, digits, '-' and '_', starting with a letter or digit`);
+  }
+  if (existsSync(join(perstackDir, "jobs", jobId))) {
+    throw new InvalidOptionError(`--job-id ${jobId}: that job already exists in ${join(perstackDir, "jobs")}; continue it with --continue-job ${jobId}, or choose another id`);
+  }
+  return jobId;
+}
+
 /** The host user when not root (files the agent writes stay the user's), else the image's uid 1000. */
 export function defaultAgentUser(): { uid: number; gid: number } {
   const uid = process.getuid?.() ?? 1000;
@@ -78,7 +98,8 @@ export function defaultAgentUser(): { uid: number; gid: number } {
 }
 
 export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole, BaseImage>): PreparedRun {
-  const loaded = loadConfig({ cwd: request.cwd, ...(request.configPath ? { configPath: request.configPath } : {}) });
+  const fromFile = loadConfig({ cwd: request.cwd, ...(request.configPath ? { configPath: request.configPath } : {}) });
+  const { loaded, warnings: flagWarnings } = applyRunFlags(fromFile, request.flags ?? {}, request.cwd);
   const continuation = request.continuation;
   // A continued job stays on the built-in runtime it ran on, whatever perstack.toml says now.
   const runtime = resolveRuntime(continuation ? continuation.runtime : request.runtime, loaded.file.runtime);
@@ -95,7 +116,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   const user = request.user ?? defaultAgentUser();
   if (user.uid === 0) throw new InvalidOptionError("--user: the agent never runs as root; give a non-zero uid");
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
-  const jobId = continuation ? continuation.job.id : newId();
+  const jobId = continuation ? continuation.job.id : request.jobId !== undefined ? newJobId(request.jobId, perstackDir) : newId();
   const writable = workspaceStat.uid === user.uid || (workspaceStat.mode & 0o002) !== 0 || (workspaceStat.gid === user.gid && (workspaceStat.mode & 0o020) !== 0);
   const workspaceMode: WorkspaceMode = request.workspaceMode === undefined || request.workspaceMode === "auto" ? (writable ? "bind" : "copy") : request.workspaceMode;
   const policy = policyPaths({
@@ -132,21 +153,26 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   });
 
   const envValues: Record<string, string> = { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
+  const secrets = request.secrets ?? "require";
+  const missing: string[] = [];
   for (const entry of plan.agent.env) {
-    if (entry.source !== "host" || request.resolveSecrets === false) continue;
+    if (entry.source !== "host" || secrets === "skip") continue;
     const value = entry.from.map((name) => sources.get(name)).find((v) => v !== undefined && v !== "");
     if (value === undefined) {
       if (entry.optional) continue;
-      const files = (loaded.file.envPath ?? [".env", ".env.local"]).join(", ");
+      const files = (loaded.file.envPath ?? DEFAULTS.envPath).join(", ");
       const names = entry.from.join(" or ");
-      throw new MissingEnvError(
-        `${names} is not set (needed as ${entry.reason}); export it or put it in ${files} next to ${loaded.path}`,
-      );
+      const problem = `${names} is not set (needed as ${entry.reason})`;
+      if (secrets === "warn") {
+        missing.push(`${problem}; a real run would stop here: export it or put it in ${files} next to ${loaded.path}`);
+        continue;
+      }
+      throw new MissingEnvError(`${problem}; export it or put it in ${files} next to ${loaded.path}`);
     }
     envValues[entry.name] = value;
   }
 
-  const warnings = [...plan.warnings];
+  const warnings = [...flagWarnings, ...plan.warnings, ...missing];
   if (workspaceMode === "bind" && !writable) {
     warnings.push(
       `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it with --workspace-mode bind; use --workspace-mode copy (the default when this happens)`,

@@ -13,6 +13,7 @@ import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
 import { packagePath } from "../package-root.js";
 import type { PolicyPaths } from "./policy-files.js";
+import { mcpServerName } from "./server-name.js";
 import { readTemplateFile, render } from "./templates.js";
 
 export type BaseImageRole = "debian" | "node";
@@ -223,7 +224,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
       `provider.providerName "${provider.providerName}" is not supported by runtime ${adapter.name}; it supports ${adapter.providers.join(", ")} (remove [provider] to use its default, ${adapter.defaultProvider})`,
     );
   }
-  const warnings: string[] = [...loaded.warnings];
+  const warnings: string[] = [...loaded.warnings, ...experts.flatMap((e) => loaded.expertWarnings[e.key] ?? [])];
   const model = input.model ?? loaded.file.model ?? adapter.defaultModel;
   const vendor = modelVendor(model);
   if (vendor && !adapter.modelVendors.includes(vendor)) {
@@ -373,8 +374,10 @@ function planSkills(
 ): { installs: SkillInstall[]; skills: InstalledSkill[] } {
   const installs: SkillInstall[] = [];
   const skills: InstalledSkill[] = [];
-  for (const [name, skill] of Object.entries(configured)) {
-    const where = `experts."${expertKey}".skills."${name}"`;
+  const servers = new Set<string>();
+  for (const [configuredName, skill] of Object.entries(configured)) {
+    const where = `experts."${expertKey}".skills."${configuredName}"`;
+    const name = mcpServerName(configuredName, servers);
     if (skill.type === "interactiveSkill") {
       warnings.push(`${where}: interactive skills are not supported by runtime ${runtimeName}; the run proceeds without it`);
       continue;
@@ -389,6 +392,7 @@ function planSkills(
       warnings.push(`${where}.pick: runtime ${runtimeName} cannot restrict a server to picked tools; use omit to hide tools`);
     }
     if (skill.type === "mcpSseSkill") {
+      servers.add(name);
       skills.push({ name, command: "", args: [], envNames: [], url: skill.endpoint, ...notes });
       continue;
     }
@@ -399,9 +403,13 @@ function planSkills(
       warnings.push(`${where}: ${BASE_SKILL_PACKAGE} is the built-in perstack runtime's skill; runtime ${runtimeName} uses its own file and shell tools instead`);
       continue;
     }
+    servers.add(name);
     if (launch.packageSpec) {
-      installs.push({ name, dir: name, packageSpec: launch.packageSpec, packageName: packageNameOf(launch.packageSpec) });
-      skills.push({ name, command: `${SKILLS_ROOT}/${name}/entry`, args: launch.args, envNames, ...notes });
+      const dir = skillInstallDir(launch.packageSpec);
+      if (!installs.some((i) => i.packageSpec === launch.packageSpec)) {
+        installs.push({ name: launch.packageSpec, dir, packageSpec: launch.packageSpec, packageName: packageNameOf(launch.packageSpec) });
+      }
+      skills.push({ name, command: `${SKILLS_ROOT}/${dir}/entry`, args: launch.args, envNames, ...notes });
     } else {
       skills.push({ name, command: skill.command, args: launch.args, envNames, ...notes });
     }

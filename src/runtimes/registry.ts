@@ -11,6 +11,8 @@ import type { RuntimeAdapter } from "./types.js";
 
 const AVAILABLE: Partial<Record<RuntimeName, RuntimeAdapter>> = {
   perstack,
+  // Perstack's current name for its built-in runtime.
+  local: perstack,
   // The seed's name for the same built-in agent in the sandbox.
   docker: perstack,
   "claude-code": claudeCode,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { findConfigFile, loadConfig, parseConfigText } from "../../../src/config/load.js";
-import { ConfigNotFoundError, ConfigSchemaError, ConfigSyntaxError } from "../../../src/errors.js";
+import { ConfigNotFoundError, ConfigSyntaxError } from "../../../src/errors.js";
 
 const parseError = (text: string): Error => {
   try {
@@ -17,17 +17,19 @@ const parseError = (text: string): Error => {
 const minimal = `[experts."a"]\ninstruction = "hi"\n`;
 
 describe("perstack.toml loading", () => {
-  it("accepts the example file with every key, warning about Perstack-only keys", () => {
+  it("accepts the example file with every key, warning about Perstack-only keys under the expert they belong to", () => {
     const text = `${minimal}minRuntimeVersion = "v1"\n`;
     const loaded = parseConfigText(text, "/p/perstack.toml");
     expect(loaded.file.experts?.a?.version).toBe("1.0.0");
-    expect(loaded.warnings).toEqual(['experts."a".minRuntimeVersion: accepted for Perstack compatibility but not used by this version']);
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.expertWarnings).toEqual({ a: ['experts."a".minRuntimeVersion: accepted for Perstack compatibility but not used by this version'] });
   });
 
   it("parses perstack.toml.example without errors", () => {
     const loaded = loadConfig({ cwd: process.cwd(), configPath: "perstack.toml.example" });
     expect(Object.keys(loaded.file.experts ?? {})).toEqual(["writer", "fact-checker"]);
     expect(loaded.warnings).toEqual([]);
+    expect(loaded.expertWarnings).toEqual({});
   });
 
   it("names file, line and column of a TOML syntax error", () => {
@@ -37,19 +39,34 @@ describe("perstack.toml loading", () => {
     expect(error.message).not.toContain("\n");
   });
 
-  it("reports an unknown key with a did-you-mean", () => {
-    const error = parseError(`modle = "x"\n${minimal}`);
-    expect(error).toBeInstanceOf(ConfigSchemaError);
-    expect(error.message).toBe('/p/perstack.toml: modle: unknown key; did you mean "model"?');
+  it("drops an unknown key with a one-line warning and a did-you-mean, as Perstack drops it", () => {
+    const loaded = parseConfigText(`modle = "x"\n${minimal}`, "/p/perstack.toml");
+    expect(loaded.warnings).toEqual(['modle: unknown key, ignored; did you mean "model"?']);
+    expect(loaded.file).not.toHaveProperty("modle");
   });
 
-  it("reports an unknown key deep in a skill by its full key path", () => {
-    const error = parseError(`${minimal}[experts."a".skills."s"]\ntype = "mcpStdioSkill"\ncommand = "npx"\npackageName = "x"\nallowedDomain = ["a.com"]\n`);
-    expect(error.message).toBe('/p/perstack.toml: experts."a".skills."s".allowedDomain: unknown key; did you mean "allowedDomains"?');
+  it("names an unknown key deep in a skill by its full key path, under its expert", () => {
+    const loaded = parseConfigText(`${minimal}[experts."a".skills."s"]\ntype = "mcpStdioSkill"\ncommand = "npx"\npackageName = "x"\nallowedDomain = ["a.com"]\n`, "/p/perstack.toml");
+    expect(loaded.expertWarnings.a).toEqual(['experts."a".skills."s".allowedDomain: unknown key, ignored; did you mean "allowedDomains"?']);
   });
 
-  it("reports an unknown key with no close match without a suggestion", () => {
-    expect(parseError(`zzzzzzzz = 1\n${minimal}`).message).toContain("zzzzzzzz: unknown key; remove it");
+  it("warns about an unknown key with no close match without a suggestion", () => {
+    const loaded = parseConfigText(`zzzzzzzz = 1\n${minimal}`, "/p/perstack.toml");
+    expect(loaded.warnings).toHaveLength(1);
+    expect(loaded.warnings[0]).toMatch(/^zzzzzzzz: unknown key, ignored; remove it \(see perstack\.toml\.example or `perstack schema`/);
+  });
+
+  it("errors on a missing required key when a stray key resembles it, naming both", () => {
+    expect(parseError(`[experts."a"]\ninstuction = "hi"\n`).message).toBe(
+      '/p/perstack.toml: experts."a".instruction: is required; did you mean to write "instruction" instead of "instuction"?',
+    );
+    const skill = `${minimal}[experts."a".skills."s"]\ntype = "mcpStdioSkill"\ncommand = "npx"\npackagename = "x"\n`;
+    expect(parseError(skill).message).toBe(
+      '/p/perstack.toml: experts."a".skills."s": needs packageName (an npm package to run) or args (the command\'s arguments); did you mean to write "packageName" instead of "packagename"?',
+    );
+    expect(parseError(`${minimal}[experts."a".skills."s"]\ntpye = "mcpStdioSkill"\ncommand = "npx"\npackageName = "x"\n`).message).toBe(
+      '/p/perstack.toml: experts."a".skills."s".type: is required; one of mcpStdioSkill, mcpSseSkill, interactiveSkill; did you mean to write "type" instead of "tpye"?',
+    );
   });
 
   it("names the offending allowedDomains entry and why", () => {
@@ -59,18 +76,41 @@ describe("perstack.toml loading", () => {
     );
   });
 
-  it("rejects a delegate that names no expert", () => {
-    const error = parseError(`${minimal}delegates = ["b"]\n`);
-    expect(error.message).toBe('/p/perstack.toml: experts."a".delegates[0]: "b" names no expert; define [experts."b"] or use one of: a');
-  });
-
   it("requires an instruction", () => {
     expect(parseError(`[experts."a"]\ndescription = "x"\n`).message).toBe('/p/perstack.toml: experts."a".instruction: is required');
   });
 
-  it("rejects a provider setting that belongs to another provider", () => {
-    const error = parseError(`[provider]\nproviderName = "anthropic"\n[provider.setting]\nregion = "x"\n${minimal}`);
-    expect(error.message).toBe('/p/perstack.toml: provider.setting.region: not a setting of provider "anthropic"; it accepts baseUrl, headers');
+  it("drops a provider setting that belongs to another provider, saying which ones it accepts", () => {
+    const loaded = parseConfigText(`[provider]\nproviderName = "anthropic"\n[provider.setting]\nregion = "x"\n${minimal}`, "/p/perstack.toml");
+    expect(loaded.warnings).toEqual(['provider.setting.region: not a setting of provider "anthropic", ignored; it accepts baseUrl, headers']);
+    expect(loaded.file.provider?.setting).toEqual({});
+  });
+
+  it("honours envPath written below [provider], with a warning that says where it belongs", () => {
+    const loaded = parseConfigText(`[provider]\nproviderName = "anthropic"\nenvPath = [".env.test"]\n${minimal}`, "/p/perstack.toml");
+    expect(loaded.file.envPath).toEqual([".env.test"]);
+    expect(loaded.file.provider).toEqual({ providerName: "anthropic" });
+    expect(loaded.warnings).toEqual([expect.stringMatching(/^provider\.envPath: envPath belongs at the top level, above \[provider\]/)]);
+    const both = parseConfigText(`envPath = [".env"]\n[provider]\nproviderName = "anthropic"\nenvPath = [".env.test"]\n${minimal}`, "/p/perstack.toml");
+    expect(both.file.envPath).toEqual([".env"]);
+    expect(both.warnings).toEqual([expect.stringMatching(/^provider\.envPath: ignored, because the top-level envPath is set/)]);
+  });
+
+  it("takes skill names as free-form strings, as Perstack does, but no control characters", () => {
+    const loaded = parseConfigText(`${minimal}[experts."a".skills."@perstack/base"]\ntype = "mcpStdioSkill"\ncommand = "npx"\npackageName = "@perstack/base"\npick = ["attemptCompletion"]\n`, "/p/perstack.toml");
+    expect(Object.keys(loaded.file.experts!.a!.skills!)).toEqual(["@perstack/base"]);
+    expect(parseError(`${minimal}[experts."a".skills."bad\\u0007name"]\ntype = "mcpStdioSkill"\ncommand = "npx"\npackageName = "x"\n`).message).toContain(
+      "must be 1 to 128 characters with no control characters",
+    );
+  });
+
+  it("accepts runtime = \"local\", Perstack's name for the built-in runtime", () => {
+    expect(parseConfigText(`runtime = "local"\n${minimal}`, "/p/perstack.toml").file.runtime).toBe("local");
+  });
+
+  it("warns about provider settings only Perstack uses", () => {
+    const loaded = parseConfigText(`[provider]\nproviderName = "openai"\n[provider.setting]\nname = "custom"\n${minimal}`, "/p/perstack.toml");
+    expect(loaded.warnings).toEqual(["provider.setting.name: accepted for Perstack compatibility but not used by this version"]);
   });
 
   it("suggests the provider name that was meant", () => {

@@ -20,7 +20,7 @@ describe("runtime precedence: --runtime > config runtime > default perstack", ()
 
   it("rejects an unknown name, listing the valid ones", () => {
     expect(() => resolveRuntime("claude", undefined)).toThrow(
-      '--runtime "claude" is not a runtime (did you mean "claude-code"?); valid runtimes: perstack, docker, claude-code, gemini, codex, cursor',
+      '--runtime "claude" is not a runtime (did you mean "claude-code"?); valid runtimes: perstack, local, docker, claude-code, gemini, codex, cursor',
     );
     expect(() => resolveRuntime(undefined, "nope")).toThrow(UnknownRuntimeError);
   });

@@ -68,7 +68,7 @@ describe("native configuration files", () => {
     expect(settings.privacy.usageStatisticsEnabled).toBe(false);
     expect(settings.telemetry.enabled).toBe(false);
     expect(settings.general).toEqual({ enableAutoUpdate: false, enableAutoUpdateNotification: false, maxAttempts: 6 });
-    expect(settings.mcpServers.tools).toMatchObject({ command: "/opt/perstack/skills/tools/entry", env: { TOOLS_TOKEN: "$TOOLS_TOKEN" } });
+    expect(settings.mcpServers.tools).toMatchObject({ command: expect.stringMatching(/^\/opt\/perstack\/skills\/modelcontextprotocol_server-everything[^/]*-[0-9a-f]{8}\/entry$/), env: { TOOLS_TOKEN: "$TOOLS_TOKEN" } });
     expect(plan.agent.homeFiles.find((f) => f.path === ".gemini/GEMINI.md")!.content).toContain("Do the task.");
     expect(plan.agent.command).toEqual(["gemini", "--prompt=do the thing", "--output-format", "stream-json", "--yolo", "--skip-trust", "--model", "gemini-2.5-pro"]);
   });

@@ -56,7 +56,7 @@ describe("SandboxPlan", () => {
     const mcp = JSON.parse(argv[argv.indexOf("--mcp-config") + 1]!);
     expect(mcp.mcpServers.search).toEqual({
       type: "stdio",
-      command: "/opt/perstack/skills/search/entry",
+      command: expect.stringMatching(/^\/opt\/perstack\/skills\/[^/]+-[0-9a-f]{8}\/entry$/),
       args: [],
       env: { SEARCH_KEY: "${SEARCH_KEY}" },
     });
