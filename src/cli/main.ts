@@ -10,6 +10,7 @@ import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
 import { parseReasoningBudget, REASONING_LEVELS } from "../config/run-flags.js";
+import { perstackTomlJsonSchemaText, SCHEMA_FILE } from "../config/json-schema.js";
 import { jobTarget, type Continuation } from "../job/continuation.js";
 import { loadContinuation } from "../job/load-continuation.js";
 import { perstackDirOf, prepareRun, type RunRequest } from "../job/prepare-run.js";
@@ -464,6 +465,21 @@ Examples:
     .addHelpText("after", "\nExit codes: 0 every check passed; 1 a check failed or the sandbox could not start; 2 bad input.")
     .action(async (options: { runtime?: string; json?: boolean; workspaceMode?: "auto" | "bind" | "copy"; caCert: string[]; unsafeBreak?: Breakable }) => {
       process.exitCode = await selftestCommand(options);
+    });
+
+  program
+    .command("schema")
+    .description("print the JSON Schema of perstack.toml (for editors: Taplo / Even Better TOML)")
+    .option("--out <file>", "write it to this file instead of stdout")
+    .addHelpText("after", `\nA copy ships in the package as ${SCHEMA_FILE}. In perstack.toml, a first line like\n  #:schema ./node_modules/perstack-sandbox/${SCHEMA_FILE}\nlets Taplo-based editors complete keys and show mistakes as you type.`)
+    .action((options: { out?: string }) => {
+      const text = perstackTomlJsonSchemaText();
+      if (options.out) {
+        writeFileSync(resolve(options.out), text);
+        process.stderr.write(`wrote ${resolve(options.out)}\n`);
+      } else {
+        process.stdout.write(text);
+      }
     });
 
   const images = program.command("images").description("manage the images runs are built from");

@@ -105,10 +105,10 @@ export type ProviderConfig = z.infer<typeof providerSchema>;
 const toolFilter = z.array(z.string().regex(TOOL_NAME, { error: "is not a tool name" }));
 
 const skillCommon = {
-  description: z.string().optional(),
-  rule: z.string().optional(),
-  pick: toolFilter.optional(),
-  omit: toolFilter.optional(),
+  description: z.string().optional().describe("What the skill is for; shown to the model."),
+  rule: z.string().optional().describe("How the expert must use the skill; added to its instructions."),
+  pick: toolFilter.optional().describe("Only these tools of the skill."),
+  omit: toolFilter.optional().describe("All tools of the skill but these."),
 };
 
 export const mcpStdioSkillSchema = z
@@ -120,10 +120,13 @@ export const mcpStdioSkillSchema = z
       .string()
       .regex(NPM_PACKAGE_SPEC, { error: "must be a package name, optionally with @version" })
       .optional(),
-    args: z.array(z.string().refine((a) => !a.includes("\0"), { error: "must not contain NUL" })).optional(),
-    requiredEnv: z.array(envName).optional(),
-    allowedDomains: z.array(domainPattern).optional(),
-    lazyInit: z.boolean().optional(),
+    args: z
+      .array(z.string().refine((a) => !a.includes("\0"), { error: "must not contain NUL" }))
+      .optional()
+      .describe("The command's arguments (instead of packageName), e.g. [\"-y\", \"@scope/server\"]."),
+    requiredEnv: z.array(envName).optional().describe("Variables this skill gets from the host (by name; values never enter files)."),
+    allowedDomains: z.array(domainPattern).optional().describe("Hosts the sandbox may reach for this skill: exact hosts or *.domain."),
+    lazyInit: z.boolean().optional().describe("Accepted for Perstack compatibility; not used by this version."),
   })
   .superRefine((skill, ctx) => {
     const hasPackage = skill.packageName !== undefined;
@@ -188,10 +191,13 @@ export type SkillConfig = z.infer<typeof skillSchema>;
 export type McpStdioSkillConfig = z.infer<typeof mcpStdioSkillSchema>;
 
 export const expertSchema = z.strictObject({
-  version: z.string().default("1.0.0"),
-  description: z.string().optional(),
-  instruction: z.string({ error: "is required: say what this expert does" }).min(1, { error: "must not be empty" }),
-  delegates: z.array(z.string()).optional(),
+  version: z.string().default("1.0.0").describe("The expert's version (default 1.0.0)."),
+  description: z.string().optional().describe("What the expert does; shown to experts that delegate to it."),
+  instruction: z
+    .string({ error: "is required: say what this expert does" })
+    .min(1, { error: "must not be empty" })
+    .describe("The expert's instructions (its system prompt)."),
+  delegates: z.array(z.string()).optional().describe("Keys of the experts this one may hand work to."),
   tags: z.array(z.string()).optional(),
   // Skill names are free-form, as in Perstack ("@perstack/base" is its usual name for the base skill); where a
   // runtime needs a safe name (an MCP server name, a directory) the plan derives one.
@@ -212,15 +218,25 @@ export type ExpertConfig = z.infer<typeof expertSchema>;
 const reasoningBudget = z.union([z.enum(["none", "minimal", "low", "medium", "high"]), z.number().int().min(0)]);
 
 export const perstackConfigSchema = z.strictObject({
-  runtime: z.string().optional(),
-  model: z.string().min(1).optional(),
-  reasoningBudget: reasoningBudget.optional(),
-  maxSteps: z.number().int().positive().optional(),
-  maxRetries: z.number().int().min(0).optional(),
-  timeout: z.number().int().positive().optional(),
-  envPath: z.array(z.string()).optional(),
-  provider: providerSchema.optional(),
-  experts: z.record(z.string().regex(EXPERT_KEY, { error: "is not a valid expert key" }), expertSchema).optional(),
+  // Any string parses here so that resolve.ts can answer a wrong name with a did-you-mean; editors get the list.
+  runtime: z
+    .string()
+    .optional()
+    .meta({ enum: [...RUNTIME_NAMES], description: "Runtime used when --runtime is not given (default perstack; local is the same)." }),
+  model: z.string().min(1).optional().describe("Model, unless --model is given (default: the runtime's own)."),
+  reasoningBudget: reasoningBudget.optional().describe("Reasoning effort: none, minimal, low, medium, high, or a token budget."),
+  maxSteps: z.number().int().positive().optional().describe("Most steps a job may take (default 100)."),
+  maxRetries: z.number().int().min(0).optional().describe("Retries of a failed generation (default 5)."),
+  timeout: z.number().int().positive().optional().describe("Milliseconds allowed per generation (default 300000)."),
+  envPath: z
+    .array(z.string())
+    .optional()
+    .describe("Env files read for variable values, relative to this file (default [\".env\", \".env.local\"]). Put it above [provider]."),
+  provider: providerSchema.optional().describe("The model provider; its key comes from the environment."),
+  experts: z
+    .record(z.string().regex(EXPERT_KEY, { error: "is not a valid expert key" }), expertSchema)
+    .optional()
+    .describe("Experts by key: lowercase letters, digits, - and _, optionally scoped (@team/name)."),
   // Accepted by Perstack; parsed and warned about.
   perstackApiBaseUrl: z.string().optional(),
   perstackBaseSkillCommand: z.unknown().optional(),
