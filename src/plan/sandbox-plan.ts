@@ -7,7 +7,6 @@ import type { EngineExpert, EngineSkill, EngineStart } from "../engine/engine-in
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
 import { DEFAULTS, NPM_PACKAGE_SPEC, type McpStdioSkillConfig, type ProviderConfig, type SkillConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
-import { CURSOR_INSTALLER_URL } from "../runtimes/cursor.js";
 import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
 import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from "../runtimes/types.js";
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
@@ -607,7 +606,7 @@ function agentImage(input: PlanInput, installs: SkillInstall[]): ImagePlan {
       hasCaBundle,
       skills: installs,
       cliSpec: `${adapter.cliPackage}@${adapter.cliVersion}`,
-      cursorInstallerUrl: CURSOR_INSTALLER_URL,
+      ...adapter.dockerfileValues,
     },
     { runtime: readTemplateFile(`templates/runtimes/${adapter.dockerfilePartial}`) },
   );

@@ -25,6 +25,7 @@ export const cursor: RuntimeAdapter = {
   modelVendors: ["anthropic", "google", "openai"],
   ownService: true,
   dockerfilePartial: "cursor.hbs",
+  dockerfileValues: { cursorInstallerUrl: CURSOR_INSTALLER_URL },
   keyEnv: () => [{ name: "CURSOR_API_KEY", from: ["CURSOR_API_KEY"] }],
   // api2.cursor.sh and its api*.cursor.sh variants; the allowlist has no mid-label wildcards.
   apiHosts: () => ["*.cursor.sh"],

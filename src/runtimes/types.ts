@@ -104,6 +104,8 @@ export interface RuntimeAdapter {
   ownService?: boolean;
   /** File under templates/runtimes/ rendered into the agent Dockerfile. */
   dockerfilePartial: string;
+  /** Values that partial uses besides the common ones (e.g. an installer URL); validated by the runtime. */
+  dockerfileValues?: Record<string, string>;
   /** Extra files for the agent image's build context (hashed into its tag like the Dockerfile). */
   contextFiles?(): ContextFile[];
   /** The secret variables the provider needs with this runtime. */
