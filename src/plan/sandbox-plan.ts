@@ -13,6 +13,7 @@ import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, t
 import { packagePath } from "../package-root.js";
 import type { PolicyPaths } from "./policy-files.js";
 import { mcpServerName } from "./server-name.js";
+import type { ContextFile } from "./context-file.js";
 import { readTemplateFile, render } from "./templates.js";
 
 export type BaseImageRole = "debian" | "node";
@@ -82,10 +83,7 @@ export interface PlanInput {
   session?: { start: EngineStart; stepsBefore: number };
 }
 
-export interface ContextFile {
-  path: string;
-  content: string;
-}
+export type { ContextFile } from "./context-file.js";
 
 export interface ImagePlan {
   role: "proxy" | "agent";

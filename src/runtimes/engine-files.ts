@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, posix } from "node:path";
 import { PerstackError } from "../errors.js";
-import type { ContextFile } from "../plan/sandbox-plan.js";
+import type { ContextFile } from "../plan/context-file.js";
 import { PACKAGE_ROOT } from "../package-root.js";
 
 /** The engine's entry points, relative to dist/. */

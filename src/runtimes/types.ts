@@ -3,7 +3,7 @@
 import type { ProviderConfig, ProviderName, RuntimeName } from "../config/schema.js";
 import type { ExpertRef, PerstackEvent } from "../model/perstack.js";
 import type { EngineExpert, EngineStart } from "../engine/engine-input.js";
-import type { ContextFile } from "../plan/sandbox-plan.js";
+import type { ContextFile } from "../plan/context-file.js";
 import type { RecorderContext } from "./run-recorder.js";
 
 /** An MCP stdio skill as it exists inside the agent image. */

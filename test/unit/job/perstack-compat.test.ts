@@ -44,7 +44,8 @@ describe("Perstack's published forms plan unedited (--dry-run, no secrets)", () 
     const prepared = prepare(cwd, expert);
     expect(prepared.plan.expert.key).toBe(expert);
     // Nothing a real run needs is silently absent: each missing variable is named in a warning.
-    for (const entry of prepared.plan.agent.env.filter((e) => e.source === "host" && !e.optional)) {
+    for (const entry of prepared.plan.agent.env) {
+      if (entry.source !== "host" || entry.optional) continue;
       expect(prepared.warnings.some((w) => w.startsWith(`${entry.from.join(" or ")} is not set`)), entry.name).toBe(true);
     }
   });
