@@ -3,21 +3,16 @@
 // the scripted fake Anthropic server from test/, started as a container and reached through the run's proxy like
 // a local model server. Run after `npm run build`.
 //
-// Plain Node 22 runs this file directly (type stripping), so it imports the built product from dist/ and uses
-// erasable TypeScript only.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+// demo.mjs checks the Node version and runs this file with Node's type stripping, so it imports the built product
+// from dist/ and uses erasable TypeScript only.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import Docker from "dockerode";
 import { execa } from "execa";
 import tar from "tar-fs";
-import {
-  bootstrapBaseImages,
-  extraCaCertFilesFromEnv,
-  overridesFromEnv,
-  resolveBaseImages,
-} from "../../dist/src/sandbox/base-images.js";
+import { ensureBaseImages } from "../support/ensure-base-images.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli/main.js");
@@ -26,18 +21,6 @@ const FAKE_IMAGE = "perstack-demo/fake-models:latest";
 const WORKSPACE = join(process.cwd(), "perstack-demo");
 
 const say = (message: string) => process.stderr.write(`[demo] ${message}\n`);
-
-async function ensureBaseImages(docker: Docker): Promise<string> {
-  const base = await resolveBaseImages(docker, overridesFromEnv());
-  if (base.node.id && base.debian.id) return base.node.ref;
-  // No local base image: where a registry is reachable the official images are pulled by the first build; where
-  // none is (and debootstrap is at hand, as root) build them locally instead.
-  const canBootstrap = process.getuid?.() === 0 && ["/usr/sbin/debootstrap", "/usr/bin/debootstrap"].some((p) => existsSync(p));
-  if (!canBootstrap) return base.node.ref;
-  say("no base images yet: building them from Debian packages and the npm registry (perstack images bootstrap)");
-  const built = await bootstrapBaseImages(docker, { caCertFiles: extraCaCertFilesFromEnv(), onProgress: say });
-  return built.node.ref;
-}
 
 async function buildFake(docker: Docker, nodeImage: string): Promise<void> {
   say(`building the fake model server image from test/fake-models (FROM ${nodeImage})`);
@@ -73,37 +56,49 @@ async function startFake(docker: Docker): Promise<{ container: Docker.Container;
   throw new Error("the fake model server did not start");
 }
 
-const REPORT =
-  "# Sandbox report\n\n- Ran inside a per-run container as a non-root user.\n- Reached the model only through the run's proxy.\n- Called an MCP skill that was installed into the image at build time.\n";
+type DemoRuntime = "perstack" | "claude-code";
+const RUNTIMES: readonly DemoRuntime[] = ["perstack", "claude-code"];
+
+const REPORT_FILE = join(WORKSPACE, "report.md");
+const REPORT_TITLE = "# Sandbox report";
+const REPORT_FIRST_POINT = "- Ran inside a per-run container as a non-root user.";
+
+/** What this run's agent is scripted to write. The stamp tells this run's report from an earlier one. */
+function reportFor(runtime: DemoRuntime, stamp: string): string {
+  return (
+    `${REPORT_TITLE}\n\n${REPORT_FIRST_POINT}\n- Reached the model only through the run's proxy.\n` +
+    "- Called an MCP skill that was installed into the image at build time.\n" +
+    `- Written by the demo run of ${stamp} on the ${runtime} runtime.\n`
+  );
+}
 
 /** What the fake model answers, turn by turn, in each runtime's own tool names. */
-const SCRIPTS: Record<DemoRuntime, { steps: unknown[] }> = {
-  perstack: {
+function scriptFor(runtime: DemoRuntime, report: string): { steps: unknown[] } {
+  const lookAround = "echo \"user $(id -u), workspace $(pwd)\"; ls -A /workspace";
+  const echo = "hello from an MCP skill inside the sandbox";
+  const done = { text: "Done. I wrote report.md in the workspace: it summarises how this run was sandboxed." };
+  if (runtime === "perstack") {
+    return {
+      steps: [
+        { text: "Let me look at the sandbox I am running in.", toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", lookAround] } }] },
+        { toolUse: [{ name: "echo", input: { message: echo } }] },
+        { toolUse: [{ name: "writeTextFile", input: { path: "report.md", text: report } }] },
+        { toolUse: [{ name: "attemptCompletion", input: {} }] },
+        done,
+      ],
+    };
+  }
+  return {
     steps: [
-      {
-        text: "Let me look at the sandbox I am running in.",
-        toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "echo \"user $(id -u), workspace $(pwd)\"; ls -A /workspace"] } }],
-      },
-      { toolUse: [{ name: "echo", input: { message: "hello from an MCP skill inside the sandbox" } }] },
-      { toolUse: [{ name: "writeTextFile", input: { path: "report.md", text: REPORT } }] },
-      { toolUse: [{ name: "attemptCompletion", input: {} }] },
-      { text: "Done. I wrote report.md in the workspace: it summarises how this run was sandboxed." },
+      { text: "Let me look at the sandbox I am running in.", toolUse: [{ name: "Bash", input: { command: lookAround, description: "Look around" } }] },
+      { toolUse: [{ name: "mcp__everything__echo", input: { message: echo } }] },
+      // Claude Code's Write refuses to replace a file it has not read: the demo gives each run a workspace without
+      // an earlier report.md (see clearEarlierReport).
+      { toolUse: [{ name: "Write", input: { file_path: "/workspace/report.md", content: report } }] },
+      done,
     ],
-  },
-  "claude-code": {
-    steps: [
-      {
-        text: "Let me look at the sandbox I am running in.",
-        toolUse: [{ name: "Bash", input: { command: "echo \"user $(id -u), workspace $(pwd)\"; ls -A /workspace", description: "Look around" } }],
-      },
-      { toolUse: [{ name: "mcp__everything__echo", input: { message: "hello from an MCP skill inside the sandbox" } }] },
-      { toolUse: [{ name: "Write", input: { file_path: "/workspace/report.md", content: REPORT } }] },
-      { text: "Done. I wrote report.md in the workspace: it summarises how this run was sandboxed." },
-    ],
-  },
-};
-
-type DemoRuntime = "perstack" | "claude-code";
+  };
+}
 
 function demoConfig(port: number, runtime: DemoRuntime): string {
   return `# Written by npm run demo. The model is the scripted fake server, so no API key is needed.
@@ -133,9 +128,49 @@ packageName = "@modelcontextprotocol/server-everything@2026.8.31"
 `;
 }
 
+/**
+ * Each run starts without the report an earlier demo run wrote, so the agent's write is a new file and what is
+ * there afterwards is this run's. A report.md the demo did not write is left alone, and the demo stops instead.
+ */
+function clearEarlierReport(): string | undefined {
+  if (!existsSync(REPORT_FILE)) return undefined;
+  const text = readFileSync(REPORT_FILE, "utf8");
+  if (!text.startsWith(`${REPORT_TITLE}\n`) || !text.includes(REPORT_FIRST_POINT)) {
+    return `${REPORT_FILE} was not written by the demo: move it out of ${WORKSPACE}, then run the demo again`;
+  }
+  rmSync(REPORT_FILE);
+  return undefined;
+}
+
+function jobIds(jobsDir: string): string[] {
+  return existsSync(jobsDir) ? readdirSync(jobsDir) : [];
+}
+
+/** What went wrong with the run, checked on disk rather than taken from the exit code alone; empty when nothing. */
+function checkRun(jobsDir: string, jobsBefore: string[], report: string, exitCode: number | undefined): { jobId?: string; problems: string[] } {
+  const problems: string[] = [];
+  if (exitCode !== 0) problems.push(`perstack run exited with code ${exitCode ?? "none (killed)"}`);
+  const newJobs = jobIds(jobsDir).filter((id) => !jobsBefore.includes(id));
+  const jobId = newJobs.length === 1 ? newJobs[0] : undefined;
+  if (jobId === undefined) {
+    problems.push(`expected one new job under ${jobsDir}, found ${newJobs.length}`);
+  } else {
+    let status = "unreadable";
+    try {
+      status = String((JSON.parse(readFileSync(join(jobsDir, jobId, "job.json"), "utf8")) as { status?: unknown }).status);
+    } catch {
+      // reported below as "unreadable"
+    }
+    if (status !== "completed") problems.push(`job ${jobId} is ${status}, not completed`);
+  }
+  if (!existsSync(REPORT_FILE)) problems.push(`the agent did not write ${REPORT_FILE}`);
+  else if (readFileSync(REPORT_FILE, "utf8") !== report) problems.push(`${REPORT_FILE} does not hold the report this run wrote`);
+  return { jobId, problems };
+}
+
 async function main(): Promise<number> {
   const runtime = (process.argv[2] ?? "perstack") as DemoRuntime;
-  if (!(runtime in SCRIPTS)) {
+  if (!RUNTIMES.includes(runtime)) {
     say(`unknown demo runtime "${runtime}"; use perstack (the default) or claude-code`);
     return 2;
   }
@@ -150,14 +185,26 @@ async function main(): Promise<number> {
     say(`Docker is required and did not answer (${(error as Error).message}); start the Docker engine and try again`);
     return 1;
   }
-  const nodeImage = await ensureBaseImages(docker);
-  await buildFake(docker, nodeImage);
+  mkdirSync(WORKSPACE, { recursive: true });
+  const notClean = clearEarlierReport();
+  if (notClean) {
+    say(notClean);
+    return 1;
+  }
+  const { images, problem } = await ensureBaseImages(docker, { say });
+  if (problem) {
+    say(problem);
+    return 1;
+  }
+  await buildFake(docker, images.node.ref);
   const { container, port } = await startFake(docker);
   try {
-    const scripted = await fetch(`http://127.0.0.1:${port}/_script?protocol=anthropic`, { method: "POST", body: JSON.stringify(SCRIPTS[runtime]) });
+    const report = reportFor(runtime, new Date().toISOString());
+    const scripted = await fetch(`http://127.0.0.1:${port}/_script?protocol=anthropic`, { method: "POST", body: JSON.stringify(scriptFor(runtime, report)) });
     if (!scripted.ok) throw new Error(`the fake model rejected its script: ${scripted.status}`);
-    mkdirSync(WORKSPACE, { recursive: true });
     writeFileSync(join(WORKSPACE, "perstack.toml"), demoConfig(port, runtime));
+    const jobsDir = join(WORKSPACE, "perstack", "jobs");
+    const jobsBefore = jobIds(jobsDir);
     // As root the agent (uid 1000) cannot write this directory: perstack copies it in and the report back out.
     say(`workspace: ${WORKSPACE}`);
     say(`running: perstack run sandbox-reporter "Report on your sandbox" --runtime ${runtime} (fake model on port ${port})`);
@@ -167,8 +214,15 @@ async function main(): Promise<number> {
       stdio: "inherit",
       reject: false,
     });
-    if (run.exitCode === 0) say(`report written to ${join(WORKSPACE, "report.md")}; events and checkpoints in ${join(WORKSPACE, "perstack", "jobs")}`);
-    return run.exitCode ?? 1;
+    const { jobId, problems } = checkRun(jobsDir, jobsBefore, report, run.exitCode);
+    if (problems.length > 0) {
+      say(`the demo did not do what it should: ${problems.join("; ")}`);
+      if (jobId) say(`what happened is recorded in ${join(jobsDir, jobId)}`);
+      return run.exitCode || 1;
+    }
+    say(`report written to ${REPORT_FILE} by job ${jobId} (completed); its events and checkpoints are in ${join(jobsDir, jobId!)}`);
+    if (runtime === "perstack") say("next: npm run demo -- claude-code runs the same expert on the real Claude Code CLI");
+    return 0;
   } finally {
     await container.stop({ t: 1 }).catch(() => {});
   }
