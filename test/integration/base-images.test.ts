@@ -53,8 +53,9 @@ describe("apt sources (pure)", () => {
 });
 
 describe.skipIf(!docker)("base images (real Docker)", () => {
-  // The same inputs as the bootstrap in the suite's global setup (test/support/ensure-base-images.ts), so this reuses its images.
-  // The same inputs as `perstack images bootstrap` in .ci/run, so this reuses the images CI built.
+  const engine = docker as Docker;
+  // The same inputs as the bootstrap in the suite's global setup (test/support/ensure-base-images.ts), so this
+  // reuses its images.
   const caCertFiles = extraCaCertFilesFromEnv();
   let first: Record<BaseImageRole, ResolvedBaseImage>;
 
