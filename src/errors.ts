@@ -31,6 +31,8 @@ export class InvalidOptionError extends BadInputError {}
 export class JobNotFoundError extends BadInputError {}
 /** --resume-from named a checkpoint the job does not have, or a checkpoint file is unreadable. */
 export class CheckpointNotFoundError extends BadInputError {}
+/** `perstack log --run` named a run that is not in the job (or in any job). */
+export class RunNotFoundError extends BadInputError {}
 /** The job exists but cannot be continued the way the flags ask (runtime, expert, pending interactive call). */
 export class CannotContinueError extends BadInputError {}
 

@@ -21,7 +21,9 @@ import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBas
 import { pruneImages } from "../sandbox/image-prune.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
 import { removalCommands, SandboxResources } from "../sandbox/sandbox-resources.js";
+import { registerJobsCommand } from "./jobs-command.js";
 import { formatEvent, formatWaiting } from "./live-view.js";
+import { registerLogCommand } from "./log-command.js";
 import { terminalSafe } from "./terminal-text.js";
 
 let verbose = false;
@@ -194,7 +196,7 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
   let continuation: Continuation | undefined;
   let query: string;
   if (target.kind === "continue") {
-    continuation = loadContinuation(perstackDirOf(process.cwd()), target, { ...flags, expertKey });
+    continuation = loadContinuation(perstackDirOf(process.cwd(), process.env), target, { ...flags, expertKey });
     query = continuation.query;
   } else {
     query = target.query;
@@ -481,6 +483,9 @@ Examples:
         process.stdout.write(text);
       }
     });
+
+  registerLogCommand(program);
+  registerJobsCommand(program);
 
   const images = program.command("images").description("manage the images runs are built from");
   images

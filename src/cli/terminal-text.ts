@@ -12,3 +12,15 @@ const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u20
 export function terminalSafe(text: string): string {
   return stripVTControlCharacters(text).replace(UNSAFE, "");
 }
+
+// What JSON.stringify leaves as raw characters but a terminal would act on: DEL, the C1 controls (one of them starts
+// an escape sequence on its own) and the bidirectional overrides. It escapes C0 itself.
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * JSON text made safe to print: the characters terminalSafe would remove are written as \u escapes instead, so the
+ * output still parses to exactly the same value. They can only occur inside strings, where an escape is valid.
+ */
+export function jsonTerminalSafe(json: string): string {
+  return json.replace(UNSAFE_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}

@@ -8,15 +8,14 @@ export function loadContinuation(
   perstackDir: string,
   target: { jobId?: string; checkpointId?: string },
   flags: RunFlags & { expertKey: string },
-  cwd = process.cwd(),
 ): Continuation {
   const jobId = target.jobId ?? latestJobId(perstackDir);
-  const job = readJob(perstackDir, jobId, cwd);
+  const job = readJob(perstackDir, jobId);
   continueRuntime(job, flags.runtime);
-  const checkpoint = readCheckpoint(perstackDir, job.id, checkpointIdToContinue(job, target.checkpointId), cwd);
+  const checkpoint = readCheckpoint(perstackDir, job.id, checkpointIdToContinue(job, target.checkpointId));
   const continuation = planContinuation(job, checkpoint, flags);
   if (continuation.start.kind !== "answer") return continuation;
-  const delegated = waitingDelegates(checkpoint, (id) => readCheckpoint(perstackDir, job.id, id, cwd));
+  const delegated = waitingDelegates(checkpoint, (id) => readCheckpoint(perstackDir, job.id, id));
   return delegated.length > 0 ? { ...continuation, start: { ...continuation.start, delegated } } : continuation;
 }
 

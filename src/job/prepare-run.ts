@@ -9,6 +9,7 @@ import { readEnvSources, resolveRuntime } from "../config/resolve.js";
 import { applyRunFlags, type RunFlagOverrides } from "../config/run-flags.js";
 import { InvalidOptionError, MissingEnvError } from "../errors.js";
 import { isSafeId } from "../model/ids.js";
+import { perstackStorageDir } from "../storage/storage-dir.js";
 import {
   buildSandboxPlan,
   DEFAULT_LIMITS,
@@ -69,9 +70,9 @@ export interface PreparedRun {
   continuation?: Continuation;
 }
 
-/** Where runs started in `cwd` record their jobs. */
-export function perstackDirOf(cwd: string): string {
-  return join(cwd, "perstack");
+/** Where runs started in `cwd` record their jobs: ./perstack, or $PERSTACK_STORAGE_PATH as in Perstack. */
+export function perstackDirOf(cwd: string, env: NodeJS.ProcessEnv = {}): string {
+  return perstackStorageDir(cwd, env);
 }
 
 export function newId(): string {
@@ -112,7 +113,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     throw new InvalidOptionError(`--workspace ${workspace}: no such directory; create it or pass another path`);
   }
   if (!workspaceStat.isDirectory()) throw new InvalidOptionError(`--workspace ${workspace}: not a directory`);
-  const perstackDir = perstackDirOf(request.cwd);
+  const perstackDir = perstackDirOf(request.cwd, request.processEnv);
   const user = request.user ?? defaultAgentUser();
   if (user.uid === 0) throw new InvalidOptionError("--user: the agent never runs as root; give a non-zero uid");
   const limits = { ...DEFAULT_LIMITS, ...request.limits };

@@ -1,7 +1,8 @@
-// Reads back what job-store.ts wrote: job.json and checkpoints, validated, for continuing a job. Every failure is
-// one error that names the file and says how to find the right one.
+// Reads back what job-store.ts wrote: job.json, checkpoints and the list of jobs and runs, validated, for continuing
+// a job and for `perstack log` / `perstack jobs`. Every failure is one error that names the file and says how to
+// find the right one.
 import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { z } from "zod";
 import { CheckpointNotFoundError, JobNotFoundError } from "../errors.js";
 import { isSafeId } from "../model/ids.js";
@@ -45,22 +46,16 @@ function firstIssue(error: z.ZodError): string {
   return `${issue.path.length ? `${issue.path.join(".")}: ` : ""}${issue.message}`;
 }
 
-/** How to list what exists, as a command relative to the current directory when that is shorter. */
-function listHint(dir: string, cwd: string): string {
-  const rel = relative(cwd, dir);
-  return `ls ${rel && !rel.startsWith("..") ? rel : dir}`;
-}
+const LIST_JOBS = "list jobs with `perstack jobs`";
 
-export function readJob(perstackDir: string, jobId: string, cwd = process.cwd()): Job {
+export function readJob(perstackDir: string, jobId: string): Job {
   if (!isSafeId(jobId)) {
-    throw new JobNotFoundError(`job "${jobId}" not found: job ids are letters, digits, '-' and '_'; list jobs with \`${listHint(jobsDir(perstackDir), cwd)}\``);
+    throw new JobNotFoundError(`job "${jobId}" not found: job ids are letters, digits, '-' and '_'; ${LIST_JOBS}`);
   }
   const path = join(jobsDir(perstackDir), jobId, "job.json");
   const read = readJson(path);
   if (!read.ok) {
-    if (read.reason === "missing") {
-      throw new JobNotFoundError(`job ${jobId} not found: ${path} does not exist; list jobs with \`${listHint(jobsDir(perstackDir), cwd)}\``);
-    }
+    if (read.reason === "missing") throw new JobNotFoundError(`job ${jobId} not found: ${path} does not exist; ${LIST_JOBS}`);
     throw new JobNotFoundError(`${path}: cannot read job: ${read.reason}`);
   }
   const parsed = jobSchema.safeParse(read.value);
@@ -68,38 +63,91 @@ export function readJob(perstackDir: string, jobId: string, cwd = process.cwd())
   return parsed.data as Job;
 }
 
-/** The id of the job started last (by job.json startedAt), for --continue. */
-export function latestJobId(perstackDir: string): string {
+/** A directory under perstack/jobs that is not a readable job, and why. */
+export interface SkippedJob {
+  /** The directory's name as found (may be hostile: print it through terminalSafe). */
+  name: string;
+  path: string;
+  reason: string;
+}
+
+/** Every valid job, newest first (by job.json startedAt); the directories that are not valid jobs, with why. */
+export function listJobs(perstackDir: string): { jobs: Job[]; skipped: SkippedJob[] } {
   const dir = jobsDir(perstackDir);
-  let ids: string[] = [];
+  let names: string[] = [];
   try {
-    ids = readdirSync(dir);
+    names = readdirSync(dir);
   } catch {
     // no jobs directory: same as no jobs
   }
-  let latest: { id: string; startedAt: number } | undefined;
-  for (const id of ids) {
-    if (!isSafeId(id)) continue;
-    const read = readJson(join(dir, id, "job.json"));
-    if (!read.ok) continue;
+  const jobs: Job[] = [];
+  const skipped: SkippedJob[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    // A name that is not an id was not written by this project; it never names a path we read.
+    if (!isSafeId(name)) {
+      skipped.push({ name, path, reason: "not a job id (letters, digits, '-' and '_')" });
+      continue;
+    }
+    const read = readJson(join(path, "job.json"));
+    if (!read.ok) {
+      skipped.push({ name, path, reason: read.reason === "missing" ? "no job.json" : `job.json: ${read.reason}` });
+      continue;
+    }
     const parsed = jobSchema.safeParse(read.value);
-    if (!parsed.success) continue;
-    if (!latest || parsed.data.startedAt > latest.startedAt) latest = { id, startedAt: parsed.data.startedAt };
+    if (!parsed.success) {
+      skipped.push({ name, path, reason: `job.json is not a valid job (${firstIssue(parsed.error)})` });
+    } else if (parsed.data.id !== name) {
+      skipped.push({ name, path, reason: `job.json belongs to job ${JSON.stringify(parsed.data.id)}` });
+    } else {
+      jobs.push(parsed.data as Job);
+    }
   }
+  // Newest first; equal start times keep a stable order by id.
+  jobs.sort((a, b) => b.startedAt - a.startedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { jobs, skipped };
+}
+
+/** The id of the job started last (by job.json startedAt), for --continue. */
+export function latestJobId(perstackDir: string): string {
+  const [latest] = listJobs(perstackDir).jobs;
   if (!latest) {
-    throw new JobNotFoundError(`--continue: no jobs in ${dir}; start one with \`perstack run <expert> "<query>"\` (run it in the directory that holds perstack/)`);
+    throw new JobNotFoundError(`--continue: no jobs in ${jobsDir(perstackDir)}; start one with \`perstack run <expert> "<query>"\` (run it in the directory that holds perstack/)`);
   }
   return latest.id;
 }
 
-export function readCheckpoint(perstackDir: string, jobId: string, checkpointId: string, cwd = process.cwd()): Checkpoint {
+/** The run ids of a job (runs/<runId>/ directories), sorted; directory names that are not ids are left out. */
+export function listRunIds(perstackDir: string, jobId: string): string[] {
+  if (!isSafeId(jobId)) return [];
+  try {
+    return readdirSync(join(jobsDir(perstackDir), jobId, "runs"), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && isSafeId(entry.name))
+      .map((entry) => entry.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** The runtime name a run's run-setting.json records, if it is readable. */
+export function runRuntimeName(perstackDir: string, jobId: string, runId: string): string | undefined {
+  if (!isSafeId(jobId) || !isSafeId(runId)) return undefined;
+  const read = readJson(join(jobsDir(perstackDir), jobId, "runs", runId, "run-setting.json"));
+  if (!read.ok || typeof read.value !== "object" || read.value === null) return undefined;
+  const runtime = (read.value as { runtime?: unknown }).runtime;
+  const name = typeof runtime === "string" ? runtime : typeof runtime === "object" && runtime !== null ? (runtime as { name?: unknown }).name : undefined;
+  return typeof name === "string" && name !== "" ? name : undefined;
+}
+
+export function readCheckpoint(perstackDir: string, jobId: string, checkpointId: string): Checkpoint {
   const dir = join(jobsDir(perstackDir), jobId, "checkpoints");
   // A checkpoint id is a file name: anything that could leave the directory is simply not one of this job's.
   const path = join(dir, `${checkpointId}.json`);
   const read = isSafeId(checkpointId) && isSafeId(jobId) ? readJson(path) : { ok: false as const, reason: "missing" };
   if (!read.ok) {
     if (read.reason === "missing") {
-      throw new CheckpointNotFoundError(`checkpoint ${checkpointId} is not in job ${jobId}: no ${path}; list the job's checkpoints with \`${listHint(dir, cwd)}\``);
+      throw new CheckpointNotFoundError(`checkpoint ${checkpointId} is not in job ${jobId}: no ${path}; list the job's checkpoints with \`perstack log --job ${jobId} --summary\``);
     }
     throw new CheckpointNotFoundError(`${path}: cannot read checkpoint: ${read.reason}`);
   }

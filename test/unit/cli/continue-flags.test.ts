@@ -92,7 +92,7 @@ describe("perstack run: continuation flags", () => {
 
   it("--continue-job on a missing job names the path and how to list jobs", async () => {
     const ws = workspaceWith([{ id: "j1" }]);
-    await oneLineError(ws, ["run", "lead", "--continue-job", "nope", "more"], /^perstack: job nope not found: .*perstack\/jobs\/nope\/job\.json does not exist; list jobs with `ls perstack\/jobs`$/);
+    await oneLineError(ws, ["run", "lead", "--continue-job", "nope", "more"], /^perstack: job nope not found: .*perstack\/jobs\/nope\/job\.json does not exist; list jobs with `perstack jobs`$/);
   });
 
   it("--continue with no jobs says how to start one", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formatEvent } from "../../../src/cli/live-view.js";
 import type { PerstackEvent } from "../../../src/model/perstack.js";
-import { terminalSafe } from "../../../src/cli/terminal-text.js";
+import { jsonTerminalSafe, terminalSafe } from "../../../src/cli/terminal-text.js";
 
 describe("terminalSafe", () => {
   it("removes escape sequences and control characters an agent could use on the user's terminal", () => {
@@ -34,5 +34,17 @@ describe("terminalSafe", () => {
     } as PerstackEvent;
     // eslint-disable-next-line no-control-regex -- control characters are what this is about
     expect(terminalSafe(formatEvent(event)!)).not.toMatch(/\u001b|\u0007/);
+  });
+});
+
+describe("jsonTerminalSafe", () => {
+  it("escapes what JSON.stringify leaves raw and a terminal acts on, so the JSON still reads back the same", () => {
+    const value = { text: "a\u001b[2Jb\u009b31m\u007f\u0085\u202eevil\u2066x\u2069 ✓ 日本", [`key\u009b`]: 1 };
+    const json = jsonTerminalSafe(JSON.stringify(value));
+    // eslint-disable-next-line no-control-regex -- control characters are what this is about
+    expect(json).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(json).toContain("\\u009b31m");
+    expect(JSON.parse(json)).toEqual(value);
+    expect(jsonTerminalSafe('{"plain":"text"}')).toBe('{"plain":"text"}');
   });
 });
