@@ -90,6 +90,12 @@ describe("Perstack's published forms plan unedited (--dry-run, no secrets)", () 
     expect(() => prepare(cwd, "a")).toThrow('experts."a".instruction: is required; did you mean to write "instruction" instead of "instuction"?');
   });
 
+  it("PERSTACK_STORAGE_PATH, as in Perstack, moves where runs record their jobs", () => {
+    const cwd = projectWith(`[experts."a"]\ninstruction = "hi"\n`);
+    expect(prepare(cwd, "a").perstackDir).toBe(join(cwd, "perstack"));
+    expect(prepare(cwd, "a", { processEnv: { PERSTACK_STORAGE_PATH: "store" } }).perstackDir).toBe(join(cwd, "store"));
+  });
+
   it("a real run still refuses a missing secret before anything starts", () => {
     const cwd = projectWith(`[experts."a"]\ninstruction = "hi"\n`);
     expect(() => prepare(cwd, "a", { secrets: "require" })).toThrow(MissingEnvError);
