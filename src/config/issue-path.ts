@@ -1,7 +1,10 @@
 // Formats zod issues as the one-line errors users see: the TOML key path in the style users write it
 // (experts."writer".skills."search".allowedDomains[1]) followed by what is wrong and what to do.
 import type { z } from "zod";
+import { closestKey } from "../text/did-you-mean.js";
 import { KNOWN_KEYS, PROVIDER_NAMES, PROVIDER_SETTING_KEYS, SKILL_TYPES, type ProviderName } from "./schema.js";
+
+export { closestKey, levenshtein } from "../text/did-you-mean.js";
 
 /** Segments whose children are user-chosen names, quoted in paths as TOML quotes them. */
 const NAMED_CHILDREN = new Set(["experts", "skills", "tools", "headers"]);
@@ -19,38 +22,6 @@ export function formatKeyPath(path: ReadonlyArray<PropertyKey>): string {
     out += out === "" ? piece : `.${piece}`;
   });
   return out === "" ? "(top level)" : out;
-}
-
-export function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
-      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + cost);
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
-}
-
-export function closestKey(key: string, candidates: readonly string[]): string | undefined {
-  // A shortened name ("claude" for "claude-code") is the likeliest slip.
-  const extended = candidates.find((c) => key.length >= 3 && c.toLowerCase().startsWith(key.toLowerCase()));
-  if (extended) return extended;
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = levenshtein(key, candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  const tolerance = Math.max(2, Math.floor(key.length / 3));
-  return bestDistance <= tolerance ? best : undefined;
 }
 
 /** Which keys the object at `path` accepts, judged from where it sits in the document. */

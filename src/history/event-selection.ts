@@ -6,6 +6,7 @@ import { PERSTACK_EVENT_TYPES } from "../model/event-schema.js";
 import { matchesFilter, type FilterCondition } from "./filter-expression.js";
 import type { LoggedEvent } from "./logged-event.js";
 import { inStepRange, type StepRange } from "./step-filter.js";
+import { closestKey } from "../text/did-you-mean.js";
 
 /**
  * The presets. Perstack's own: errors are stopRunByError and retry, tools the calls and their results, delegations
@@ -39,29 +40,6 @@ export interface Paging {
 
 export const DEFAULT_TAKE = 100;
 
-/** Closest name by edit distance, when it is close enough to be a typo. */
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  const distance = (a: string, b: string): number => {
-    const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-    for (let i = 1; i <= a.length; i++) {
-      let diagonal = row[0]!;
-      row[0] = i;
-      for (let j = 1; j <= b.length; j++) {
-        const above = row[j]!;
-        row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-        diagonal = above;
-      }
-    }
-    return row[b.length]!;
-  };
-  let best: { name: string; d: number } | undefined;
-  for (const candidate of candidates) {
-    const d = distance(word, candidate);
-    if (!best || d < best.d) best = { name: candidate, d };
-  }
-  return best && best.d <= Math.max(2, Math.floor(word.length / 4)) ? best.name : undefined;
-}
-
 /** --type (one type or a comma-separated list) and the presets, as the set of types to show. */
 export function selectedTypes(typeOption: string | undefined, presets: readonly Preset[]): ReadonlySet<string> | undefined {
   const types = new Set<string>();
@@ -69,7 +47,7 @@ export function selectedTypes(typeOption: string | undefined, presets: readonly 
     const type = raw.trim();
     if (type === "") continue;
     if (!PERSTACK_EVENT_TYPES.includes(type)) {
-      const guess = closest(type, PERSTACK_EVENT_TYPES);
+      const guess = closestKey(type, PERSTACK_EVENT_TYPES);
       throw new InvalidOptionError(
         `--type ${JSON.stringify(type)}: not an event type; ${guess ? `did you mean ${guess}? ` : ""}the types are ${PERSTACK_EVENT_TYPES.join(", ")}`,
       );
