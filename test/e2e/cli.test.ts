@@ -54,8 +54,8 @@ describe("bad perstack.toml inputs: one line, non-zero exit, no stack trace, not
     await expectOneLineError(`[experts."demo"\ninstruction = "x"\n`, run, /^perstack: \/.+\/perstack\.toml:1:\d+: TOML syntax error: /);
   });
 
-  it("unknown key suggests the known one", async () => {
-    await expectOneLineError(`[experts."demo"]\ninstrution = "x"\n`, run, /experts\."demo"\.instrution: unknown key; did you mean "instruction"\? \(and 1 more problem\)$/);
+  it("a missing required key whose misspelling is present names both", async () => {
+    await expectOneLineError(`[experts."demo"]\ninstrution = "x"\n`, run, /experts\."demo"\.instruction: is required; did you mean to write "instruction" instead of "instrution"\?$/);
   });
 
   it("bad domain pattern names the entry", async () => {
@@ -72,7 +72,7 @@ describe("bad perstack.toml inputs: one line, non-zero exit, no stack trace, not
 
   it("unknown expert and unknown runtime list what exists", async () => {
     await expectOneLineError(GOOD, ["run", "demoo", "q", "--runtime", "claude-code"], /expert "demoo" not found in .* \(did you mean "demo"\?\); defined experts: demo, helper$/);
-    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "claude"], /--runtime "claude" is not a runtime \(did you mean "claude-code"\?\); valid runtimes: perstack, docker, claude-code, gemini, codex, cursor$/);
+    await expectOneLineError(GOOD, ["run", "demo", "q", "--runtime", "claude"], /--runtime "claude" is not a runtime \(did you mean "claude-code"\?\); valid runtimes: perstack, local, docker, claude-code, gemini, codex, cursor$/);
   });
 
   it("the default runtime is the built-in engine, and docker is its alias", async () => {

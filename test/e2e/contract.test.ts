@@ -136,7 +136,8 @@ describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () =>
         expect(seen.argv.slice(0, 10)).toEqual(["-p", "--output-format", "stream-json", "--force", "--trust", "--approve-mcps", "--model", "auto", "--workspace", "/workspace"]);
         expect(seen.argv[10]).toContain("Follow the user's request exactly.");
         expect(seen.argv[10]).toMatch(/write contract.txt, then ping$/);
-        expect(seen.mcp).toEqual({ mcpServers: { everything: { command: "/opt/perstack/skills/everything/entry", args: [], env: {} } } });
+        // Installed once per package spec (plan/sandbox-plan.ts skillInstallDir), served under the skill's name.
+        expect(seen.mcp).toEqual({ mcpServers: { everything: { command: expect.stringMatching(/^\/opt\/perstack\/skills\/modelcontextprotocol_server-everything[^/]*-[0-9a-f]{8}\/entry$/), args: [], env: {} } } });
         expect(seen.envNames).toContain("CURSOR_API_KEY");
         expect(seen.envNames).not.toContain("ANTHROPIC_API_KEY");
         expect(seen.uid).toBe(1000);
