@@ -114,7 +114,29 @@ export function formatIssue(issue: z.core.$ZodIssue, raw: unknown, strays: Stray
   if (issue.code === "invalid_type") {
     const value = valueAt(raw, issue.path);
     if (value === undefined) return `${where}: is required${typeof last === "string" ? strayHint(parent, [last], strays, raw) : ""}`;
-    return `${where}: expected ${issue.expected}, got ${describe(value)}`;
+    return `${where}: expected ${issue.expected === "int" ? "a whole number" : issue.expected}, got ${describe(value)}`;
+  }
+  // zod's own wording for these ("Too small: expected number to be >0", "Invalid input") names no rule a user
+  // knows; each is said again in the terms of perstack.toml.
+  if (issue.code === "too_small" || issue.code === "too_big") {
+    const value = valueAt(raw, issue.path);
+    const small = issue.code === "too_small";
+    const bound = Number(small ? issue.minimum : issue.maximum);
+    const exclusive = issue.inclusive === false;
+    if (issue.origin === "string" && small && bound === 1) return `${where}: must not be empty`;
+    const what = issue.origin === "string" ? " characters" : issue.origin === "array" ? " entries" : "";
+    const rule = small ? (exclusive ? `greater than ${bound}` : `at least ${bound}`) : exclusive ? `less than ${bound}` : `at most ${bound}`;
+    return `${where}: must be ${rule}${what}, got ${describe(value)}`;
+  }
+  if (issue.code === "invalid_value") {
+    return `${where}: ${describe(valueAt(raw, issue.path))} is not one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  if (issue.code === "invalid_union") {
+    const value = valueAt(raw, issue.path);
+    if (issue.path.length === 1 && issue.path[0] === "reasoningBudget") {
+      return `${where}: ${describe(value)} is not a reasoning budget; use "none", "minimal", "low", "medium", "high" or a token count like 8000`;
+    }
+    return `${where}: ${describe(value)} is not a valid value here; see perstack.toml.example or \`perstack schema\``;
   }
   if (issue.code === "invalid_key") {
     // A table's name (an expert key, a skill name) that the rule for names refuses; the path ends at the name.

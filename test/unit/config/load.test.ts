@@ -140,6 +140,22 @@ describe("perstack.toml loading", () => {
     expect(parseError(text).message).toContain('experts."a".skills."ask".tools."q".inputJsonSchema: is not valid JSON');
   });
 
+  it("says every invalid value in perstack.toml's terms, never zod's", () => {
+    const cases: Array<[string, string]> = [
+      [`maxSteps = 0\n${minimal}`, "maxSteps: must be greater than 0, got number 0"],
+      [`maxSteps = 1.5\n${minimal}`, "maxSteps: expected a whole number, got number 1.5"],
+      [`maxRetries = -1\n${minimal}`, "maxRetries: must be at least 0, got number -1"],
+      [`model = ""\n${minimal}`, "model: must not be empty"],
+      [`reasoningBudget = "extreme"\n${minimal}`, 'reasoningBudget: string "extreme" is not a reasoning budget; use "none", "minimal", "low", "medium", "high" or a token count like 8000'],
+      [`[experts."Bad Key"]\ninstruction = "x"\n`, 'experts."Bad Key": the name is not a valid expert key'],
+    ];
+    for (const [text, message] of cases) {
+      const error = parseError(text);
+      expect(error.message).toBe(`/p/perstack.toml: ${message}`);
+      expect(error.message).not.toMatch(/Too small|Too big|Invalid input|Invalid key|expected int\b/);
+    }
+  });
+
   it("reports type errors with the value it got", () => {
     expect(parseError(`maxSteps = "ten"\n`).message).toBe('/p/perstack.toml: maxSteps: expected number, got string "ten"');
   });
