@@ -1,21 +1,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { CommandIo } from "../../../src/cli/command-io.js";
 import { runJobsCommand } from "../../../src/cli/jobs-command.js";
-import { checkpoint, ev, perstackDir, usage, writeJob } from "../history/job-fixtures.js";
+import { capturedIo, checkpoint, ev, perstackDir, usage, writeJob } from "../history/job-fixtures.js";
 
-function io(dir: string): CommandIo & { out: string; err: string } {
-  const captured = {
-    cwd: "/nowhere",
-    env: { PERSTACK_STORAGE_PATH: dir },
-    out: "",
-    err: "",
-    stdout: (text: string) => void (captured.out += text),
-    stderr: (text: string) => void (captured.err += text),
-  };
-  return captured;
-}
+const io = capturedIo;
 
 function jobsOnDisk(): string {
   const dir = perstackDir();

@@ -1,21 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { CommandIo } from "../../../src/cli/command-io.js";
 import { logQueryFromOptions, registerLogCommand, runLogCommand, type LogCommandOptions } from "../../../src/cli/log-command.js";
 import { InvalidOptionError } from "../../../src/errors.js";
-import { checkpoint, ev, multiRunJob, perstackDir, writeJob } from "../history/job-fixtures.js";
+import { capturedIo, checkpoint, ev, multiRunJob, perstackDir, writeJob } from "../history/job-fixtures.js";
 
-function io(dir: string): CommandIo & { out: string; err: string } {
-  const captured = {
-    cwd: "/nowhere",
-    env: { PERSTACK_STORAGE_PATH: dir },
-    out: "",
-    err: "",
-    stdout: (text: string) => void (captured.out += text),
-    stderr: (text: string) => void (captured.err += text),
-  };
-  return captured;
-}
+const io = capturedIo;
 
 function fixtureDir(): string {
   const dir = perstackDir();

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { emptyUsage, type Job, type Usage } from "../../../src/model/perstack.js";
+import type { CommandIo } from "../../../src/cli/command-io.js";
 
 export type FixtureEvent = { type: string; runId: string; timestamp: number; [key: string]: unknown };
 
@@ -127,3 +128,16 @@ export const MULTI_RUN_ORDER = [
   "startRun", "startGeneration", "callTools", "resolveToolResults", "completeRun",
   "startGeneration", "completeRun",
 ];
+
+/** A CommandIo that reads jobs from `dir` and captures what the command prints. */
+export function capturedIo(dir: string): CommandIo & { out: string; err: string } {
+  const captured = {
+    cwd: "/nowhere",
+    env: { PERSTACK_STORAGE_PATH: dir },
+    out: "",
+    err: "",
+    stdout: (text: string) => void (captured.out += text),
+    stderr: (text: string) => void (captured.err += text),
+  };
+  return captured;
+}
