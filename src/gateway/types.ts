@@ -55,3 +55,50 @@ export interface ModelPrice {
   /** YYYY-MM-DD the price was read from source. */
   date: string;
 }
+
+/** The first line the gateway prints: it listens and the host may start the agent. */
+export interface GatewayReadyRecord {
+  type: "gatewayReady";
+  port: number;
+}
+
+/** Printed once, when the run's spending first reaches a budget; every later model call is refused. */
+export interface BudgetExceededRecord {
+  type: "budgetExceeded";
+  budget: "maxCostUsd" | "maxTokens";
+  limit: number;
+  /** USD for maxCostUsd, tokens for maxTokens. */
+  spent: number;
+}
+
+/** Why the gateway refused a request without contacting the upstream. */
+export type GatewayRefusal =
+  | "token" // 401: no token or a wrong one
+  | "proxy-request" // 403: CONNECT, an upgrade, or an absolute-form request for another host
+  | "path" // 403: not a path of the provider's model API
+  | "traversal" // 403: dot segments, encoded or not
+  | "budget" // 402: a budget is spent
+  | "body-too-large"; // 413
+
+/** One refused request. No path or query: both are the caller's and may carry what it tries to exfiltrate. */
+export interface GatewayRefusedRecord {
+  type: "gatewayRefused";
+  requestId: string;
+  method: string;
+  status: number;
+  reason: GatewayRefusal;
+}
+
+/** Something the user should know that stops nothing (e.g. a model without a price: max-cost cannot count it). */
+export interface GatewayWarningRecord {
+  type: "gatewayWarning";
+  message: string;
+}
+
+/** Every JSON line the gateway prints on stdout. */
+export type GatewayRecord =
+  | GatewayReadyRecord
+  | GatewayUsageRecord
+  | BudgetExceededRecord
+  | GatewayRefusedRecord
+  | GatewayWarningRecord;
