@@ -86,7 +86,7 @@ export interface PlanInput {
 export type { ContextFile } from "./context-file.js";
 
 export interface ImagePlan {
-  role: "proxy" | "agent";
+  role: "proxy" | "agent" | "gateway";
   repository: string;
   tag: string;
   /** repository:tag */

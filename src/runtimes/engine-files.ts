@@ -9,6 +9,7 @@ import { dirname, join, posix } from "node:path";
 import { PerstackError } from "../errors.js";
 import type { ContextFile } from "../plan/context-file.js";
 import { PACKAGE_ROOT } from "../package-root.js";
+import { GATEWAY_CONTEXT_DIR, GATEWAY_ENTRY } from "../plan/gateway-image.js";
 
 /** The engine's entry points, relative to dist/. */
 export const ENGINE_ENTRIES = ["src/engine/main.js", "src/engine/base-skill/server.js"] as const;
@@ -93,10 +94,14 @@ export function installedVersion(name: string, from: string): string {
   }
 }
 
-/** engine/package.json and engine/<dist-relative path> for each module of the closure. */
+/**
+ * engine/package.json and engine/<dist-relative path> for each module of the closure. Other programs of this
+ * package that run in an image of their own (the provider gateway) use the same with their entries and directory.
+ */
 export function engineContextFiles(
   distRoot: string = join(PACKAGE_ROOT, "dist"),
   entries: readonly string[] = ENGINE_ENTRIES,
+  contextDir: string = ENGINE_CONTEXT_DIR,
 ): ContextFile[] {
   if (!existsSync(distRoot)) {
     throw new EngineNotBuiltError(`the built-in engine is not built: ${distRoot} is missing; run npm run build`);
@@ -108,10 +113,10 @@ export function engineContextFiles(
   if (!existsSync(lockPath)) throw new EngineNotBuiltError(`${lockPath} is missing; run npm install to create it`);
   const lock = engineLockfile(JSON.parse(readFileSync(lockPath, "utf8")) as Lockfile, dependencies);
   return [
-    { path: `${ENGINE_CONTEXT_DIR}/package.json`, content: `${JSON.stringify(manifest, null, 2)}\n` },
-    { path: `${ENGINE_CONTEXT_DIR}/package-lock.json`, content: `${JSON.stringify(lock, null, 2)}\n` },
+    { path: `${contextDir}/package.json`, content: `${JSON.stringify(manifest, null, 2)}\n` },
+    { path: `${contextDir}/package-lock.json`, content: `${JSON.stringify(lock, null, 2)}\n` },
     ...closure.files.map((path) => ({
-      path: `${ENGINE_CONTEXT_DIR}/${path}`,
+      path: `${contextDir}/${path}`,
       content: readFileSync(join(distRoot, ...path.split("/")), "utf8"),
     })),
   ];
@@ -191,4 +196,14 @@ export function engineLockfile(lock: Lockfile, dependencies: Record<string, stri
       ...Object.fromEntries(sorted.map((path) => [path, included.get(path)!])),
     },
   };
+}
+
+/** The provider gateway's program for its image: its import closure and manifests, and the shipped price table. */
+export function gatewayContextFiles(distRoot: string = join(PACKAGE_ROOT, "dist")): ContextFile[] {
+  const prices = join(dirname(distRoot), "pricing", "prices.json");
+  if (!existsSync(prices)) throw new EngineNotBuiltError(`${prices} is missing; reinstall the package`);
+  return [
+    ...engineContextFiles(distRoot, [GATEWAY_ENTRY], GATEWAY_CONTEXT_DIR),
+    { path: `${GATEWAY_CONTEXT_DIR}/pricing/prices.json`, content: readFileSync(prices, "utf8") },
+  ];
 }

@@ -3,7 +3,7 @@
 // Base images (perstack-local/*) are never touched here; an image a container still uses is skipped.
 import type Docker from "dockerode";
 
-const PRUNABLE_ROLES = new Set(["agent-image", "proxy-image"]);
+const PRUNABLE_ROLES = new Set(["agent-image", "proxy-image", "gateway-image"]);
 
 export interface PruneResult {
   removed: string[];
