@@ -55,6 +55,12 @@ function parsePositiveInt(value: string): number {
   return n;
 }
 
+function parseUsd(value: string): number {
+  const usd = Number(value.trim().replace(/^\$/, ""));
+  if (!Number.isFinite(usd) || usd <= 0) throw new InvalidArgumentError("give an amount in US dollars, e.g. 0.50");
+  return usd;
+}
+
 function parseNonNegativeInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("give a whole number, 0 or more");
@@ -123,6 +129,9 @@ interface RunOptions {
   timeout?: number;
   envPath: string[];
   jobId?: string;
+  maxCost?: number;
+  maxTokens?: number;
+  pricing?: string;
   dryRun?: boolean;
   json?: boolean;
   continue?: boolean;
@@ -154,6 +163,10 @@ function runRequest(expertKey: string, query: string, options: RunOptions): RunR
     envNames: options.env,
     caCertFiles: options.caCert,
     limits,
+    ...(options.maxCost !== undefined || options.maxTokens !== undefined
+      ? { budgets: { ...(options.maxCost !== undefined ? { maxCostUsd: options.maxCost } : {}), ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}) } }
+      : {}),
+    ...(options.pricing !== undefined ? { pricingPath: options.pricing } : {}),
     flags: {
       ...(options.provider !== undefined ? { provider: options.provider } : {}),
       ...(options.reasoningBudget !== undefined ? { reasoningBudget: options.reasoningBudget } : {}),
@@ -278,6 +291,9 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
       say(process.stderr, `workspace: copied back ${applied.created.length} created, ${applied.modified.length} modified, ${applied.deleted.length} deleted`);
     }
     if (result.workspace.copyError) say(process.stderr, `perstack: the agent's changes were not copied back (your workspace is as before the run): ${result.workspace.copyError}`);
+    if (result.unpricedModels.length > 0) {
+      say(process.stderr, `warning: no price for ${result.unpricedModels.join(", ")} in the price table, so job.json's metered.costUsd is null; add it with --pricing <file> or to pricing/prices.json`);
+    }
     if (!options.json) say(process.stderr, `job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}`);
     const left = resources.remaining();
     if (left.length > 0) say(process.stderr, `perstack: could not remove ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}; remove with: ${removalCommands(left).join(" && ")}`);
@@ -400,6 +416,9 @@ function addRunOptions(command: Command): Command {
       new Option("--workspace-mode <mode>", "bind: mount the workspace; copy: copy it in and the agent's changes back; auto (default): bind when the agent's uid can write it, else copy").choices(["auto", "bind", "copy"]),
     )
     .addOption(new Option("--max-output <size>", "stop the run when the agent's output passes this size, e.g. 200m (default 1g)").argParser(parseBytes))
+    .addOption(new Option("--max-cost <usd>", "stop the run once its model calls cost this much (metered by the provider gateway), e.g. 0.50").argParser(parseUsd))
+    .option("--pricing <file>", "price table for metered costs instead of the shipped pricing/prices.json (same format)")
+    .addOption(new Option("--max-tokens <n>", "stop the run once its model calls used this many input + output tokens").argParser(parsePositiveInt))
     .addOption(new Option("--copy-limit <size>", "copy mode: the most the workspace, and the agent's copy of it, may hold (default 8g)").argParser(parseBytes));
 }
 

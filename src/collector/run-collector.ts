@@ -6,12 +6,20 @@
 // this invocation started) decides how the job ends.
 import { Writable } from "node:stream";
 import { addUsage, emptyUsage, type CheckpointError, type Checkpoint, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
-import type { SandboxWarningCode } from "../model/perstack.js";
+import type { MeteredUsage, SandboxWarningCode } from "../model/perstack.js";
 import type { StreamParser } from "../runtimes/types.js";
 import type { JobStore, RunFiles } from "../storage/job-store.js";
 import { EventGuard } from "./event-guard.js";
 import { LineSplitter } from "../stream/line-splitter.js";
 import { parseProxyLogLine } from "./proxy-log.js";
+import { parseGatewayLine } from "./gateway-log.js";
+
+/** A budget the provider gateway reported spent: it refuses further model calls, and the run is stopped. */
+export interface BudgetSpent {
+  budget: "maxCostUsd" | "maxTokens";
+  limit: number;
+  spent: number;
+}
 
 type RuntimeEventBody = RuntimeEvent extends infer E ? (E extends RuntimeEvent ? Omit<E, "id" | "timestamp" | "jobId" | "runId"> : never) : never;
 
@@ -46,6 +54,8 @@ export interface RunCollectorOptions {
    */
   maxOutputBytes?: number;
   onOutputLimit?: () => void;
+  /** The provider gateway spent a budget (--max-cost, --max-tokens): the caller stops the run. */
+  onBudgetExceeded?: (budget: BudgetSpent) => void;
 }
 
 /** A flood of refused lines must not become a flood of warnings. */
@@ -74,6 +84,9 @@ export class RunCollector {
   private readonly guard: EventGuard;
   private outputBytes = 0;
   private overLimit = false;
+  private meteredRequests = 0;
+  private readonly meteredCalls: Array<{ model?: string; usage: MeteredUsage }> = [];
+  private budget: BudgetSpent | undefined;
   private warnings = 0;
 
   constructor(private readonly options: RunCollectorOptions) {
@@ -168,6 +181,54 @@ export class RunCollector {
       port: decision.port,
       ...(decision.reason ? { reason: decision.reason } : {}),
     });
+  }
+
+  /** A line of the provider gateway's stdout: each model call it metered or refused becomes a providerUsage event. */
+  gatewayLine(line: string): void {
+    // One line per request the agent makes: the agent decides how many.
+    if (this.take(Buffer.from(`${line}\n`)).length === 0) return;
+    const record = parseGatewayLine(line);
+    if (!record) return;
+    switch (record.type) {
+      case "providerUsage":
+        if (record.usage) this.meteredCalls.push({ ...(record.model !== undefined ? { model: record.model } : {}), usage: record.usage });
+        this.meteredRequests += 1;
+        this.runtimeEvent({
+          type: "providerUsage",
+          requestId: record.requestId,
+          method: record.method,
+          path: record.path,
+          status: record.status,
+          ...(record.model !== undefined ? { model: record.model } : {}),
+          ...(record.usage ? { usage: record.usage } : {}),
+          latencyMs: record.latencyMs,
+        });
+        return;
+      case "gatewayRefused":
+        this.meteredRequests += 1;
+        this.runtimeEvent({ type: "providerUsage", requestId: record.requestId, method: record.method, status: record.status, refused: record.reason });
+        return;
+      case "budgetExceeded":
+        if (this.budget) return;
+        this.budget = { budget: record.budget, limit: record.limit, spent: record.spent };
+        this.options.onBudgetExceeded?.(this.budget);
+        return;
+      case "gatewayWarning":
+        this.warn("gateway-warning", `provider gateway: ${record.message}`);
+        return;
+      case "gatewayReady":
+        return;
+    }
+  }
+
+  /** The calls the provider gateway metered, in order, and how many requests it saw (refused ones included). */
+  get metered(): { requests: number; calls: ReadonlyArray<{ model?: string; usage: MeteredUsage }> } {
+    return { requests: this.meteredRequests, calls: this.meteredCalls };
+  }
+
+  /** The budget the gateway said was spent, if any. */
+  get budgetExceeded(): BudgetSpent | undefined {
+    return this.budget;
   }
 
   /** The container exited (or never started): flush, let the parser close the run, wait for the disk. */

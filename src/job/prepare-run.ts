@@ -1,7 +1,7 @@
 // Everything a run needs decided before anything is built or started: the config, the runtime, the values of
 // the variables it passes in (a missing one fails here), the CA bundle, ids, and the SandboxPlan.
 import { randomBytes } from "node:crypto";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
@@ -9,6 +9,7 @@ import { readEnvSources, resolveRuntime } from "../config/resolve.js";
 import { applyRunFlags, type RunFlagOverrides } from "../config/run-flags.js";
 import { InvalidOptionError, MissingEnvError } from "../errors.js";
 import { isSafeId } from "../model/ids.js";
+import { loadPriceTable } from "../gateway/pricing.js";
 import { perstackStorageDir } from "../storage/storage-dir.js";
 import {
   buildSandboxPlan,
@@ -42,6 +43,10 @@ export interface RunRequest {
   processEnv: NodeJS.ProcessEnv;
   /** Perstack's run flags that beat perstack.toml (--provider, --max-steps, --env-path, ...). */
   flags?: RunFlagOverrides;
+  /** --max-cost / --max-tokens, enforced by the provider gateway. */
+  budgets?: { maxCostUsd?: number; maxTokens?: number };
+  /** --pricing <file>: a price table instead of the shipped one (relative to cwd). */
+  pricingPath?: string;
   /** --job-id: the id of the new job, instead of a generated one. */
   jobId?: string;
   /**
@@ -62,6 +67,10 @@ export interface PreparedRun {
   plan: SandboxPlan;
   /** Values for the plan's host-sourced variables. Never printed. */
   envValues: Record<string, string>;
+  /** The gateway container's secrets: the real provider credentials and the run's token. Never printed. */
+  gatewayEnv: Record<string, string>;
+  /** --pricing, absolute: the table the run is priced with (else the shipped one). */
+  pricingPath?: string;
   perstackDir: string;
   workspace: string;
   /** Owner of the workspace directory: files the agent creates in copy mode are given to it. */
@@ -129,6 +138,9 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     perstackDir,
   });
   const sources = readEnvSources(loaded, request.processEnv);
+  // A bad table is bad input before anything starts; the gateway and the host price with the same file.
+  const pricingPath = request.pricingPath !== undefined ? resolve(request.cwd, request.pricingPath) : undefined;
+  if (pricingPath) loadPriceTable(pricingPath);
   const baseUrlEnv = adapter.baseUrlEnv?.(loaded.file.provider ?? { providerName: adapter.defaultProvider });
   const baseUrlFromEnv = baseUrlEnv ? sources.get(baseUrlEnv) : undefined;
   const plan = buildSandboxPlan({
@@ -139,6 +151,8 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     query: request.query,
     ...(request.model ? { model: request.model } : {}),
     ...(baseUrlFromEnv ? { baseUrlFromEnv } : {}),
+    ...(request.budgets ? { budgets: request.budgets } : {}),
+    ...(pricingPath ? { pricingTable: readFileSync(pricingPath, "utf8") } : {}),
     workspace,
     workspaceMode,
     policy,
@@ -156,21 +170,34 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   const envValues: Record<string, string> = { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
   const secrets = request.secrets ?? "require";
   const missing: string[] = [];
-  for (const entry of plan.agent.env) {
-    if (entry.source !== "host" || secrets === "skip") continue;
-    const value = entry.from.map((name) => sources.get(name)).find((v) => v !== undefined && v !== "");
-    if (value === undefined) {
-      if (entry.optional) continue;
-      const files = (loaded.file.envPath ?? DEFAULTS.envPath).join(", ");
-      const names = entry.from.join(" or ");
-      const problem = `${names} is not set (needed as ${entry.reason})`;
-      if (secrets === "warn") {
-        missing.push(`${problem}; a real run would stop here: export it or put it in ${files} next to ${loaded.path}`);
-        continue;
-      }
-      throw new MissingEnvError(`${problem}; export it or put it in ${files} next to ${loaded.path}`);
+  /** The first value set among `from`; a missing required one is bad input (a warning for --dry-run). */
+  const valueOf = (from: string[], reason: string, optional: boolean | undefined): string | undefined => {
+    if (secrets === "skip") return undefined;
+    const value = from.map((name) => sources.get(name)).find((v) => v !== undefined && v !== "");
+    if (value !== undefined || optional) return value;
+    const files = (loaded.file.envPath ?? DEFAULTS.envPath).join(", ");
+    const problem = `${from.join(" or ")} is not set (needed as ${reason})`;
+    if (secrets === "warn") {
+      missing.push(`${problem}; a real run would stop here: export it or put it in ${files} next to ${loaded.path}`);
+      return undefined;
     }
-    envValues[entry.name] = value;
+    throw new MissingEnvError(`${problem}; export it or put it in ${files} next to ${loaded.path}`);
+  };
+  // The token the agent holds instead of the provider key: random per run, useless to anyone after it.
+  const token = randomBytes(32).toString("hex");
+  for (const entry of plan.agent.env) {
+    if (entry.source === "token") envValues[entry.name] = token;
+    if (entry.source !== "host") continue;
+    const value = valueOf(entry.from, entry.reason, entry.optional);
+    if (value !== undefined) envValues[entry.name] = value;
+  }
+  const gatewayEnv: Record<string, string> = {};
+  if (plan.gateway) {
+    gatewayEnv.PERSTACK_GATEWAY_TOKEN = token;
+    for (const key of plan.gateway.credentials) {
+      const value = valueOf(key.from, `provider ${plan.provider} key, held by the provider gateway`, key.optional);
+      if (value !== undefined) gatewayEnv[key.name] = value;
+    }
   }
 
   const warnings = [...flagWarnings, ...plan.warnings, ...missing];
@@ -179,5 +206,5 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
       `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it with --workspace-mode bind; use --workspace-mode copy (the default when this happens)`,
     );
   }
-  return { loaded, adapter, plan, envValues, perstackDir, workspace, workspaceOwner: { uid: workspaceStat.uid, gid: workspaceStat.gid }, warnings, ...(continuation ? { continuation } : {}) };
+  return { loaded, adapter, plan, envValues, gatewayEnv, ...(pricingPath ? { pricingPath } : {}), perstackDir, workspace, workspaceOwner: { uid: workspaceStat.uid, gid: workspaceStat.gid }, warnings, ...(continuation ? { continuation } : {}) };
 }

@@ -2,10 +2,11 @@
 // the final job.json. Whatever happens, what was collected stays on disk and the sandbox is removed.
 import { join } from "node:path";
 import type Docker from "dockerode";
-import { RunCollector, type RunOutcome } from "../collector/run-collector.js";
+import { RunCollector, type BudgetSpent, type RunOutcome } from "../collector/run-collector.js";
+import { costOf, loadPriceTable, priceTableInfo } from "../gateway/pricing.js";
 import { reachableExperts } from "../config/resolve.js";
 import { PerstackError } from "../errors.js";
-import { addUsage, emptyUsage, type Job, type PerstackEvent } from "../model/perstack.js";
+import { addMeteredUsage, addUsage, emptyMeteredUsage, emptyUsage, type Job, type JobMetered, type PerstackEvent } from "../model/perstack.js";
 import { runSandbox, type SandboxResult } from "../sandbox/run-sandbox.js";
 import type { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { JobStore } from "../storage/job-store.js";
@@ -33,6 +34,8 @@ export interface JobResult {
   interrupted: boolean;
   imagesBuilt: string[];
   workspace: WorkspaceOutcome;
+  /** Models the gateway metered that the price table has no price for: job.json's metered.costUsd is null. */
+  unpricedModels: string[];
 }
 
 export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJobHooks): Promise<JobResult> {
@@ -102,6 +105,8 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     experts: new Set(reachableExperts(prepared.loaded, plan.expert.key).map((e) => e.key)),
     maxOutputBytes: plan.agent.limits.maxOutputBytes,
     onOutputLimit: () => stop.abort(),
+    // The gateway already refuses further model calls; stopping the agent spares it retrying until its deadline.
+    onBudgetExceeded: () => stop.abort(),
   });
   const session = new WorkspaceSession({
     plan,
@@ -113,6 +118,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
 
   let outcome: RunOutcome;
   let interrupted: boolean;
+  const unpricedModels = new Set<string>();
   let imagesBuilt: string[] = [];
   let workspace: WorkspaceOutcome | undefined;
   const finishWorkspace = async () => {
@@ -138,6 +144,8 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
       agentStdout: collector.stdout,
       agentStderr: collector.stderr,
       proxyLogLine: (line) => collector.proxyLine(line),
+      gatewayEnv: prepared.gatewayEnv,
+      gatewayLine: (line) => collector.gatewayLine(line),
       signal: hooks.signal,
       ...(hooks.hurry ? { hurry: hooks.hurry } : {}),
       stop: stop.signal,
@@ -150,6 +158,8 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
     const limit = plan.agent.limits.maxDurationMs;
     outcome = interrupted
       ? await collector.fail({ name: "Interrupted", message: "the run was interrupted (SIGINT/SIGTERM)", isRetryable: false })
+      : collector.budgetExceeded
+        ? await collector.fail({ name: "BudgetExceeded", message: budgetMessage(collector.budgetExceeded), isRetryable: false })
       : collector.outputLimitExceeded
         ? await collector.fail({
             name: "OutputLimitExceeded",
@@ -173,14 +183,14 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
       isRetryable: false,
     });
     if (!interrupted) {
-      await finishJob(store, job, outcome);
+      await finishJob(store, job, outcome, meteredFor(prepared, job.metered, collector, unpricedModels));
       await files.close();
       throw error;
     }
   }
-  await finishJob(store, job, outcome);
+  await finishJob(store, job, outcome, meteredFor(prepared, job.metered, collector, unpricedModels));
   await files.close();
-  return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt, workspace: workspace ?? { mode: plan.agent.workspace.mode, notices: [] } };
+  return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt, workspace: workspace ?? { mode: plan.agent.workspace.mode, notices: [] }, unpricedModels: [...unpricedModels] };
 }
 
 function withoutFinish(job: Job): Job {
@@ -188,10 +198,37 @@ function withoutFinish(job: Job): Job {
   return rest;
 }
 
-async function finishJob(store: JobStore, job: Job, outcome: RunOutcome): Promise<void> {
+function budgetMessage(spent: BudgetSpent): string {
+  return spent.budget === "maxCostUsd"
+    ? `the run spent its --max-cost budget ($${spent.spent.toFixed(4)} of $${spent.limit}); the provider gateway refused further model calls and the run was stopped`
+    : `the run spent its --max-tokens budget (${spent.spent} of ${spent.limit} tokens); the provider gateway refused further model calls and the run was stopped`;
+}
+
+/**
+ * job.json's `metered`: the gateway's calls of this invocation added to what earlier ones of the job counted, priced
+ * with the table the gateway used. Undefined when the run's provider does not go through the gateway.
+ */
+function meteredFor(prepared: PreparedRun, before: JobMetered | undefined, collector: RunCollector, unpriced: Set<string>): JobMetered | undefined {
+  if (!prepared.plan.gateway) return before;
+  const table = loadPriceTable(prepared.pricingPath);
+  const { requests, calls } = collector.metered;
+  let usage = before?.usage ?? emptyMeteredUsage();
+  let cost: number | null = before ? before.costUsd : 0;
+  for (const call of calls) {
+    usage = addMeteredUsage(usage, call.usage);
+    const model = call.model ?? prepared.plan.model;
+    const price = costOf(model, call.usage, table);
+    if (price === null) unpriced.add(model);
+    cost = cost === null || price === null ? null : cost + price;
+  }
+  return { requests: (before?.requests ?? 0) + requests, usage, costUsd: cost, pricing: priceTableInfo(table) };
+}
+
+async function finishJob(store: JobStore, job: Job, outcome: RunOutcome, metered: JobMetered | undefined): Promise<void> {
   const latestCheckpointId = outcome.lastCheckpoint?.id ?? job.latestCheckpointId;
   await store.writeJob({
     ...job,
+    ...(metered ? { metered } : {}),
     status: outcome.status,
     totalSteps: job.totalSteps + outcome.steps,
     usage: addUsage(job.usage, outcome.usage),

@@ -44,7 +44,9 @@ const NOT_ALLOWLISTED = "not-allowlisted.perstack-selftest.test";
 const IP_LITERAL = "198.51.100.7";
 const DUMMY_KEYS = ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENERATIVE_AI_API_KEY", "CURSOR_API_KEY", "DEEPSEEK_API_KEY"];
 const POLICY_ORIGINALS: Record<string, string> = {
-  "perstack.toml": `[experts."${EXPERT}"]\ndescription = "Probes the sandbox"\ninstruction = "Probe the sandbox."\n`,
+  // One allowlisted name, for the checks that the proxy still refuses other ports and plain HTTP to it (the
+  // provider's host is the gateway's business, not on the agent's allowlist). The probe never starts the skill.
+  "perstack.toml": `[experts."${EXPERT}"]\ndescription = "Probes the sandbox"\ninstruction = "Probe the sandbox."\n[experts."${EXPERT}".skills."probe-net"]\ntype = "mcpSseSkill"\nendpoint = "https://allowlisted.perstack-selftest.example/sse"\nallowedDomains = ["allowlisted.perstack-selftest.example"]\n`,
   ".env": `${DUMMY_KEYS.map((k) => `${k}=perstack-selftest-not-a-key`).join("\n")}\n`,
 };
 /** Variables the engine adds to every container, and PWD, which the image's entrypoint shell sets. */
@@ -113,6 +115,11 @@ export async function runSelftest(docker: Docker, baseImages: Record<BaseImageRo
     const resources = new SandboxResources(docker);
     const result = await runSandbox(docker, sandboxPlan, {
       env: { ...prepared.envValues, ...(options.breakOnPurpose === "env" ? { [CANARY]: "must-not-reach-the-agent" } : {}) },
+      // The probe makes no model call: the gateway only has to start, so a missing key gets a stand-in value.
+      gatewayEnv: {
+        ...Object.fromEntries((sandboxPlan.gateway?.credentials ?? []).map((k) => [k.name, "selftest-no-provider-key"])),
+        ...prepared.gatewayEnv,
+      },
       filesDir: join(runDir, "sandbox"),
       buildProgress: (p) => options.onProgress(`[build ${p.image.role}] ${p.message}`),
       containerStatus: (service, status) => {

@@ -74,8 +74,27 @@ const eventSchemas = [
     port: z.number(),
     reason: z.string().optional(),
   }),
+  runtimeEvent("providerUsage", {
+    requestId: z.string(),
+    method: z.string(),
+    path: z.string().optional(),
+    status: z.number(),
+    model: z.string().optional(),
+    usage: z
+      .object({
+        inputTokens: z.number(),
+        outputTokens: z.number(),
+        reasoningTokens: z.number(),
+        totalTokens: z.number(),
+        cachedInputTokens: z.number(),
+        cacheWriteTokens: z.number(),
+      })
+      .optional(),
+    latencyMs: z.number().optional(),
+    refused: z.string().optional(),
+  }),
   runtimeEvent("sandboxWarning", {
-    code: z.enum(["invalid-output", "forged-event", "output-limit", "policy-change-rejected", "workspace-change-rejected", "workspace-conflict", "workspace-skipped"]),
+    code: z.enum(["invalid-output", "forged-event", "output-limit", "policy-change-rejected", "workspace-change-rejected", "workspace-conflict", "workspace-skipped", "gateway-warning"]),
     message: z.string(),
     path: z.string().optional(),
   }),

@@ -49,6 +49,8 @@ export interface Job {
    * from. Checkpoint ids alone do not order a job's history.
    */
   latestCheckpointId?: string;
+  /** Not in Perstack's Job: the provider gateway's meter, when the run's provider goes through it. */
+  metered?: JobMetered;
 }
 
 export type CheckpointStatus =
@@ -235,7 +237,42 @@ export type RuntimeEvent = RuntimeEventBase &
      * stdout it refused, a policy file the agent changed, a workspace change it did not apply).
      */
     | { type: "sandboxWarning"; code: SandboxWarningCode; message: string; path?: string }
+    /**
+     * Not in Perstack's set: one model call as the provider gateway metered it (or refused it, with `refused`).
+     * No bodies, no query strings, no secrets.
+     */
+    | {
+        type: "providerUsage";
+        requestId: string;
+        method: string;
+        path?: string;
+        status: number;
+        model?: string;
+        usage?: MeteredUsage;
+        latencyMs?: number;
+        refused?: string;
+      }
   );
+
+/** Token counts of model calls as the provider gateway metered them; inputTokens includes cached and cache-write. */
+export interface MeteredUsage extends Usage {
+  cacheWriteTokens: number;
+}
+
+export const emptyMeteredUsage = (): MeteredUsage => ({ ...emptyUsage(), cacheWriteTokens: 0 });
+
+export function addMeteredUsage(a: MeteredUsage, b: MeteredUsage): MeteredUsage {
+  return { ...addUsage(a, b), cacheWriteTokens: a.cacheWriteTokens + b.cacheWriteTokens };
+}
+
+/** job.json's `metered`: what the provider gateway counted for the whole job, and what it cost. */
+export interface JobMetered {
+  requests: number;
+  usage: MeteredUsage;
+  /** null when a call's model has no price in the table: never a guess. */
+  costUsd: number | null;
+  pricing: { source: string; date: string; sha256: string };
+}
 
 export type SandboxWarningCode =
   | "invalid-output"
@@ -244,10 +281,11 @@ export type SandboxWarningCode =
   | "policy-change-rejected"
   | "workspace-change-rejected"
   | "workspace-conflict"
-  | "workspace-skipped";
+  | "workspace-skipped"
+  | "gateway-warning";
 
 /** Events only the host issues: never accepted from the agent's stream, whatever the runtime. */
-export const HOST_ONLY_EVENT_TYPES: ReadonlySet<string> = new Set(["proxyAccess", "dockerBuildProgress", "dockerContainerStatus", "sandboxWarning"]);
+export const HOST_ONLY_EVENT_TYPES: ReadonlySet<string> = new Set(["proxyAccess", "dockerBuildProgress", "dockerContainerStatus", "sandboxWarning", "providerUsage"]);
 
 export type PerstackEvent = RunEvent | RuntimeEvent;
 export type PerstackEventType = PerstackEvent["type"];

@@ -1,7 +1,11 @@
 // The second renderer of a SandboxPlan: files a person can read and run by hand with docker-compose. Secrets
 // appear only as ${NAME} references; the query is ${PERSTACK_QUERY}, supplied when the files are run.
 import { posix } from "node:path";
+import { GATEWAY_CONFIG_DIR } from "./gateway-plan.js";
 import { AGENT_HOME_FILES, PROXY_TMPFS, type SandboxPlan } from "./sandbox-plan.js";
+
+/** What the person running exported files sets to any random string: the agent's token and the gateway's. */
+const GATEWAY_TOKEN_VARIABLE = "PERSTACK_GATEWAY_TOKEN";
 import { readTemplateFile, render, yamlString } from "./templates.js";
 
 /** Stands in for the query while planning an export, and becomes ${PERSTACK_QUERY} in compose.yaml. */
@@ -18,7 +22,7 @@ export interface ExportFile {
 export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: string } = {}): ExportFile[] {
   const files: ExportFile[] = [];
   for (const image of plan.images) {
-    const dir = image.role === "proxy" ? "proxy" : "agent";
+    const dir = image.role;
     files.push({ path: posix.join(dir, "Dockerfile"), content: image.dockerfile });
     for (const file of image.contextFiles) {
       files.push({ path: posix.join(dir, file.path), content: file.content, ...(file.path.endsWith(".sh") ? { mode: 0o755 } : {}) });
@@ -32,10 +36,21 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   const workspaceVariable = options.workspaceVariable ?? "PERSTACK_WORKSPACE";
   // By hand the workspace is always bound: the copy mode's volume round trip is the CLI's own work.
   const workspaceSource = plan.agent.workspace.source;
+  // The agent's key variables hold the run's gateway token: one value the person running the files chooses.
   const env = plan.agent.env.map((entry) => ({
     name: entry.name,
-    value: entry.source === "fixed" ? yamlString(entry.value) : JSON.stringify(`\${${entry.name}}`),
+    value: entry.source === "fixed" ? yamlString(entry.value) : JSON.stringify(`\${${entry.source === "token" ? GATEWAY_TOKEN_VARIABLE : entry.name}}`),
   }));
+  const gateway = plan.gateway;
+  if (gateway) files.push({ path: "gateway.json", content: `${JSON.stringify(gateway.config, null, 2)}\n` });
+  const gatewayEnv = gateway
+    ? [
+        { name: "PERSTACK_GATEWAY_CONFIG", value: yamlString(`${GATEWAY_CONFIG_DIR}/gateway.json`) },
+        { name: GATEWAY_TOKEN_VARIABLE, value: JSON.stringify(`\${${GATEWAY_TOKEN_VARIABLE}}`) },
+        ...gateway.credentials.map((k) => ({ name: k.name, value: JSON.stringify(`\${${k.name}}`) })),
+      ]
+    : [];
+  const agentSecrets = plan.agent.env.filter((e) => e.source === "host" || e.source === "config").map((e) => e.name);
   const command = plan.agent.command.map((arg) =>
     // Plain ${PERSTACK_QUERY}: a ":?" guard would make every compose command, `down` included, demand it.
     arg === QUERY_PLACEHOLDER ? JSON.stringify("${PERSTACK_QUERY}") : yamlString(arg),
@@ -43,7 +58,16 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   const compose = render("compose/compose.yaml.hbs", {
     expertKey: plan.expert.key,
     runtime: plan.runtime.name,
-    secretNames: plan.agent.env.filter((e) => e.source !== "fixed").map((e) => e.name),
+    secretNames: [...new Set([...(gateway ? [GATEWAY_TOKEN_VARIABLE, ...gateway.credentials.map((k) => k.name)] : []), ...agentSecrets])],
+    gateway: gateway
+      ? {
+          image: gateway.image,
+          alias: gateway.alias,
+          env: gatewayEnv,
+          extraHosts: gateway.extraHosts,
+          configMount: yamlString(`./gateway.json:${GATEWAY_CONFIG_DIR}/gateway.json:ro`),
+        }
+      : undefined,
     proxyImage: plan.proxy.image,
     proxyTmpfs: Object.entries(PROXY_TMPFS).map(([path, opts]) => `${path}:${opts}`),
     agentImage: plan.agent.image,

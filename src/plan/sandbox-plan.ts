@@ -13,6 +13,9 @@ import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, t
 import { packagePath } from "../package-root.js";
 import type { PolicyPaths } from "./policy-files.js";
 import { mcpServerName } from "./server-name.js";
+import { gatewayImage } from "./gateway-image.js";
+import { planGateway, gatewayServes, type GatewayBudgets, type GatewayPlan } from "./gateway-plan.js";
+import { gatewayContextFiles } from "../runtimes/engine-files.js";
 import type { ContextFile } from "./context-file.js";
 import { readTemplateFile, render } from "./templates.js";
 
@@ -56,6 +59,12 @@ export interface PlanInput {
   model?: string;
   /** The runtime's conventional base-URL variable from the host (e.g. ANTHROPIC_BASE_URL), if set. */
   baseUrlFromEnv?: string;
+  /** --max-cost / --max-tokens: enforced by the provider gateway. */
+  budgets?: GatewayBudgets;
+  /** --pricing: the price table's text (validated at the edge), used by the gateway instead of the shipped one. */
+  pricingTable?: string;
+  /** The gateway's program files for its image (default: read from dist/ by runtimes/engine-files.ts). */
+  gatewayProgram?: ContextFile[];
   /** Absolute host path of the workspace the agent works on at /workspace. */
   workspace: string;
   /**
@@ -133,6 +142,8 @@ export type EnvEntry =
   | { name: string; source: "host"; from: string[]; reason: string; optional?: boolean }
   /** Value from perstack.toml that may be secret (provider headers): supplied at run time, never in the plan. */
   | { name: string; source: "config"; reason: string }
+  /** The run's gateway token, in the provider's key variable: made at run time, worthless outside the run. */
+  | { name: string; source: "token"; reason: string }
   | { name: string; source: "fixed"; value: string; reason: string };
 
 export interface MountPlan {
@@ -185,6 +196,8 @@ export interface SandboxPlan {
   images: ImagePlan[];
   networks: NetworkPlan[];
   proxy: ProxyPlan;
+  /** Absent when the gateway does not serve the run's provider (cursor; providers not served yet). */
+  gateway?: GatewayPlan;
   agent: AgentPlan;
   labels: Record<string, string>;
   warnings: string[];
@@ -230,8 +243,21 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
       `${where} "${model}" is ${/^[AEIOU]/.test(vendorName(vendor)) ? "an" : "a"} ${vendorName(vendor)} model, but runtime ${adapter.name} runs ${adapter.modelVendors.map(vendorName).join("/")} models (e.g. ${adapter.defaultModel}); choose another model or runtime`,
     );
   }
-  const baseUrl = adapter.ownService ? undefined : (provider.setting?.baseUrl ?? input.baseUrlFromEnv);
+  const configuredBaseUrl = adapter.ownService ? undefined : (provider.setting?.baseUrl ?? input.baseUrlFromEnv);
   const short = input.runId.slice(0, 12);
+  const gatewayImagePlan = gatewayServes(adapter, provider)
+    ? gatewayImage(input.baseImages.node, input.caBundle, input.gatewayProgram ?? gatewayContextFiles())
+    : undefined;
+  const decision = gatewayImagePlan
+    ? planGateway({ adapter, provider, configuredBaseUrl, model, ...(input.budgets ? { budgets: input.budgets } : {}), ...(input.pricingTable !== undefined ? { pricingTable: input.pricingTable } : {}), image: gatewayImagePlan.ref, short })
+    : undefined;
+  if (adapter.ownService) {
+    warnings.push(`runtime ${adapter.name} talks to its vendor's own service, so its key stays inside the sandbox (the provider gateway cannot hold it)`);
+  } else if (!decision) {
+    warnings.push(`provider ${provider.providerName}: the provider gateway does not serve it yet, so its credentials are passed into the sandbox`);
+  }
+  // Through the gateway, the runtime's one model endpoint is the gateway, reached through squid as its upstream.
+  const baseUrl = decision?.agentBaseUrl ?? configuredBaseUrl;
 
   const { installs: cliInstalls, skills } = adapter.runsExperts
     ? { installs: [], skills: [] }
@@ -282,6 +308,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
   const images = [
     proxyImage(input),
     agentImage(input, installs),
+    ...(gatewayImagePlan ? [gatewayImagePlan] : []),
   ];
   const proxyRef = images[0]!.ref;
   const agentRef = images[1]!.ref;
@@ -295,7 +322,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     upstreams,
   });
 
-  const env = planEnv(input, experts, provider, adapter, invocation, proxyUrl);
+  const env = planEnv(input, experts, provider, adapter, invocation, proxyUrl, decision?.tokenVariables);
   const workspace = planWorkspace(input, short);
 
   return {
@@ -317,6 +344,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
       { role: "internal", name: `perstack-${short}-internal`, internal: true, enableIPv6: false, options: { ...INTERNAL_NETWORK_OPTIONS } },
       { role: "egress", name: `perstack-${short}-egress`, internal: false, enableIPv6: false, options: {} },
     ],
+    ...(decision ? { gateway: decision.gateway } : {}),
     proxy: {
       containerName: proxyName,
       image: proxyRef,
@@ -514,6 +542,7 @@ function planEnv(
   adapter: RuntimeAdapter,
   invocation: RuntimeInvocation,
   proxyUrl: string,
+  tokenVariables?: string[],
 ): EnvEntry[] {
   const entries = new Map<string, EnvEntry>();
   const fromHost = (name: string, reason: string, from: string[] = [name], optional = false) => {
@@ -525,7 +554,11 @@ function planEnv(
     entries.set(name, { name, source: "host", from: sources, reason, ...(optional ? { optional } : {}) });
   };
   for (const key of adapter.keyEnv(provider)) {
-    fromHost(key.name, `provider ${provider.providerName} ${key.optional ? "setting" : "key"}`, key.from, key.optional);
+    if (tokenVariables?.includes(key.name)) {
+      entries.set(key.name, { name: key.name, source: "token", reason: `the run's token for the provider gateway (the ${provider.providerName} key stays outside)` });
+    } else if (!tokenVariables) {
+      fromHost(key.name, `provider ${provider.providerName} ${key.optional ? "setting" : "key"}`, key.from, key.optional);
+    }
   }
   for (const expert of experts) {
     for (const [skillName, skill] of Object.entries(expert.config.skills ?? {})) {

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
+import { GATEWAY_CONFIG_DIR } from "../plan/gateway-plan.js";
 import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type SandboxPlan } from "../plan/sandbox-plan.js";
 import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../stream/line-splitter.js";
@@ -33,10 +34,14 @@ export interface SandboxIO {
   /** Directory for files the containers mount (squid.conf). */
   filesDir: string;
   buildProgress(progress: BuildProgress): void;
-  containerStatus(service: "proxy" | "agent", status: string): void;
+  containerStatus(service: "proxy" | "agent" | "gateway", status: string): void;
   agentStdout: Writable;
   agentStderr: Writable;
   proxyLogLine(line: string): void;
+  /** The provider gateway's secrets (real credentials, the run's token); never logged. */
+  gatewayEnv?: Record<string, string>;
+  /** A line of the provider gateway's stdout (metered calls, refusals, budgets). */
+  gatewayLine?(line: string): void;
   /** The user interrupts (first Ctrl-C). */
   signal: AbortSignal;
   /** The user insists (second Ctrl-C): skip copying the workspace back and remove everything at once. */
@@ -95,7 +100,11 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       resources.network(network.name, handle);
     }
 
-    const proxy = await startProxy(docker, plan, io, labels, resources);
+    // The gateway and the proxy start side by side: squid resolves the gateway's name only when a request comes.
+    const [proxy] = await Promise.all([
+      startProxy(docker, plan, io, labels, resources),
+      plan.gateway ? startGateway(docker, plan, io, labels, resources) : undefined,
+    ]);
     const proxyIp = await addressOn(proxy, plan.networks.find((n) => n.role === "internal")!.name);
 
     throwIfAborted(io.signal);
@@ -248,6 +257,88 @@ async function startProxy(docker: Docker, plan: SandboxPlan, io: SandboxIO, labe
   }
   io.containerStatus("proxy", "running");
   return proxy;
+}
+
+/** How the gateway container is locked down: it holds the real credentials, so it gets no more than it needs. */
+const GATEWAY_HARDENING = {
+  ReadonlyRootfs: true,
+  Tmpfs: { "/tmp": "rw,nosuid,nodev,noexec,size=16m" },
+  CapDrop: ["ALL"],
+  SecurityOpt: ["no-new-privileges"],
+  Memory: 256 * 1024 ** 2,
+  PidsLimit: 128,
+};
+const GATEWAY_START_TIMEOUT_MS = 30_000;
+
+/**
+ * The provider gateway, on the egress network only: the agent reaches it solely through squid (as the one
+ * configured upstream), and it reaches the provider directly. Its config is a read-only bind like squid.conf; its
+ * secrets go to the Engine API at creation.
+ */
+async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources): Promise<Docker.Container> {
+  const gateway = plan.gateway!;
+  const dir = join(io.filesDir, "gateway");
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await writeFile(join(dir, "gateway.json"), `${JSON.stringify(gateway.config, null, 2)}\n`, { mode: 0o644 });
+  if (gateway.pricingTable !== undefined) await writeFile(join(dir, "prices.json"), gateway.pricingTable, { mode: 0o644 });
+  const egress = plan.networks.find((n) => n.role === "egress")!.name;
+  const container = await docker.createContainer({
+    name: gateway.containerName,
+    Image: gateway.image,
+    Labels: { ...labels, "perstack.role": "gateway" },
+    Env: [
+      `PERSTACK_GATEWAY_CONFIG=${GATEWAY_CONFIG_DIR}/gateway.json`,
+      ...Object.entries(io.gatewayEnv ?? {}).map(([name, value]) => `${name}=${value}`),
+    ],
+    HostConfig: {
+      NetworkMode: egress,
+      ExtraHosts: gateway.extraHosts,
+      Mounts: [bindMount(dir, GATEWAY_CONFIG_DIR, true)],
+      Sysctls: NO_IPV6_SYSCTLS,
+      ...GATEWAY_HARDENING,
+    },
+    NetworkingConfig: { EndpointsConfig: { [egress]: { Aliases: [gateway.alias] } } },
+  });
+  resources.container(gateway.containerName, container);
+  const logs = await container.attach({ stream: true, stdout: true, stderr: true });
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  docker.modem.demuxStream(logs, stdout, stderr);
+  const errors: string[] = [];
+  forEachLine(stderr, (line) => {
+    errors.push(line);
+    if (errors.length > 20) errors.shift();
+  });
+  let onAbort: () => void = () => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new SandboxError(`the provider gateway did not start within ${GATEWAY_START_TIMEOUT_MS / 1000}s: ${errors.slice(-3).join(" | ")}`)), GATEWAY_START_TIMEOUT_MS);
+    onAbort = () => {
+      clearTimeout(timer);
+      reject(new SandboxError("interrupted"));
+    };
+    io.signal.addEventListener("abort", onAbort, { once: true });
+    forEachLine(stdout, (line) => {
+      if (line.includes('"gatewayReady"')) {
+        clearTimeout(timer);
+        resolve();
+        return;
+      }
+      io.gatewayLine?.(line);
+    });
+    logs.on("end", () => {
+      clearTimeout(timer);
+      reject(new SandboxError(`the provider gateway exited at start: ${errors.slice(-3).join(" | ") || "no output"}`));
+    });
+  });
+  try {
+    await container.start();
+    io.containerStatus("gateway", "starting");
+    await ready;
+  } finally {
+    io.signal.removeEventListener("abort", onAbort);
+  }
+  io.containerStatus("gateway", "running");
+  return container;
 }
 
 /** Writes the runtime's HOME files for the agent's entrypoint to copy; undefined when there are none. */

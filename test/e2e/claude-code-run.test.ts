@@ -90,7 +90,7 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
     expect(job!.job.usage.totalTokens).toBeGreaterThan(0);
     expect(job!.job.usage.inputTokens).toBeGreaterThan(0);
 
-    const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && t !== "proxyAccess");
+    const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && t !== "proxyAccess" && t !== "providerUsage");
     expect(types).toEqual([
       "initializeRuntime", "startRun",
       "startGeneration", "callTools", "resolveToolResults", "finishAllToolCalls", "continueToNextStep",
@@ -136,14 +136,17 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
     expect(await leftovers(engine, job!.jobId)).toEqual([]);
   });
 
-  it("confines the agent: allowlisted upstream only, 403 and events for the rest, no route or DNS without the proxy, env by name", async () => {
+  it("confines the agent: the provider gateway only, 403 and events for the rest, no route or DNS without the proxy, env by name", async () => {
     // host-gateway (what host.docker.internal resolves to in the proxy) is docker0's address.
     const hostGateway = networkInterfaces().docker0?.find((a) => a.family === "IPv4")?.address;
     expect(hostGateway, "docker0 has no IPv4 address").toBeDefined();
     const bash = (command: string) => ({ toolUse: [{ name: "Bash", input: { command, description: "probe" } }] });
     const noProxy = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy";
     await fake.script([
+      // The model server is the gateway's upstream, not the agent's: only the gateway, with the run's token, and
+      // only into the provider's API.
       bash(`curl -s -o /dev/null -w 'upstream=%{http_code}' http://host.docker.internal:${fake.port}/health`),
+      bash(`curl -s -o /dev/null -w 'gateway-no-token=%{http_code}' -X POST http://perstack-gateway:8080/v1/messages; echo; curl -s -o /dev/null -w 'gateway-wrong-token=%{http_code}' -H 'x-api-key: not-the-token' -X POST http://perstack-gateway:8080/v1/messages; echo; curl -s -o /dev/null -w 'gateway-outside-api=%{http_code}' -H "x-api-key: $ANTHROPIC_API_KEY" http://perstack-gateway:8080/v1/files; echo; curl -s -o /dev/null -w 'gateway-direct=%{http_code}' -H "x-api-key: $ANTHROPIC_API_KEY" --proxy '' http://perstack-gateway:8080/v1/messages; echo`),
       bash(`curl -s -o /dev/null -w 'other=%{http_code}' http://host.docker.internal:${other.port}/health`),
       bash(`curl -s -o /dev/null -w 'name=%{http_code}' http://blocked.example.com/`),
       bash(`curl -s -o /dev/null -w 'ip=%{http_code}' http://${hostGateway}:${fake.port}/health`),
@@ -163,7 +166,12 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
     });
     expect(result.exitCode, result.all).toBe(0);
     const out = toolResultsSent(await fake.requests()).join("\n");
-    expect(out).toContain("upstream=200");
+    expect(out).toContain("upstream=403");
+    expect(out).toContain("gateway-no-token=401");
+    expect(out).toContain("gateway-wrong-token=401");
+    expect(out).toContain("gateway-outside-api=403");
+    // Without the proxy the gateway's name does not even resolve: it sits on the egress network only.
+    expect(out).toMatch(/gateway-direct=000/);
     expect(out).toContain("other=403");
     expect(out).toContain("name=403");
     expect(out).toContain("ip=403");
@@ -189,6 +197,7 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
     expect(blocked).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ domain: "host.docker.internal", port: other.port, reason: "not-allowlisted" }),
+        expect.objectContaining({ domain: "host.docker.internal", port: fake.port, reason: "not-allowlisted" }),
         expect.objectContaining({ domain: "blocked.example.com", port: 80, reason: "not-allowlisted" }),
         expect.objectContaining({ domain: hostGateway, reason: "ip-literal" }),
       ]),
@@ -266,7 +275,7 @@ describe.skipIf(!docker)("claude-code runtime in the sandbox", () => {
         reject: false,
         all: true,
         timeout: 300_000,
-        env: { ANTHROPIC_API_KEY: "sk-fake-e2e", PERSTACK_QUERY: "write by-hand.txt" },
+        env: { ANTHROPIC_API_KEY: "sk-fake-e2e", PERSTACK_GATEWAY_TOKEN: "by-hand-token-0123456789abcdef", PERSTACK_QUERY: "write by-hand.txt" },
       });
     try {
       const up = await compose(["up", "--build", "--abort-on-container-exit", "--exit-code-from", "agent"]);

@@ -103,7 +103,10 @@ describe("--dry-run", () => {
     expect(result.exitCode, result.stderr).toBe(0);
     const plan = JSON.parse(result.stdout);
     expect(plan.proxy.allowlist).toEqual(["*.example.com"]);
-    expect(plan.agent.env.filter((e: { source: string }) => e.source === "host").map((e: { name: string }) => e.name)).toEqual(["ANTHROPIC_API_KEY", "SKILL_TOKEN"]);
+    expect(plan.agent.env.filter((e: { source: string }) => e.source === "host").map((e: { name: string }) => e.name)).toEqual(["SKILL_TOKEN"]);
+    // The provider key is the gateway's; the agent's variable holds the run's token.
+    expect(plan.agent.env.find((e: { name: string }) => e.name === "ANTHROPIC_API_KEY")).toMatchObject({ source: "token" });
+    expect(plan.gateway.credentials.map((k: { name: string }) => k.name)).toEqual(["ANTHROPIC_API_KEY"]);
     expect(result.stdout).not.toContain("secret-value");
     expect(readdirSync(ws)).toEqual(["perstack.toml"]);
   });
@@ -121,25 +124,26 @@ describe.skipIf(!docker)("export", () => {
     });
     expect(result.exitCode, result.stderr).toBe(0);
     const files = readdirSync(out, { recursive: true }).map(String).sort();
-    expect(files).toEqual(
-      ["agent", "agent/Dockerfile", "agent/agent-entrypoint.sh", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "proxy", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].concat(
-        files.includes("agent/extra-ca.crt") ? ["agent/extra-ca.crt"] : [],
-      ).sort(),
+    expect(files.filter((f) => !f.startsWith("gateway/") && !f.endsWith("extra-ca.crt"))).toEqual(
+      ["agent", "agent/Dockerfile", "agent/agent-entrypoint.sh", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "gateway", "gateway.json", "proxy", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].sort(),
     );
+    expect(files).toEqual(expect.arrayContaining(["gateway/Dockerfile", "gateway/gateway/package.json", "gateway/gateway/pricing/prices.json"]));
     for (const file of files) {
       if (statSync(join(out, file)).isDirectory()) continue;
       const text = readFileSync(join(out, file), "utf8");
       expect(text, file).not.toContain("secret-value");
     }
     const compose = readFileSync(join(out, "compose.yaml"), "utf8");
+    // The real key only on the gateway service; the agent holds the token.
     expect(compose).toContain('ANTHROPIC_API_KEY: "${ANTHROPIC_API_KEY}"');
+    expect(compose).toContain('ANTHROPIC_API_KEY: "${PERSTACK_GATEWAY_TOKEN}"');
     expect(compose).toContain('SKILL_TOKEN: "${SKILL_TOKEN}"');
     expect(readFileSync(join(out, "allowlist.txt"), "utf8")).toBe("*.example.com\n");
 
     const config = await execa("docker-compose", ["-f", join(out, "compose.yaml"), "config"], {
       cwd: out,
       reject: false,
-      env: { PERSTACK_QUERY: "what is up", ANTHROPIC_API_KEY: "x", SKILL_TOKEN: "y" },
+      env: { PERSTACK_QUERY: "what is up", ANTHROPIC_API_KEY: "x", SKILL_TOKEN: "y", PERSTACK_GATEWAY_TOKEN: "t" },
     });
     expect(config.exitCode, config.stderr).toBe(0);
     expect(config.stdout).toContain("what is up");

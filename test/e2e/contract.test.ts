@@ -80,7 +80,7 @@ const CASES: RuntimeCase[] = [
 
 /** The run events in order, without the sandbox's own (docker*, proxyAccess) and retries. */
 const runEventTypes = (events: Array<{ type: string }>) =>
-  events.map((e) => e.type).filter((t) => !t.startsWith("docker") && t !== "proxyAccess" && t !== "retry");
+  events.map((e) => e.type).filter((t) => !t.startsWith("docker") && t !== "proxyAccess" && t !== "providerUsage" && t !== "retry");
 
 describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () => {
   const engine = docker!;

@@ -77,7 +77,7 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
         reject: false,
         all: true,
         timeout: 600_000,
-        env: { ...keyEnv(), PERSTACK_QUERY: "Write hello to hello.txt, by hand" },
+        env: { ...keyEnv(), PERSTACK_GATEWAY_TOKEN: "by-hand-token-0123456789abcdef", PERSTACK_QUERY: "Write hello to hello.txt, by hand" },
       });
     try {
       const up = await compose(["up", "--build", "--abort-on-container-exit", "--exit-code-from", "agent"]);

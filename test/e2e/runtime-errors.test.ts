@@ -92,7 +92,7 @@ describe.skipIf(!docker)("runtime error paths", () => {
     const ws = workspace();
     const result = await runCli(["run", "plain", "hello", "--runtime", "claude-code"], { cwd: ws, env: {} });
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain("ANTHROPIC_API_KEY is not set (needed as provider anthropic key)");
+    expect(result.stderr).toContain("ANTHROPIC_API_KEY is not set (needed as provider anthropic key, held by the provider gateway)");
     expect(existsSync(join(ws, "perstack"))).toBe(false);
   });
 

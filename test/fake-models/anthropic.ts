@@ -231,7 +231,8 @@ export function createAnthropic(): Protocol {
         answerMain(res, body, record, record.turn);
       } else {
         record.kind = "side";
-        sendMessage(res, body, [{ type: "text", text: SIDE_REPLY }]);
+        // Side replies report usage too: the provider gateway meters every call, so the log must count them all.
+        record.usage = sendMessage(res, body, [{ type: "text", text: SIDE_REPLY }]);
       }
       return;
     }

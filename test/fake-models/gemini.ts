@@ -352,7 +352,8 @@ export function createGemini(): Protocol {
           answerMain(res, stream, model, body, record, record.turn);
         } else {
           record.kind = "side";
-          sendContent(res, stream, model, body, sideParts(body));
+          // Side replies report usage too: the provider gateway meters every call.
+          record.usage = sendContent(res, stream, model, body, sideParts(body));
         }
         return;
       }

@@ -476,7 +476,8 @@ export function createOpenAI(): Protocol {
       } else {
         entry.kind = "side";
         if (meta?.request_kind === "compaction") offsets.compacted(meta, body);
-        sendResponse(res, body, [messageItem(SIDE_REPLY)]);
+        // Side replies report usage too: the provider gateway meters every call.
+        entry.usage = sendResponse(res, body, [messageItem(SIDE_REPLY)]);
       }
       return;
     }

@@ -104,8 +104,13 @@ describe.skipIf(!docker)("the provider gateway in a container", () => {
     expect(response.status).toBe(200);
     expect(JSON.stringify(await response.json())).toContain("hi from the model");
     const [request] = (await fake.requests()).filter((r) => r.kind === "main");
-    const lines = (await stdoutLines(container)).map((l) => JSON.parse(l) as { type: string; usage?: { inputTokens: number; outputTokens: number }; status?: number });
-    const usage = lines.filter((l) => l.type === "providerUsage" && l.status === 200);
+    // The usage line is printed when the response has ended, which may be a moment after the client has it all.
+    let usage: Array<{ type: string; usage?: { inputTokens: number; outputTokens: number }; status?: number }> = [];
+    for (let i = 0; i < 50 && usage.length === 0; i++) {
+      const lines = (await stdoutLines(container)).map((l) => JSON.parse(l) as { type: string; usage?: { inputTokens: number; outputTokens: number }; status?: number });
+      usage = lines.filter((l) => l.type === "providerUsage" && l.status === 200);
+      if (usage.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
     expect(usage).toHaveLength(1);
     expect(usage[0]!.usage).toMatchObject({ inputTokens: request!.usage!.inputTokens, outputTokens: request!.usage!.outputTokens });
     // Neither the real key nor the token is ever printed.

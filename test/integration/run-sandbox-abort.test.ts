@@ -38,6 +38,7 @@ describe.skipIf(!docker)("runSandbox and interrupts", () => {
       const sink = () => new Writable({ write: (chunk: Buffer, _e, callback) => { output += chunk.toString(); callback(); } });
       const result = await runSandbox(engine, plan, {
         env: { ANTHROPIC_API_KEY: "unused" },
+        gatewayEnv: { PERSTACK_GATEWAY_TOKEN: "t".repeat(32), ANTHROPIC_API_KEY: "unused" },
         filesDir: join(dir, "files"),
         buildProgress: () => {},
         containerStatus: (service, status) => statuses.push(`${service} ${status}`),

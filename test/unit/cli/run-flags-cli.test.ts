@@ -40,7 +40,7 @@ describe("perstack run: Perstack's flags and --dry-run", () => {
     expect(env).toMatchObject({ MAX_THINKING_TOKENS: "2048", API_TIMEOUT_MS: "9000", CLAUDE_CODE_MAX_RETRIES: "0" });
     expect(result.stdout).not.toContain("sk-");
     const warnings = result.stderr.split("\n").filter(Boolean);
-    expect(warnings).toContain(`warning: ANTHROPIC_API_KEY is not set (needed as provider anthropic key); a real run would stop here: export it or put it in .env next to ${join(cwd, "perstack.toml")}`);
+    expect(warnings).toContain(`warning: ANTHROPIC_API_KEY is not set (needed as provider anthropic key, held by the provider gateway); a real run would stop here: export it or put it in .env next to ${join(cwd, "perstack.toml")}`);
     expect(warnings.some((w) => w.startsWith("warning: provider.envPath: envPath belongs at the top level"))).toBe(true);
     expect(warnings.some((w) => w.startsWith('warning: experts."a".skills."ask".tools."askUser".name: unknown key, ignored'))).toBe(true);
     for (const line of warnings) expect(line).toMatch(/^warning: /);

@@ -153,13 +153,14 @@ instruction = "hi"
     const cwd = projectWith(toml);
     const same = prepare(cwd, "a", { runtime: "perstack", flags: { provider: "anthropic" } });
     expect(same.plan.provider).toBe("anthropic");
-    expect(JSON.stringify(same.plan.proxy)).toContain("gateway.example.com");
+    expect(same.plan.gateway?.config.upstream).toBe("https://gateway.example.com");
     const other = prepare(cwd, "a", { runtime: "perstack", model: "gpt-5", flags: { provider: "openai" } });
-    expect(JSON.stringify(other.plan.proxy)).not.toContain("gateway.example.com");
-    expect(other.plan.proxy.allowlist).toContain("api.openai.com");
+    expect(JSON.stringify(other.plan)).not.toContain("gateway.example.com");
+    expect(other.plan.gateway?.config.upstream).toBe("https://api.openai.com");
     expect(other.plan.provider).toBe("openai");
     expect(other.plan.agent.env.map((e) => e.name)).toContain("OPENAI_API_KEY");
     expect(other.plan.agent.env.map((e) => e.name)).not.toContain("ANTHROPIC_API_KEY");
+    expect(other.plan.gateway?.credentials.map((k) => k.name)).toEqual(["OPENAI_API_KEY"]);
     expect(other.warnings).toContain(`--provider openai: [provider.setting] in ${join(cwd, "perstack.toml")} belongs to provider anthropic and is not used`);
     expect(() => prepare(cwd, "a", { flags: { provider: "opneai" } })).toThrow('--provider "opneai" is not a provider (did you mean "openai"?)');
   });
@@ -168,11 +169,14 @@ instruction = "hi"
     const cwd = projectWith(toml, { ".env.file": "ANTHROPIC_API_KEY=from-file\n" });
     mkdirSync(join(cwd, "sub"));
     writeFileSync(join(cwd, "sub", "flag.env"), "ANTHROPIC_API_KEY=from-flag\n");
-    expect(prepare(cwd, "a", { secrets: "require" }).envValues.ANTHROPIC_API_KEY).toBe("from-file");
+    // The real key goes to the provider gateway; the agent gets the run's token.
+    const fromFile = prepare(cwd, "a", { secrets: "require" });
+    expect(fromFile.gatewayEnv.ANTHROPIC_API_KEY).toBe("from-file");
+    expect(fromFile.envValues.ANTHROPIC_API_KEY).toBe(fromFile.gatewayEnv.PERSTACK_GATEWAY_TOKEN);
     const sub = join(cwd, "sub");
     const viaFlag = prepare(sub, "a", { secrets: "require", flags: { envPath: ["flag.env"] } });
-    expect(viaFlag.envValues.ANTHROPIC_API_KEY).toBe("from-flag");
-    expect(prepare(sub, "a", { secrets: "require", flags: { envPath: ["flag.env"] }, processEnv: { ANTHROPIC_API_KEY: "from-env" } }).envValues.ANTHROPIC_API_KEY).toBe("from-env");
+    expect(viaFlag.gatewayEnv.ANTHROPIC_API_KEY).toBe("from-flag");
+    expect(prepare(sub, "a", { secrets: "require", flags: { envPath: ["flag.env"] }, processEnv: { ANTHROPIC_API_KEY: "from-env" } }).gatewayEnv.ANTHROPIC_API_KEY).toBe("from-env");
     expect(() => prepare(sub, "a", { secrets: "require", flags: { envPath: ["missing.env"] } })).toThrow(MissingEnvError);
   });
 

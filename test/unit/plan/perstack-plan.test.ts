@@ -94,7 +94,10 @@ describe("plan for the built-in engine", () => {
     const dockerfile = agentImage(p).dockerfile;
     expect(dockerfile.match(/npm install --no-save --omit=dev '@acme\/search@1.2.3'/g)).toHaveLength(1);
     expect(dockerfile).toContain("npm install --no-save --omit=dev 'docs-server'");
-    expect(p.proxy.allowlist).toEqual(expect.arrayContaining(["api.search.example", "docs.example.org", "mcp.remote.example", "api.anthropic.com"]));
+    expect(p.proxy.allowlist).toEqual(expect.arrayContaining(["api.search.example", "docs.example.org", "mcp.remote.example"]));
+    // The provider's host is the gateway's upstream, not something the agent may reach.
+    expect(p.proxy.allowlist).not.toContain("api.anthropic.com");
+    expect(p.gateway?.config.upstream).toBe("https://api.anthropic.com");
     expect(p.agent.env.find((e) => e.name === "SEARCH_KEY")).toMatchObject({ source: "host" });
   });
 
@@ -108,7 +111,8 @@ describe("plan for the built-in engine", () => {
   it("keeps provider header values out of the input file: they travel as a config variable", () => {
     const file = p.agent.homeFiles.map((f) => f.content).join("\n");
     expect(file).not.toContain("hdr-secret-value");
-    expect(input.provider).toEqual({ providerName: "anthropic" });
+    // The engine reaches the model through the run's provider gateway.
+    expect(input.provider).toEqual({ providerName: "anthropic", setting: { baseUrl: "http://perstack-gateway:8080" } });
     expect(p.agent.env.find((e) => e.name === "PERSTACK_PROVIDER_HEADERS")).toEqual({ name: "PERSTACK_PROVIDER_HEADERS", source: "config", reason: "provider.setting.headers" });
     expect(JSON.stringify(p)).not.toContain("hdr-secret-value");
     expect(perstack.configEnv({ providerName: "openai", setting: { headers: { A: "b" } } })).toEqual({ PERSTACK_PROVIDER_HEADERS: '{"A":"b"}' });
@@ -151,9 +155,10 @@ describe("engine plan details", () => {
     expect(engineInput(p).runtime).toBe("perstack");
   });
 
-  it("hands a base URL from the runtime's variable to the engine and allowlists only its host", () => {
+  it("hands a base URL from the runtime's variable to the gateway as its upstream, and the gateway to the engine", () => {
     const p = plan(`[experts."main"]\ninstruction = "x"\n`, "perstack", { baseUrlFromEnv: "http://host.docker.internal:9000" });
-    expect(engineInput(p).provider).toEqual({ providerName: "anthropic", setting: { baseUrl: "http://host.docker.internal:9000" } });
+    expect(engineInput(p).provider).toEqual({ providerName: "anthropic", setting: { baseUrl: "http://perstack-gateway:8080" } });
+    expect(p.gateway?.config).toMatchObject({ upstream: "http://host.docker.internal:9000", allowInsecureUpstream: true });
     expect(p.proxy.allowlist).not.toContain("api.anthropic.com");
     expect(perstack.baseUrlEnv!({ providerName: "google" })).toBe("GOOGLE_GEMINI_BASE_URL");
     expect(perstack.baseUrlEnv!({ providerName: "amazon-bedrock" })).toBeUndefined();
@@ -161,9 +166,11 @@ describe("engine plan details", () => {
 
   it("demands only the required provider variables; optional ones are passed when set", () => {
     const env = (toml: string) => plan(`${toml}\n[experts."main"]\ninstruction = "x"\n`).agent.env.filter((e) => e.source === "host");
-    expect(env(`[provider]\nproviderName = "google"`)).toEqual([
-      { name: "GOOGLE_GENERATIVE_AI_API_KEY", source: "host", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"], reason: "provider google key" },
-    ]);
+    // Through the gateway, the agent holds the token; the gateway demands the real key.
+    expect(env(`[provider]\nproviderName = "google"`)).toEqual([]);
+    const google = plan(`[provider]\nproviderName = "google"\n[experts."main"]\ninstruction = "x"\n`);
+    expect(google.agent.env.find((e) => e.name === "GOOGLE_GENERATIVE_AI_API_KEY")).toMatchObject({ source: "token" });
+    expect(google.gateway?.credentials).toEqual([{ name: "GOOGLE_GENERATIVE_AI_API_KEY", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"] }]);
     const bedrock = env(`[provider]\nproviderName = "amazon-bedrock"\n[provider.setting]\nregion = "eu-west-1"`);
     expect(bedrock.map((e) => [e.name, e.source === "host" && e.optional === true])).toEqual([
       ["AWS_ACCESS_KEY_ID", false], ["AWS_SECRET_ACCESS_KEY", false], ["AWS_REGION", true], ["AWS_SESSION_TOKEN", true],

@@ -21,21 +21,26 @@ describe("switching --runtime on one perstack.toml", () => {
     const plan = planFor(runtime);
     expect(plan.model).toBe(model);
     expect(plan.provider).toBe(provider);
-    expect(plan.proxy.allowlist).toEqual([host]);
-    expect(plan.agent.env.find((e) => e.source === "host")?.name).toBe(key);
+    // The provider's host is reached by the run's gateway only; the agent holds a token in the key variable.
+    expect(plan.proxy.allowlist).toEqual([]);
+    expect(plan.gateway?.config.upstream).toBe(`https://${host}`);
+    expect(plan.agent.env.find((e) => e.name === key)?.source).toBe("token");
+    expect(plan.gateway?.credentials.map((k) => k.name)).toEqual([key]);
     expect(plan.agent.env.some((e) => e.name === "TOOLS_TOKEN")).toBe(true);
   });
 
   it("reads gemini's key from the google provider's variable or GEMINI_API_KEY", () => {
-    expect(planFor("gemini").agent.env[0]).toEqual({ name: "GEMINI_API_KEY", source: "host", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"], reason: "provider google key" });
+    expect(planFor("gemini").gateway?.credentials).toEqual([{ name: "GEMINI_API_KEY", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"] }]);
   });
 
   it("takes the runtime's conventional base-URL variable when perstack.toml has none", () => {
     const plan = planFor("codex", NEUTRAL, { baseUrlFromEnv: "http://host.docker.internal:9999" });
-    expect(plan.proxy.upstreams).toEqual([{ host: "host.docker.internal", port: 9999, scheme: "http", isIp: false }]);
+    // The variable's endpoint is the gateway's upstream; the agent's one upstream is the gateway.
+    expect(plan.gateway?.config.upstream).toBe("http://host.docker.internal:9999");
+    expect(plan.proxy.upstreams).toEqual([{ host: "perstack-gateway", port: 8080, scheme: "http", isIp: false }]);
     expect(plan.proxy.allowlist).toEqual([]);
     const config = plan.agent.homeFiles.find((f) => f.path === ".codex/config.toml")!.content;
-    expect(config).toContain('base_url = "http://host.docker.internal:9999/v1"');
+    expect(config).toContain('base_url = "http://perstack-gateway:8080/v1"');
   });
 
   it("refuses a model of another vendor, naming both", () => {

@@ -32,13 +32,15 @@ describe("SandboxPlan", () => {
   const plan = buildSandboxPlan(planInput(toml, { envNames: ["EXTRA_VAR"] }));
 
   it("merges the allowlist from the expert, its delegates and the provider, de-duplicating wildcards", () => {
-    expect(plan.proxy.allowlist).toEqual(["*.cdn.example", "api.anthropic.com", "api.search.example", "db.example.org"]);
-    expect(plan.proxy.upstreams).toEqual([]);
+    expect(plan.proxy.allowlist).toEqual(["*.cdn.example", "api.search.example", "db.example.org"]);
+    // The provider is reached through the run's gateway: squid's one upstream.
+    expect(plan.proxy.upstreams).toEqual([{ host: "perstack-gateway", port: 8080, scheme: "http", isIp: false }]);
   });
 
   it("carries variable names only: provider key, requiredEnv of expert and delegates, --env, proxy", () => {
     const hostNames = plan.agent.env.filter((e) => e.source === "host").map((e) => e.name);
-    expect(hostNames).toEqual(["ANTHROPIC_API_KEY", "SEARCH_KEY", "DB_URL", "EXTRA_VAR"]);
+    expect(hostNames).toEqual(["SEARCH_KEY", "DB_URL", "EXTRA_VAR"]);
+    expect(plan.agent.env.find((e) => e.name === "ANTHROPIC_API_KEY")).toMatchObject({ source: "token" });
     for (const entry of plan.agent.env) if (entry.source === "host") expect(entry).not.toHaveProperty("value");
     const fixed = Object.fromEntries(plan.agent.env.flatMap((e) => (e.source === "fixed" ? [[e.name, e.value]] : [])));
     expect(fixed.HTTPS_PROXY).toBe("http://perstack-proxy:3128");
@@ -99,11 +101,13 @@ describe("SandboxPlan", () => {
 
   it("makes a custom baseUrl the explicit upstream in place of the provider's public host", () => {
     const local = buildSandboxPlan(planInput(toml.replace('providerName = "anthropic"', 'providerName = "anthropic"\n[provider.setting]\nbaseUrl = "http://host.docker.internal:11434/"')));
-    expect(local.proxy.upstreams).toEqual([{ host: "host.docker.internal", port: 11434, scheme: "http", isIp: false }]);
+    // The custom baseUrl is the gateway's upstream; the agent's one upstream is the gateway.
+    expect(local.gateway?.config).toMatchObject({ upstream: "http://host.docker.internal:11434", allowInsecureUpstream: true });
+    expect(local.proxy.upstreams).toEqual([{ host: "perstack-gateway", port: 8080, scheme: "http", isIp: false }]);
     expect(local.proxy.allowlist).not.toContain("api.anthropic.com");
-    expect(local.proxy.squidConf).toContain("acl upstream_0_host dstdomain -n host.docker.internal");
-    expect(local.proxy.squidConf).toContain("acl upstream_0_port port 11434");
-    expect(local.agent.env).toContainEqual({ name: "ANTHROPIC_BASE_URL", source: "fixed", value: "http://host.docker.internal:11434", reason: "runtime" });
+    expect(local.proxy.squidConf).toContain("acl upstream_0_host dstdomain -n perstack-gateway");
+    expect(local.proxy.squidConf).toContain("acl upstream_0_port port 8080");
+    expect(local.agent.env).toContainEqual({ name: "ANTHROPIC_BASE_URL", source: "fixed", value: "http://perstack-gateway:8080", reason: "runtime" });
   });
 
   it("rejects a provider the runtime cannot use, uvx skills and bad --env names", () => {

@@ -155,13 +155,20 @@ describe("export with hostile values", () => {
   const plan = buildSandboxPlan(planInput(toml, { query: QUERY_PLACEHOLDER, workspace: "/work $pace/it's", perstackDir: "/elsewhere/perstack" }));
   const files = Object.fromEntries(renderExport(plan).map((f) => [f.path, f.content]));
   const compose = parseYaml(files["compose.yaml"]!) as {
-    services: { agent: { command: string[]; environment: Record<string, string>; volumes: string[] } };
+    services: {
+      agent: { command: string[]; environment: Record<string, string>; volumes: string[] };
+      gateway: { environment: Record<string, string>; networks: unknown };
+    };
   };
 
   it("writes the files docker-compose needs", () => {
-    expect(Object.keys(files).sort()).toEqual(
-      ["agent/Dockerfile", "agent/agent-entrypoint.sh", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].sort(),
+    const names = Object.keys(files);
+    expect(names.filter((f) => !f.startsWith("gateway/")).sort()).toEqual(
+      ["agent/Dockerfile", "agent/agent-entrypoint.sh", "agent/link-skill-bin.mjs", "allowlist.txt", "compose.yaml", "gateway.json", "proxy/Dockerfile", "proxy/entrypoint.sh", "resolv.conf", "squid.conf"].sort(),
     );
+    // The provider gateway's image: its Dockerfile, program and the price table.
+    // (Its build context is ./gateway, whose Dockerfile copies from gateway/ inside it.)
+    expect(names).toEqual(expect.arrayContaining(["gateway/Dockerfile", "gateway/gateway/package.json", "gateway/gateway/src/gateway/main.js", "gateway/gateway/pricing/prices.json"]));
   });
 
   it("keeps the instruction intact (compose $ escaping only) and the query as ${PERSTACK_QUERY}", () => {
@@ -172,7 +179,11 @@ describe("export with hostile values", () => {
   });
 
   it("references secrets by name only and escapes the workspace default path", () => {
-    expect(compose.services.agent.environment.ANTHROPIC_API_KEY).toBe("${ANTHROPIC_API_KEY}");
+    // The agent holds the gateway token; the real key is referenced on the gateway service only.
+    expect(compose.services.agent.environment.ANTHROPIC_API_KEY).toBe("${PERSTACK_GATEWAY_TOKEN}");
+    expect(compose.services.gateway.environment.ANTHROPIC_API_KEY).toBe("${ANTHROPIC_API_KEY}");
+    expect(compose.services.gateway.environment.PERSTACK_GATEWAY_TOKEN).toBe("${PERSTACK_GATEWAY_TOKEN}");
+    expect(compose.services.gateway.networks).toEqual({ egress: { aliases: ["perstack-gateway"] } });
     expect(compose.services.agent.environment.S_KEY).toBe("${S_KEY}");
     expect(compose.services.agent.volumes[0]).toBe("${PERSTACK_WORKSPACE:-/work $$pace/it's}:/workspace:rw");
   });
