@@ -112,6 +112,13 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     expect(metered.requests).toBeGreaterThanOrEqual(reported.length);
     expect(metered.usage.inputTokens).toBe(reported.reduce((sum, r) => sum + r.usage!.inputTokens, 0));
     expect(metered.usage.outputTokens).toBe(reported.reduce((sum, r) => sum + r.usage!.outputTokens, 0));
+    // Cached and cache-write tokens, in each protocol's own fields.
+    const vendorCount = (r: (typeof reported)[number], ...path: string[]) =>
+      Number(path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], r.usage!.vendor) ?? 0);
+    const cached = { anthropic: ["cache_read_input_tokens"], openai: ["input_tokens_details", "cached_tokens"], gemini: ["cachedContentTokenCount"] }[c.fake];
+    expect(metered.usage.cachedInputTokens).toBe(reported.reduce((sum, r) => sum + vendorCount(r, ...cached), 0));
+    const cacheWrite = c.fake === "anthropic" ? reported.reduce((sum, r) => sum + vendorCount(r, "cache_creation_input_tokens"), 0) : 0;
+    expect(metered.usage.cacheWriteTokens).toBe(cacheWrite);
     const table = loadPriceTable();
     const events = job!.events.filter((e) => e.type === "providerUsage" && e.usage) as unknown as Array<{ model?: string; usage: Parameters<typeof costOf>[1] }>;
     expect(events.length).toBe(reported.length);

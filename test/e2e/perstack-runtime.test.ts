@@ -46,7 +46,7 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
       expect(job!.runIds).toHaveLength(1);
       expect(job!.checkpointFiles).toHaveLength(2);
       expect(job!.checkpoints.map((c) => [c.status, c.stepNumber]).sort()).toEqual([["completed", 2], ["proceeding", 1]]);
-      const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && !t.startsWith("skill") && t !== "proxyAccess");
+      const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && !t.startsWith("skill") && t !== "proxyAccess" && t !== "providerUsage");
       expect(types).toContain("startRun");
       expect(types.filter((t) => t === "callTools")).toHaveLength(2);
       expect(types.at(-1)).toBe("completeRun");
