@@ -135,6 +135,25 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     ["perstack", "anthropic", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", { toolUse: [{ name: "healthCheck", input: {} }] }],
     ["claude-code", "anthropic", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", { toolUse: [{ name: "Bash", input: { command: "echo hi", description: "say hi" } }] }],
   ];
+  it("perstack: a spent --max-cost budget stops the run, priced with the shipped table", async () => {
+    const fake = fakes.get("anthropic")!;
+    const step: FakeStep = { toolUse: [{ name: "healthCheck", input: {} }] };
+    await fake.script([step, step, step, { text: "never" }]);
+    const ws = makeWorkspace(`maxRetries = 0\n[provider]\nproviderName = "anthropic"\n${EXPERT}`, "perstack-gateway-");
+    const env = { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: fake.sandboxUrl };
+    const result = await runCli(["run", "probe", "Loop", "--runtime", "perstack", "--max-cost", "0.000001"], { cwd: ws, env, timeoutMs: 900_000 });
+    expect(result.exitCode, result.all).toBe(1);
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("stoppedByError");
+    const stop = job!.events.find((e) => e.type === "stopRunByError") as { error?: { name: string; message: string } } | undefined;
+    expect(stop?.error).toMatchObject({ name: "BudgetExceeded" });
+    expect(stop?.error?.message).toContain("--max-cost budget");
+    const metered = (job!.job as unknown as { metered: { costUsd: number } }).metered;
+    expect(metered.costUsd).toBeGreaterThan(0.000001);
+    // The first call spent the budget; the gateway refused the next one without asking the model.
+    expect((await fake.requests()).filter((r) => r.kind === "main")).toHaveLength(1);
+  }, 900_000);
+
   it.each(budgetCases)("%s: a spent --max-tokens budget stops the run as stoppedByError (BudgetExceeded)", async (runtime, kind, baseUrlEnv, keyEnv, step) => {
     const fake = fakes.get(kind)!;
     await fake.script([step, step, step, { text: "never" }]);
