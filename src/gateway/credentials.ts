@@ -73,3 +73,31 @@ export function upstreamAuthFromEnv(config: GatewayConfig, env: NodeJS.ProcessEn
     }
   }
 }
+
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+/**
+ * perstack.toml's `[provider.setting] headers` (they may carry tokens, so they reach the gateway, never the agent):
+ * a JSON object in PERSTACK_GATEWAY_HEADERS, added to every upstream request. The credentials win on a clash.
+ */
+export function withProviderHeaders(auth: UpstreamAuth, env: NodeJS.ProcessEnv): UpstreamAuth {
+  const raw = env.PERSTACK_GATEWAY_HEADERS;
+  if (raw === undefined || raw === "") return auth;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new MissingEnvError("PERSTACK_GATEWAY_HEADERS is not JSON: give an object of header names and values");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new MissingEnvError("PERSTACK_GATEWAY_HEADERS must be a JSON object of header names and values");
+  }
+  const extra: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!HEADER_NAME.test(name) || typeof value !== "string" || /[\r\n]/.test(value)) {
+      throw new MissingEnvError(`PERSTACK_GATEWAY_HEADERS: ${JSON.stringify(name)} is not a header name with a one-line string value`);
+    }
+    extra[name.toLowerCase()] = value;
+  }
+  return { headersFor: async (request) => ({ ...extra, ...(await auth.headersFor(request)) }) };
+}

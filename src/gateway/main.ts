@@ -3,7 +3,7 @@
 // only JSON records, one a line (the first is {"type":"gatewayReady","port":N}); stderr carries a one-line reason
 // when it cannot start. SIGTERM and SIGINT stop it cleanly.
 import { PerstackError } from "../errors.js";
-import { upstreamAuthFromEnv } from "./credentials.js";
+import { upstreamAuthFromEnv, withProviderHeaders } from "./credentials.js";
 import { readGatewayConfig, readGatewayToken } from "./gateway-config.js";
 import { loadPriceTable } from "./pricing.js";
 import { startGateway } from "./server.js";
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const env = process.env;
   const config = readGatewayConfig(env);
   const token = readGatewayToken(env);
-  const auth = upstreamAuthFromEnv(config, env);
+  const auth = withProviderHeaders(upstreamAuthFromEnv(config, env), env);
   const priceTable = loadPriceTable(config.pricing);
   const gateway = await startGateway({ config, token, auth, priceTable, emit: print });
   let stopping = false;

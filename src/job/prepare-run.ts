@@ -167,7 +167,8 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     ...(continuation ? { session: { start: continuation.start, stepsBefore: continuation.stepsBefore } } : {}),
   });
 
-  const envValues: Record<string, string> = { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
+  // Provider headers may carry tokens: with a gateway they are its to add (PERSTACK_GATEWAY_HEADERS below).
+  const envValues: Record<string, string> = plan.gateway ? {} : { ...adapter.configEnv(loaded.file.provider ?? { providerName: "anthropic" }) };
   const secrets = request.secrets ?? "require";
   const missing: string[] = [];
   /** The first value set among `from`; a missing required one is bad input (a warning for --dry-run). */
@@ -194,6 +195,8 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   const gatewayEnv: Record<string, string> = {};
   if (plan.gateway) {
     gatewayEnv.PERSTACK_GATEWAY_TOKEN = token;
+    const headers = loaded.file.provider?.setting?.headers;
+    if (headers && Object.keys(headers).length > 0) gatewayEnv.PERSTACK_GATEWAY_HEADERS = JSON.stringify(headers);
     for (const key of plan.gateway.credentials) {
       const value = valueOf(key.from, `provider ${plan.provider} key, held by the provider gateway`, key.optional);
       if (value !== undefined) gatewayEnv[key.name] = value;

@@ -48,6 +48,8 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
         { name: "PERSTACK_GATEWAY_CONFIG", value: yamlString(`${GATEWAY_CONFIG_DIR}/gateway.json`) },
         { name: GATEWAY_TOKEN_VARIABLE, value: JSON.stringify(`\${${GATEWAY_TOKEN_VARIABLE}}`) },
         ...gateway.credentials.map((k) => ({ name: k.name, value: JSON.stringify(`\${${k.name}}`) })),
+        // The provider headers as one JSON object, e.g. PERSTACK_GATEWAY_HEADERS='{"x-team":"…"}'.
+        ...(gateway.providerHeaders ? [{ name: "PERSTACK_GATEWAY_HEADERS", value: JSON.stringify("${PERSTACK_GATEWAY_HEADERS}") }] : []),
       ]
     : [];
   const agentSecrets = plan.agent.env.filter((e) => e.source === "host" || e.source === "config").map((e) => e.name);
@@ -58,7 +60,12 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   const compose = render("compose/compose.yaml.hbs", {
     expertKey: plan.expert.key,
     runtime: plan.runtime.name,
-    secretNames: [...new Set([...(gateway ? [GATEWAY_TOKEN_VARIABLE, ...gateway.credentials.map((k) => k.name)] : []), ...agentSecrets])],
+    secretNames: [
+      ...new Set([
+        ...(gateway ? [GATEWAY_TOKEN_VARIABLE, ...gateway.credentials.map((k) => k.name), ...(gateway.providerHeaders ? ["PERSTACK_GATEWAY_HEADERS"] : [])] : []),
+        ...agentSecrets,
+      ]),
+    ],
     gateway: gateway
       ? {
           image: gateway.image,

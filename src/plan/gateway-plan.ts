@@ -44,6 +44,8 @@ export interface GatewayPlan {
   config: GatewayFileConfig;
   /** --pricing: the price table's text, written beside gateway.json (not secret). */
   pricingTable?: string;
+  /** [provider.setting] headers exist: their values go to the gateway as PERSTACK_GATEWAY_HEADERS at run time. */
+  providerHeaders: boolean;
   /** The real credentials, read from the host at run time like the agent's own variables. */
   credentials: KeyVariable[];
   /** host.docker.internal for a model server on the Docker host. */
@@ -99,6 +101,7 @@ export function planGateway(args: {
         ...(args.pricingTable !== undefined ? { pricing: `${GATEWAY_CONFIG_DIR}/prices.json` } : {}),
       },
       ...(args.pricingTable !== undefined ? { pricingTable: args.pricingTable } : {}),
+      providerHeaders: Object.keys(args.provider.setting?.headers ?? {}).length > 0,
       credentials,
       extraHosts: ["host.docker.internal:host-gateway"],
     },

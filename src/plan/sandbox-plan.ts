@@ -572,7 +572,8 @@ function planEnv(
     }
     fromHost(name, "--env");
   }
-  for (const name of Object.keys(adapter.configEnv(provider))) {
+  // Provider headers may carry tokens: through the gateway they are its to add, and never reach the agent.
+  for (const name of tokenVariables ? [] : Object.keys(adapter.configEnv(provider))) {
     if (!entries.has(name)) entries.set(name, { name, source: "config", reason: "provider.setting.headers" });
   }
   const fixed: Record<string, string> = {

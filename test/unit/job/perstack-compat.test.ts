@@ -188,3 +188,13 @@ instruction = "hi"
     expect(() => prepare(cwd, "a", { jobId: "../escape" })).toThrow(InvalidOptionError);
   });
 });
+
+describe("provider headers through the gateway", () => {
+  it("reach the gateway's environment as PERSTACK_GATEWAY_HEADERS, not the agent's", () => {
+    const cwd = projectWith(`[provider]\nproviderName = "anthropic"\n[provider.setting]\nheaders = { "x-team-token" = "hdr-secret-42" }\n[experts."a"]\ninstruction = "hi"\n`);
+    const prepared = prepare(cwd, "a", { processEnv: { ANTHROPIC_API_KEY: "k" }, secrets: "require" });
+    expect(JSON.parse(prepared.gatewayEnv.PERSTACK_GATEWAY_HEADERS!)).toEqual({ "x-team-token": "hdr-secret-42" });
+    expect(JSON.stringify(prepared.envValues)).not.toContain("hdr-secret-42");
+    expect(JSON.stringify(prepared.plan)).not.toContain("hdr-secret-42");
+  });
+});

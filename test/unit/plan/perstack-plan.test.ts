@@ -108,12 +108,12 @@ describe("plan for the built-in engine", () => {
     ]);
   });
 
-  it("keeps provider header values out of the input file: they travel as a config variable", () => {
+  it("keeps provider header values out of the input file and away from the agent: the gateway adds them", () => {
     const file = p.agent.homeFiles.map((f) => f.content).join("\n");
     expect(file).not.toContain("hdr-secret-value");
     // The engine reaches the model through the run's provider gateway.
     expect(input.provider).toEqual({ providerName: "anthropic", setting: { baseUrl: "http://perstack-gateway:8080" } });
-    expect(p.agent.env.find((e) => e.name === "PERSTACK_PROVIDER_HEADERS")).toEqual({ name: "PERSTACK_PROVIDER_HEADERS", source: "config", reason: "provider.setting.headers" });
+    expect(p.agent.env.find((e) => e.name === "PERSTACK_PROVIDER_HEADERS")).toBeUndefined();
     expect(JSON.stringify(p)).not.toContain("hdr-secret-value");
     expect(perstack.configEnv({ providerName: "openai", setting: { headers: { A: "b" } } })).toEqual({ PERSTACK_PROVIDER_HEADERS: '{"A":"b"}' });
   });

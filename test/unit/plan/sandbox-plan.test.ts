@@ -142,9 +142,9 @@ describe("allowlist merge", () => {
 describe("settings claude-code acts on", () => {
   const base = `[provider]\nproviderName = "anthropic"\n[provider.setting]\nheaders = { "x-team" = "research", "authorization" = "Bearer sk-header-secret" }\n[experts."main"]\ninstruction = "x"\n`;
 
-  it("passes provider headers as ANTHROPIC_CUSTOM_HEADERS by name, the value never in the plan", () => {
+  it("gives provider headers to the gateway, never to the agent, and never puts their values in the plan", () => {
     const plan = buildSandboxPlan(planInput(base));
-    expect(plan.agent.env).toContainEqual({ name: "ANTHROPIC_CUSTOM_HEADERS", source: "config", reason: "provider.setting.headers" });
+    expect(plan.agent.env.map((e) => e.name)).not.toContain("ANTHROPIC_CUSTOM_HEADERS");
     expect(JSON.stringify(plan)).not.toContain("sk-header-secret");
   });
 
