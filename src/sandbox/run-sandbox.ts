@@ -72,7 +72,7 @@ export const PROXY_HARDENING = {
 };
 
 const PROXY_READY = /Accepting HTTP Socket connections/;
-const PROXY_START_TIMEOUT_MS = 30_000;
+const SIDECAR_START_TIMEOUT_MS = 30_000;
 
 export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxIO): Promise<SandboxResult> {
   const imagesBuilt: string[] = [];
@@ -218,44 +218,14 @@ async function startProxy(docker: Docker, plan: SandboxPlan, io: SandboxIO, labe
   resources.container(plan.proxy.containerName, proxy);
   await docker.getNetwork(internal).connect({ Container: proxy.id, EndpointConfig: { Aliases: [plan.proxy.alias] } });
 
-  const logs = await proxy.attach({ stream: true, stdout: true, stderr: true });
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  docker.modem.demuxStream(logs, stdout, stderr);
-  forEachLine(stdout, io.proxyLogLine);
   const cacheLog: string[] = [];
-  let onAbort: () => void = () => {};
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new SandboxError(`the proxy did not start within ${PROXY_START_TIMEOUT_MS / 1000}s: ${cacheLog.slice(-5).join(" | ")}`)),
-      PROXY_START_TIMEOUT_MS,
-    );
-    onAbort = () => {
-      clearTimeout(timer);
-      reject(new SandboxError("interrupted"));
-    };
-    io.signal.addEventListener("abort", onAbort, { once: true });
+  await startSidecar(docker, proxy, io, "proxy", "the proxy", cacheLog, ({ stdout, stderr }, ready) => {
+    forEachLine(stdout, io.proxyLogLine);
     forEachLine(stderr, (line) => {
-      cacheLog.push(line);
-      if (cacheLog.length > 50) cacheLog.shift();
-      if (PROXY_READY.test(line)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    logs.on("end", () => {
-      clearTimeout(timer);
-      reject(new SandboxError(`the proxy exited at start: ${cacheLog.slice(-5).join(" | ") || "no output"}`));
+      remember(cacheLog, line);
+      if (PROXY_READY.test(line)) ready();
     });
   });
-  try {
-    await proxy.start();
-    io.containerStatus("proxy", "starting");
-    await ready;
-  } finally {
-    io.signal.removeEventListener("abort", onAbort);
-  }
-  io.containerStatus("proxy", "running");
   return proxy;
 }
 
@@ -268,7 +238,6 @@ const GATEWAY_HARDENING = {
   Memory: 256 * 1024 ** 2,
   PidsLimit: 128,
 };
-const GATEWAY_START_TIMEOUT_MS = 30_000;
 
 /**
  * The provider gateway, on the egress network only: the agent reaches it solely through squid (as the one
@@ -300,45 +269,63 @@ async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, la
     NetworkingConfig: { EndpointsConfig: { [egress]: { Aliases: [gateway.alias] } } },
   });
   resources.container(gateway.containerName, container);
+  const errors: string[] = [];
+  await startSidecar(docker, container, io, "gateway", "the provider gateway", errors, ({ stdout, stderr }, ready) => {
+    forEachLine(stderr, (line) => remember(errors, line));
+    forEachLine(stdout, (line) => (line.includes('"gatewayReady"') ? ready() : io.gatewayLine?.(line)));
+  });
+  return container;
+}
+
+/**
+ * Starts a sidecar (the proxy, the gateway) and waits until `watch` sees it say it is ready. A timeout, an interrupt
+ * or the sidecar exiting first is an error that names it and quotes its last lines (`recent`).
+ */
+async function startSidecar(
+  docker: Docker,
+  container: Docker.Container,
+  io: SandboxIO,
+  service: "proxy" | "gateway",
+  what: string,
+  recent: string[],
+  watch: (streams: { stdout: PassThrough; stderr: PassThrough }, ready: () => void) => void,
+): Promise<void> {
   const logs = await container.attach({ stream: true, stdout: true, stderr: true });
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   docker.modem.demuxStream(logs, stdout, stderr);
-  const errors: string[] = [];
-  forEachLine(stderr, (line) => {
-    errors.push(line);
-    if (errors.length > 20) errors.shift();
-  });
+  const last = () => recent.slice(-5).join(" | ");
   let onAbort: () => void = () => {};
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new SandboxError(`the provider gateway did not start within ${GATEWAY_START_TIMEOUT_MS / 1000}s: ${errors.slice(-3).join(" | ")}`)), GATEWAY_START_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new SandboxError(`${what} did not start within ${SIDECAR_START_TIMEOUT_MS / 1000}s: ${last()}`)), SIDECAR_START_TIMEOUT_MS);
     onAbort = () => {
       clearTimeout(timer);
       reject(new SandboxError("interrupted"));
     };
     io.signal.addEventListener("abort", onAbort, { once: true });
-    forEachLine(stdout, (line) => {
-      if (line.includes('"gatewayReady"')) {
-        clearTimeout(timer);
-        resolve();
-        return;
-      }
-      io.gatewayLine?.(line);
+    watch({ stdout, stderr }, () => {
+      clearTimeout(timer);
+      resolve();
     });
     logs.on("end", () => {
       clearTimeout(timer);
-      reject(new SandboxError(`the provider gateway exited at start: ${errors.slice(-3).join(" | ") || "no output"}`));
+      reject(new SandboxError(`${what} exited at start: ${last() || "no output"}`));
     });
   });
   try {
     await container.start();
-    io.containerStatus("gateway", "starting");
+    io.containerStatus(service, "starting");
     await ready;
   } finally {
     io.signal.removeEventListener("abort", onAbort);
   }
-  io.containerStatus("gateway", "running");
-  return container;
+  io.containerStatus(service, "running");
+}
+
+/** Keeps the last 50 lines of a sidecar's output for error messages. */
+function remember(lines: string[], line: string): void {
+  lines.push(line);
+  if (lines.length > 50) lines.shift();
 }
 
 /** Writes the runtime's HOME files for the agent's entrypoint to copy; undefined when there are none. */
