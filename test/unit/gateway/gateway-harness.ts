@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/gateway-config.ts";
 import { loadPriceTable } from "../../../src/gateway/pricing.ts";
 import type { PriceTable } from "../../../src/gateway/pricing.ts";
@@ -158,4 +159,25 @@ export function rawRequest(
     req.on("error", reject);
     req.end(options.body);
   });
+}
+
+/**
+ * For a describe block: one fake upstream and one gateway in front of it (config from the upstream's URL), both
+ * stopped afterwards, with what they recorded cleared between tests. The fields are set once the hooks have run.
+ */
+export function gatewaySuite(configFor: (upstreamUrl: string) => Record<string, unknown>): { upstream: FakeUpstream; gateway: TestGateway } {
+  const suite = {} as { upstream: FakeUpstream; gateway: TestGateway };
+  beforeAll(async () => {
+    suite.upstream = await startUpstream();
+    suite.gateway = await startTestGateway(configFor(suite.upstream.url));
+  });
+  afterAll(async () => {
+    await suite.gateway.close();
+    await suite.upstream.close();
+  });
+  afterEach(() => {
+    suite.upstream.received.length = 0;
+    suite.gateway.records.length = 0;
+  });
+  return suite;
 }

@@ -1,36 +1,22 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { upstreamAuthFromEnv } from "../../../src/gateway/credentials.ts";
 import { parseGatewayConfig } from "../../../src/gateway/gateway-config.ts";
-import type { FakeUpstream, TestGateway } from "./gateway-harness.ts";
-import { REAL_KEY, TOKEN, eventually, startTestGateway, startUpstream } from "./gateway-harness.ts";
+import { REAL_KEY, TOKEN, eventually, startTestGateway, startUpstream, gatewaySuite } from "./gateway-harness.ts";
 
 const messages = { model: "claude-sonnet-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] };
 
 describe("the gateway's token check", () => {
-  let upstream: FakeUpstream;
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    upstream = await startUpstream();
-    gateway = await startTestGateway({ protocol: "anthropic", upstream: upstream.url, allowInsecureUpstream: true });
-  });
-  afterAll(async () => {
-    await gateway.close();
-    await upstream.close();
-  });
-  afterEach(() => {
-    upstream.received.length = 0;
-    gateway.records.length = 0;
-  });
+  const suite = gatewaySuite((url) => ({ protocol: "anthropic", upstream: url, allowInsecureUpstream: true }));
 
   const post = (headers: Record<string, string>, path = "/v1/messages") =>
-    fetch(`${gateway.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(messages) });
+    fetch(`${suite.gateway.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(messages) });
 
   it("refuses a request without a token, in Anthropic's error shape, and never calls the upstream", async () => {
     const res = await post({});
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ type: "error", error: { type: "authentication_error" } });
-    expect(upstream.received).toHaveLength(0);
-    expect(gateway.records).toEqual([expect.objectContaining({ type: "gatewayRefused", status: 401, reason: "token" })]);
+    expect(suite.upstream.received).toHaveLength(0);
+    expect(suite.gateway.records).toEqual([expect.objectContaining({ type: "gatewayRefused", status: 401, reason: "token" })]);
   });
 
   it.each([
@@ -42,7 +28,7 @@ describe("the gateway's token check", () => {
   ])("refuses %s", async (_name, headers) => {
     const res = await post(headers);
     expect(res.status).toBe(401);
-    expect(upstream.received).toHaveLength(0);
+    expect(suite.upstream.received).toHaveLength(0);
   });
 
   it.each([
@@ -57,8 +43,8 @@ describe("the gateway's token check", () => {
       `/v1/messages${query}`,
     );
     expect(res.status).toBe(200);
-    expect(upstream.received).toHaveLength(1);
-    const seen = upstream.received[0]!;
+    expect(suite.upstream.received).toHaveLength(1);
+    const seen = suite.upstream.received[0]!;
     expect(seen.headers["x-api-key"]).toBe(REAL_KEY);
     for (const name of ["authorization", "x-goog-api-key", "api-key", "anthropic-api-key", "x-amz-security-token", "cookie"]) {
       expect(seen.headers[name]).toBeUndefined();
@@ -71,19 +57,19 @@ describe("the gateway's token check", () => {
   it("sends the upstream's own Host header and keeps other query parameters", async () => {
     const res = await post({ "x-api-key": TOKEN, host: "evil.example" }, "/v1/messages?beta=true&key=other&access_token=t");
     expect(res.status).toBe(200);
-    const seen = upstream.received.at(-1)!;
-    expect(seen.headers.host).toBe(new URL(upstream.url).host);
+    const seen = suite.upstream.received.at(-1)!;
+    expect(seen.headers.host).toBe(new URL(suite.upstream.url).host);
     expect(seen.url).toBe("/v1/messages?beta=true");
     expect(seen.headers["accept-encoding"]).toBe("identity");
   });
 
   it("prints a usage record with no query string and no secrets", async () => {
     await post({ "x-api-key": TOKEN }, `/v1/messages?beta=true`);
-    await eventually(() => gateway.usageRecords().length === 1);
-    const [record] = gateway.usageRecords();
+    await eventually(() => suite.gateway.usageRecords().length === 1);
+    const [record] = suite.gateway.usageRecords();
     expect(record).toMatchObject({ type: "providerUsage", protocol: "anthropic", method: "POST", path: "/v1/messages", status: 200, model: "claude-sonnet-4-5" });
     expect(record!.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    const printed = JSON.stringify(gateway.records);
+    const printed = JSON.stringify(suite.gateway.records);
     expect(printed).not.toContain(TOKEN);
     expect(printed).not.toContain(REAL_KEY);
     expect(printed).not.toContain("beta=true");

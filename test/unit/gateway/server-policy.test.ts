@@ -1,7 +1,6 @@
 import net from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { FakeUpstream, TestGateway } from "./gateway-harness.ts";
-import { TOKEN, rawRequest, startTestGateway, startUpstream } from "./gateway-harness.ts";
+import { describe, expect, it } from "vitest";
+import { TOKEN, rawRequest, startTestGateway, startUpstream, gatewaySuite } from "./gateway-harness.ts";
 
 /** Writes raw bytes to the gateway and returns what it answers (the status line and all). */
 function rawExchange(url: string, text: string): Promise<string> {
@@ -17,27 +16,14 @@ function rawExchange(url: string, text: string): Promise<string> {
 }
 
 describe("what the gateway forwards", () => {
-  let upstream: FakeUpstream;
-  let gateway: TestGateway;
-  beforeAll(async () => {
-    upstream = await startUpstream();
-    gateway = await startTestGateway({ protocol: "anthropic", upstream: `${upstream.url}/api/anthropic/`, allowInsecureUpstream: true });
-  });
-  afterAll(async () => {
-    await gateway.close();
-    await upstream.close();
-  });
-  afterEach(() => {
-    upstream.received.length = 0;
-    gateway.records.length = 0;
-  });
+  const suite = gatewaySuite((url) => ({ protocol: "anthropic", upstream: `${url}/api/anthropic/`, allowInsecureUpstream: true }));
 
   const auth = { "x-api-key": TOKEN };
 
   it("maps requests under the upstream's path prefix", async () => {
-    const res = await rawRequest(gateway.url, { method: "POST", path: "/v1/messages/count_tokens", headers: auth, body: "{}" });
+    const res = await rawRequest(suite.gateway.url, { method: "POST", path: "/v1/messages/count_tokens", headers: auth, body: "{}" });
     expect(res.status).toBe(200);
-    expect(upstream.received.map((r) => r.url)).toEqual(["/api/anthropic/v1/messages/count_tokens"]);
+    expect(suite.upstream.received.map((r) => r.url)).toEqual(["/api/anthropic/v1/messages/count_tokens"]);
   });
 
   it.each([
@@ -50,10 +36,10 @@ describe("what the gateway forwards", () => {
     ["POST", "//v1/messages"],
     ["GET", "/api/oauth/profile"],
   ])("refuses %s %s, outside the Messages API, with 403", async (method, path) => {
-    const res = await rawRequest(gateway.url, { method, path, headers: auth, ...(method === "POST" ? { body: "{}" } : {}) });
+    const res = await rawRequest(suite.gateway.url, { method, path, headers: auth, ...(method === "POST" ? { body: "{}" } : {}) });
     expect(res.status).toBe(403);
     expect(JSON.parse(res.body)).toMatchObject({ type: "error", error: { type: "permission_error" } });
-    expect(upstream.received).toHaveLength(0);
+    expect(suite.upstream.received).toHaveLength(0);
   });
 
   it.each([
@@ -67,40 +53,40 @@ describe("what the gateway forwards", () => {
     "/v1/models/a\\..\\b",
     "/v1/models/%ff%fe",
   ])("refuses the traversal %s with 403", async (path) => {
-    const res = await rawRequest(gateway.url, { path, headers: auth });
+    const res = await rawRequest(suite.gateway.url, { path, headers: auth });
     expect(res.status).toBe(403);
-    expect(upstream.received).toHaveLength(0);
+    expect(suite.upstream.received).toHaveLength(0);
   });
 
   it("refuses absolute-form requests, whatever host they and the Host header name", async () => {
-    const other = await rawExchange(gateway.url, `POST http://api.anthropic.com/v1/messages HTTP/1.1\r\nhost: api.anthropic.com\r\nx-api-key: ${TOKEN}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
+    const other = await rawExchange(suite.gateway.url, `POST http://api.anthropic.com/v1/messages HTTP/1.1\r\nhost: api.anthropic.com\r\nx-api-key: ${TOKEN}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
     expect(other).toMatch(/^HTTP\/1\.1 403/);
-    const sneaky = await rawExchange(gateway.url, `POST http://evil.example/v1/messages HTTP/1.1\r\nhost: ${new URL(gateway.url).host}\r\nx-api-key: ${TOKEN}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
+    const sneaky = await rawExchange(suite.gateway.url, `POST http://evil.example/v1/messages HTTP/1.1\r\nhost: ${new URL(suite.gateway.url).host}\r\nx-api-key: ${TOKEN}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
     expect(sneaky).toMatch(/^HTTP\/1\.1 403/);
-    expect(upstream.received).toHaveLength(0);
-    const self = await rawExchange(gateway.url, `POST ${gateway.url}/v1/messages HTTP/1.1\r\nhost: ${new URL(gateway.url).host}\r\nx-api-key: ${TOKEN}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
+    expect(suite.upstream.received).toHaveLength(0);
+    const self = await rawExchange(suite.gateway.url, `POST ${suite.gateway.url}/v1/messages HTTP/1.1\r\nhost: ${new URL(suite.gateway.url).host}\r\nx-api-key: ${TOKEN}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`);
     expect(self).toMatch(/^HTTP\/1\.1 403/);
-    expect(upstream.received).toHaveLength(0);
+    expect(suite.upstream.received).toHaveLength(0);
   });
 
   it("refuses CONNECT and upgrades with 403, even with the token", async () => {
-    const connect = await rawExchange(gateway.url, `CONNECT api.anthropic.com:443 HTTP/1.1\r\nhost: api.anthropic.com:443\r\nx-api-key: ${TOKEN}\r\n\r\n`);
+    const connect = await rawExchange(suite.gateway.url, `CONNECT api.anthropic.com:443 HTTP/1.1\r\nhost: api.anthropic.com:443\r\nx-api-key: ${TOKEN}\r\n\r\n`);
     expect(connect).toMatch(/^HTTP\/1\.1 403/);
     const upgrade = await rawExchange(
-      gateway.url,
+      suite.gateway.url,
       `GET /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${TOKEN}\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
     );
     expect(upgrade).toMatch(/^HTTP\/1\.1 403/);
-    expect(upstream.received).toHaveLength(0);
-    expect(gateway.records.filter((r) => r.type === "gatewayRefused")).toHaveLength(2);
+    expect(suite.upstream.received).toHaveLength(0);
+    expect(suite.gateway.records.filter((r) => r.type === "gatewayRefused")).toHaveLength(2);
   });
 
   it("refuses a request body over the cap with 413", async () => {
-    const small = await startTestGateway({ protocol: "anthropic", upstream: upstream.url, allowInsecureUpstream: true, maxRequestBytes: 1000 });
+    const small = await startTestGateway({ protocol: "anthropic", upstream: suite.upstream.url, allowInsecureUpstream: true, maxRequestBytes: 1000 });
     try {
       const res = await fetch(`${small.url}/v1/messages`, { method: "POST", headers: auth, body: "x".repeat(5000) });
       expect(res.status).toBe(413);
-      expect(upstream.received).toHaveLength(0);
+      expect(suite.upstream.received).toHaveLength(0);
     } finally {
       await small.close();
     }
