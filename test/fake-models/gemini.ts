@@ -5,6 +5,9 @@
 //   POST /v1beta/models/<model>:streamGenerateContent?alt=sse   SSE, one `data: {GenerateContentResponse}` per chunk
 //   POST /v1beta/models/<model>:generateContent                 one JSON GenerateContentResponse
 //   POST /v1beta/models/<model>:countTokens                     {"totalTokens": n}
+//
+// Vertex AI serves the same wire format under another path and auth (vertex.ts): answerModelAction is what both
+// share.
 
 import type { ServerResponse } from "node:http";
 import type { ApiRequest, ErrorSpec, Protocol, RecordedRequest, ReportedUsage, Step } from "./script.ts";
@@ -205,7 +208,7 @@ function buildParts(step: Step): Part[] {
   return parts;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+export function json(res: ServerResponse, status: number, body: unknown): void {
   sendJson(res, status, body, { "content-type": "application/json; charset=UTF-8" });
 }
 
@@ -233,7 +236,7 @@ function googleStatus(error: ErrorSpec): string {
  * retries 429/499/5xx with its own backoff (5 s doubling up to 30 s, 10 attempts; `general.maxAttempts`
  * in settings.json lowers that), and a RetryInfo delay can only lengthen the wait, never shorten it.
  */
-function sendError(res: ServerResponse, error: ErrorSpec): void {
+export function sendError(res: ServerResponse, error: ErrorSpec): void {
   json(res, error.status, { error: { code: error.status, message: error.message, status: googleStatus(error) } });
 }
 
@@ -254,9 +257,15 @@ function usageFor(body: GenerateContentBody, parts: Part[], turn: number | undef
   return usage;
 }
 
+/**
+ * How streamGenerateContent answers: "sse" (`?alt=sse`: one `data: {...}` event per chunk) or "json-array" (without
+ * it: the chunks as one JSON array, written as they come, which is what both real APIs send then).
+ */
+type StreamFormat = "sse" | "json-array";
+
 function sendContent(
   res: ServerResponse,
-  stream: boolean,
+  stream: StreamFormat | false,
   model: string,
   body: GenerateContentBody,
   parts: Part[],
@@ -296,13 +305,16 @@ function sendContent(
     if ("functionCall" in part || part.thought) chunks.push([part]);
     else for (const piece of chunk(part.text)) chunks.push([{ text: piece }]);
   }
-  openEventStream(res);
+  if (stream === "sse") openEventStream(res);
+  else res.writeHead(200, { "content-type": "application/json; charset=UTF-8" });
   chunks.forEach((chunkParts, i) => {
     const last = i === chunks.length - 1;
     const partial: Usage = last
       ? usage
       : { promptTokenCount: usage.promptTokenCount, candidatesTokenCount: 0, totalTokenCount: usage.promptTokenCount };
-    res.write(`data: ${JSON.stringify(response(chunkParts, last, partial))}\n\n`);
+    const data = JSON.stringify(response(chunkParts, last, partial));
+    if (stream === "sse") res.write(`data: ${data}\n\n`);
+    else res.write(`${i === 0 ? "[" : ",\r\n"}${data}${last ? "]" : ""}`);
   });
   res.end();
   return reported;
@@ -310,60 +322,75 @@ function sendContent(
 
 const MODEL_PATH = /^\/v1(?:beta|alpha)?\/(models\/[^/:]+|tunedModels\/[^/:]+):([A-Za-z]+)$/;
 
+/** What differs between the APIs that speak this wire format (the Gemini API, Vertex AI's Gemini models). */
+export interface GenerateContentApi {
+  state: ScriptState;
+  /** The reply once the script is used up. */
+  exhaustedReply: string;
+  /**
+   * Whether streamGenerateContent without `?alt=sse` answers with a streamed JSON array (Vertex) rather than SSE
+   * (the Gemini fake, which has always answered SSE either way).
+   */
+  jsonArrayWithoutSse: boolean;
+}
+
+/**
+ * Answers POST models/<model>:<action> (generateContent, streamGenerateContent, countTokens), noting the model,
+ * kind, turn and usage on the request's log entry. Returns false for any other action (left to the caller).
+ */
+export function answerModelAction(
+  api: GenerateContentApi,
+  request: ApiRequest,
+  record: RecordedRequest,
+  model: string,
+  action: string,
+): boolean {
+  const { res, url, parsed } = request;
+  record.model = modelVersion(model);
+  if (!parsed.ok || typeof parsed.value !== "object" || parsed.value === null) {
+    sendError(res, { status: 400, type: "INVALID_ARGUMENT", message: "Invalid JSON payload received." });
+    return true;
+  }
+  const body = parsed.value as GenerateContentBody;
+  if (action === "streamGenerateContent" || action === "generateContent") {
+    const sse = !api.jsonArrayWithoutSse || url.searchParams.get("alt") === "sse";
+    const stream: StreamFormat | false = action === "streamGenerateContent" ? (sse ? "sse" : "json-array") : false;
+    if (isMainConversation(body)) {
+      record.kind = "main";
+      record.turn = countModelTurns(body);
+      const answer = api.state.answer(record.turn, firstUserText(body), record);
+      if (answer.kind === "error") {
+        sendError(res, answer.error);
+        return true;
+      }
+      const parts = answer.step ? buildParts(answer.step) : [{ text: api.exhaustedReply }];
+      record.usage = sendContent(res, stream, model, body, parts, record.turn);
+    } else {
+      record.kind = "side";
+      // Side replies report usage too: the provider gateway meters every call.
+      record.usage = sendContent(res, stream, model, body, sideParts(body));
+    }
+    return true;
+  }
+  if (action === "countTokens") {
+    record.kind = "side";
+    const inner = (body as { generateContentRequest?: GenerateContentBody }).generateContentRequest ?? body;
+    json(res, 200, { totalTokens: estimateTokens({ contents: inner.contents }) });
+    return true;
+  }
+  return false;
+}
+
 export function createGemini(): Protocol {
   const state = new ScriptState(["x-goog-api-key", "authorization", "proxy-authorization"]);
-
-  function answerMain(
-    res: ServerResponse,
-    stream: boolean,
-    model: string,
-    body: GenerateContentBody,
-    record: RecordedRequest,
-    turnIndex: number,
-  ): void {
-    const answer = state.answer(turnIndex, firstUserText(body), record);
-    if (answer.kind === "error") {
-      sendError(res, answer.error);
-      return;
-    }
-    const parts = answer.step ? buildParts(answer.step) : [{ text: EXHAUSTED_REPLY }];
-    record.usage = sendContent(res, stream, model, body, parts, turnIndex);
-  }
+  const api: GenerateContentApi = { state, exhaustedReply: EXHAUSTED_REPLY, jsonArrayWithoutSse: false };
 
   function handle(request: ApiRequest): void {
-    const { req, res, method, url, parsed } = request;
+    const { req, res, method, url } = request;
     const record = state.record(req, request.logBody, redactUrl(req.url ?? "/"));
 
     const match = MODEL_PATH.exec(url.pathname);
-    if (method === "POST" && match) {
-      const model = match[1]!;
-      const action = match[2]!;
-      record.model = modelVersion(model);
-      if (!parsed.ok || typeof parsed.value !== "object" || parsed.value === null) {
-        sendError(res, { status: 400, type: "INVALID_ARGUMENT", message: "Invalid JSON payload received." });
-        return;
-      }
-      const body = parsed.value as GenerateContentBody;
-      if (action === "streamGenerateContent" || action === "generateContent") {
-        const stream = action === "streamGenerateContent";
-        if (isMainConversation(body)) {
-          record.kind = "main";
-          record.turn = countModelTurns(body);
-          answerMain(res, stream, model, body, record, record.turn);
-        } else {
-          record.kind = "side";
-          // Side replies report usage too: the provider gateway meters every call.
-          record.usage = sendContent(res, stream, model, body, sideParts(body));
-        }
-        return;
-      }
-      if (action === "countTokens") {
-        record.kind = "side";
-        const inner = (body as { generateContentRequest?: GenerateContentBody }).generateContentRequest ?? body;
-        json(res, 200, { totalTokens: estimateTokens({ contents: inner.contents }) });
-        return;
-      }
-    }
+    if (method === "POST" && match && answerModelAction(api, request, record, match[1]!, match[2]!)) return;
     sendError(res, { status: 404, type: "NOT_FOUND", message: `${method} ${url.pathname} is not found.` });
   }
 

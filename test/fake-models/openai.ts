@@ -1,8 +1,11 @@
 // The OpenAI Responses API part of the fake model server, so agent CLIs (Codex) can be driven through a
 // deterministic conversation without network access or a real key.
 //
-// API endpoints (with or without the /v1 prefix, so a provider base_url may end in /v1 or not):
-//   POST /v1/responses   `stream: true`: SSE (`event: <type>\ndata: {...}\n\n`); otherwise one Response object
+// API endpoints (with or without the /v1 prefix, so a provider base_url may end in /v1 or not, and under Azure
+// OpenAI's v1 API path /openai/v1):
+//   POST /v1/responses, /responses, /openai/v1/responses
+//     `stream: true`: SSE (`event: <type>\ndata: {...}\n\n`); otherwise one Response object
+// Chat Completions (/v1/chat/completions ...) belong to chat.ts.
 //
 // Which step answers a request: a main-conversation request (see isMainConversation) is answered by the step
 // whose index is the number of model responses the conversation already holds (see countModelTurns and
@@ -293,7 +296,7 @@ const NON_OPENAI_TYPES = new Set([
  * type and code the real API uses for that status: 401 invalid_request_error/invalid_api_key, 429
  * requests/rate_limit_exceeded, 5xx server_error/server_error, anything else invalid_request_error/null.
  */
-function errorBody(error: ErrorSpec): ErrorBody {
+export function errorBody(error: ErrorSpec): ErrorBody {
   let type: string;
   let code: string | null = null;
   const { status } = error;
@@ -442,7 +445,7 @@ function sendResponse(res: ServerResponse, body: ResponsesBody, items: OutputIte
 }
 
 function isResponsesPath(pathname: string): boolean {
-  return pathname === "/v1/responses" || pathname === "/responses";
+  return pathname === "/v1/responses" || pathname === "/responses" || pathname === "/openai/v1/responses";
 }
 
 export function createOpenAI(): Protocol {
@@ -505,7 +508,8 @@ export function createOpenAI(): Protocol {
     state,
     badRequestType: "invalid_request_error",
     serverErrorType: "server_error",
-    owns: (_method, pathname) => isResponsesPath(pathname) || /^\/(?:v1\/)?(?:responses|chat|completions|embeddings)(?:\/|$)/.test(pathname),
+    owns: (_method, pathname) =>
+      isResponsesPath(pathname) || /^\/(?:openai\/v1\/|v1\/)?(?:responses|completions|embeddings)(?:\/|$)/.test(pathname),
     handle,
     sendError: (res, error) => sendError(res, error),
     reset: () => {

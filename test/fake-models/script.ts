@@ -14,8 +14,8 @@ import { randomBytes } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
-export type ProtocolName = "anthropic" | "gemini" | "openai";
-export const PROTOCOLS: readonly ProtocolName[] = ["anthropic", "gemini", "openai"];
+export type ProtocolName = "anthropic" | "gemini" | "openai" | "bedrock" | "vertex" | "chat" | "ollama";
+export const PROTOCOLS: readonly ProtocolName[] = ["anthropic", "gemini", "openai", "bedrock", "vertex", "chat", "ollama"];
 
 export interface ToolUseSpec {
   /**
@@ -55,12 +55,15 @@ export interface Step {
   /**
    * Anthropic: a `thinking` block with a fake signature. Gemini: a `{thought: true, text}` part before the
    * answer (Gemini CLI 0.61 does not show it in stream-json). OpenAI: a `reasoning` output item with one
-   * summary part (Codex shows it as a `reasoning` item).
+   * summary part (Codex shows it as a `reasoning` item). Chat Completions: `reasoning_content` (DeepSeek's
+   * field). Ollama: `message.thinking`.
    */
   thinking?: string;
   /**
    * Anthropic: `tool_use` blocks. Gemini: each becomes a `functionCall {name, args: input}` part. OpenAI: each
    * becomes a `function_call` output item: `call_id` unique for the server's lifetime, `arguments` = JSON.
+   * Chat Completions: `tool_calls` entries (`function.arguments` = JSON). Ollama: `message.tool_calls` entries
+   * (`function.arguments` = the input object).
    */
   toolUse?: ToolUseSpec[];
   error?: ErrorSpec;
@@ -69,7 +72,7 @@ export interface Step {
    * Sent as the `x-should-retry` header by the Anthropic and OpenAI fakes. Claude Code obeys `false` and gives
    * up after one attempt, which lets a test see the failure path without sitting through its backoff (about 3
    * minutes by default); Codex 0.169 ignores it; the Gemini API has no such header (accepted for script
-   * compatibility).
+   * compatibility). The Chat Completions fake sends it too; Ollama's API has no such header.
    */
   shouldRetry?: boolean;
   /**
@@ -84,12 +87,19 @@ export interface Step {
 
 /** What a fake reported as a main reply's usage: the vendor's own object and a normalized view of it. */
 export interface ReportedUsage {
-  /** The usage object exactly as the response carried it (the last, complete one for streams). */
+  /**
+   * The usage object exactly as the response carried it (the last, complete one for streams). Ollama has no
+   * usage object: its vendor view is the counts and durations of the final (`done: true`) chunk
+   * (prompt_eval_count, eval_count, total_duration, load_duration, prompt_eval_duration, eval_duration).
+   */
   vendor: Record<string, unknown>;
   /**
    * inputTokens: every prompt token (Anthropic: input + cache creation + cache read; OpenAI: input_tokens;
-   * Gemini: promptTokenCount). outputTokens: every generated token (Anthropic: output_tokens; OpenAI:
-   * output_tokens, reasoning included; Gemini: candidatesTokenCount + thoughtsTokenCount).
+   * Gemini and Vertex: promptTokenCount; Bedrock: inputTokens + cacheReadInputTokens + cacheWriteInputTokens).
+   * outputTokens: every generated token (Anthropic: output_tokens; OpenAI: output_tokens, reasoning included;
+   * Gemini and Vertex: candidatesTokenCount + thoughtsTokenCount; Bedrock: outputTokens).
+   * Chat Completions (chat): prompt_tokens (cached_tokens = prompt_cache_hit_tokens included) and
+   * completion_tokens (reasoning_tokens included). Ollama: prompt_eval_count and eval_count (thinking included).
    */
   inputTokens: number;
   outputTokens: number;
@@ -115,8 +125,16 @@ export interface RecordedRequest {
   forQuery?: string;
   /** For main requests answered with a reply (not an error step): the usage the response reported. */
   usage?: ReportedUsage;
-  /** Gemini only: the model name from the path, for API requests. */
+  /** Gemini, Vertex, Bedrock: the model name from the path (Bedrock: percent-decoded), for API requests. */
   model?: string;
+  /**
+   * Bedrock and Vertex: how the request authenticated. Bedrock: "sigv4" (an `AWS4-HMAC-SHA256` Authorization, see
+   * sigv4), "bearer" (a Bedrock API key), "none". Vertex: "issued-token" (a bearer the fake's /token issued),
+   * "expired-token" (one it issued, past its expiry), "unknown-bearer", "none" (no bearer at all).
+   */
+  auth?: "sigv4" | "bearer" | "none" | "issued-token" | "expired-token" | "unknown-bearer";
+  /** Bedrock, SigV4-signed requests: the credential scope and signed headers of the Authorization header. */
+  sigv4?: { accessKeyId: string; date: string; region: string; service: string; signedHeaders: string[] };
   receivedAt: string;
 }
 
@@ -249,6 +267,22 @@ function redactHeaders(
 }
 
 /** A rough token estimate: the CLIs only need plausible non-zero numbers for their usage and cost totals. */
+/**
+ * How many model turns a role-tagged message list holds: one per maximal run of assistant messages (a client
+ * that splits one response into several assistant messages still counts it once). Clients resend the whole
+ * conversation each turn, so this names the turn without server-side state, and a retry gets the same step.
+ */
+export function countAssistantRuns(messages: readonly { role?: unknown }[]): number {
+  let turns = 0;
+  let inRun = false;
+  for (const message of messages) {
+    const assistant = message.role === "assistant";
+    if (assistant && !inRun) turns += 1;
+    inRun = assistant;
+  }
+  return turns;
+}
+
 export function estimateTokens(value: unknown): number {
   const text = typeof value === "string" ? value : JSON.stringify(value ?? "");
   return Math.max(1, Math.ceil(text.length / 4));

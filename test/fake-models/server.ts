@@ -11,12 +11,21 @@
 // Routes:
 //   /v1/messages, /v1/messages/count_tokens, /api/hello   Anthropic (anthropic.ts)
 //   /v1beta/models/<model>:<action> (also v1alpha, v1)     Gemini (gemini.ts)
-//   /v1/responses, /responses                              OpenAI Responses (openai.ts)
+//   /v1/responses, /responses, /openai/v1/responses        OpenAI Responses (openai.ts)
+//   /chat/completions, /v1/chat/completions,
+//     /openai/v1/chat/completions                          OpenAI Chat Completions, DeepSeek (chat.ts)
+//   /api/chat, /api/tags, /api/version                     Ollama (ollama.ts)
+//   /model/<modelId>/converse, /model/<modelId>/converse-stream
+//                                                          Amazon Bedrock Converse (bedrock.ts)
+//   /v1beta1/projects/<p>/locations/<l>/publishers/google/models/<model>:<action> (also v1)
+//                                                          Vertex AI Gemini, OAuth bearer (vertex.ts)
+//   /token                                                 OAuth token endpoint for Vertex's bearer (oauth.ts)
 // Each protocol keeps its own script, turn state and request log, so one server can serve several tests'
 // protocols independently; the control endpoints (see script.ts handleControl) take `?protocol=<name>`:
-//   POST /_script?protocol=anthropic|gemini|openai   {"steps": Step[]}
-//   GET  /_requests?protocol=anthropic|gemini|openai
+//   POST /_script?protocol=<name>   {"steps": Step[]}   (names: script.ts PROTOCOLS)
+//   GET  /_requests?protocol=<name>
 //   GET  /health
+//   POST /_oauth   {"publicKeyPem": "...", "clientEmail": "..."}   the key /token verifies assertions with (oauth.ts)
 
 import type { IncomingHttpHeaders } from "node:http";
 import type { ApiRequest, ListenOptions, Protocol, ProtocolName, ServerHandle } from "./script.ts";
@@ -24,6 +33,10 @@ import { handleControl, isMainModule, listen, runAsProgram } from "./script.ts";
 import { createAnthropic } from "./anthropic.ts";
 import { createGemini } from "./gemini.ts";
 import { createOpenAI } from "./openai.ts";
+import { createChat } from "./chat.ts";
+import { createOllama } from "./ollama.ts";
+import { createBedrock } from "./bedrock.ts";
+import { createVertex } from "./vertex.ts";
 
 export type { ErrorSpec, ProtocolName, RecordedRequest, ReportedUsage, Step, ToolUseSpec } from "./script.ts";
 
@@ -36,6 +49,7 @@ export type FakeModelsHandle = ServerHandle;
  */
 function guessProtocol(headers: IncomingHttpHeaders): ProtocolName {
   const agent = String(headers["user-agent"] ?? "").toLowerCase();
+  if (headers["x-amz-date"] !== undefined || String(headers.authorization ?? "").startsWith("AWS4-")) return "bedrock";
   if (headers["x-goog-api-key"] !== undefined || agent.includes("gemini")) return "gemini";
   if (headers["x-codex-turn-metadata"] !== undefined || agent.includes("codex") || agent.includes("openai")) {
     return "openai";
@@ -44,7 +58,7 @@ function guessProtocol(headers: IncomingHttpHeaders): ProtocolName {
 }
 
 export function startFakeModels(options: FakeModelsOptions = {}): Promise<FakeModelsHandle> {
-  const protocols: Protocol[] = [createAnthropic(), createGemini(), createOpenAI()];
+  const protocols: Protocol[] = [createAnthropic(), createGemini(), createOpenAI(), createChat(), createOllama(), createBedrock(), createVertex()];
   const byName = (name: ProtocolName): Protocol => protocols.find((p) => p.name === name)!;
 
   const protocolFor = (request: ApiRequest): Protocol =>

@@ -9,7 +9,7 @@ import { resolveBaseImages, overridesFromEnv } from "../../src/sandbox/base-imag
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 
-export type FakeKind = "anthropic" | "gemini" | "openai";
+export type FakeKind = "anthropic" | "gemini" | "openai" | "chat" | "ollama" | "bedrock" | "vertex";
 const CONTEXT = fileURLToPath(new URL("../fake-models/", import.meta.url));
 const IMAGE = "perstack-test/fake-models:latest";
 
@@ -35,6 +35,12 @@ export interface RecordedRequest {
   forQuery?: string;
   /** Main requests answered with a reply: the usage the fake reported (vendor shape + normalized). */
   usage?: { vendor: Record<string, unknown>; inputTokens: number; outputTokens: number };
+  /** Gemini, Vertex, Bedrock: the model from the path. */
+  model?: string;
+  /** Bedrock ("sigv4" | "bearer" | "none") and Vertex ("issued-token" | "expired-token" | "unknown-bearer" | "none"). */
+  auth?: string;
+  /** Bedrock, SigV4-signed requests: the Authorization header's credential scope and signed headers. */
+  sigv4?: { accessKeyId: string; date: string; region: string; service: string; signedHeaders: string[] };
 }
 
 export interface FakeModel {
@@ -47,6 +53,11 @@ export interface FakeModel {
   requests(): Promise<RecordedRequest[]>;
   /** A handle for another protocol of the same container (the protocols share its port); stop() stops the container. */
   as(kind: FakeKind): FakeModel;
+  /**
+   * Registers the public key (of a service-account key) the container's OAuth token endpoint (`<url>/token`, the
+   * key file's token_uri) verifies assertions with; see test/fake-models/oauth.ts.
+   */
+  registerOAuthKey(key: { publicKeyPem: string; clientEmail?: string }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -84,6 +95,10 @@ function fakeHandle(container: StartedTestContainer, port: number, kind: FakeKin
     },
     as(other) {
       return fakeHandle(container, port, other);
+    },
+    async registerOAuthKey(key) {
+      const response = await fetch(`${hostUrl}/_oauth`, { method: "POST", body: JSON.stringify(key), headers: { "content-type": "application/json" } });
+      if (!response.ok) throw new Error(`fake rejected the OAuth key: ${response.status} ${await response.text()}`);
     },
     async stop() {
       await container.stop({ remove: true, removeVolumes: true });

@@ -23,7 +23,8 @@ interface Conversation {
 }
 
 /** Per protocol: a non-streaming main request for a conversation, and the reply text and usage it got. */
-const CLIENTS: Record<ProtocolName, (c: Conversation) => Promise<{ text: string; usage: Record<string, unknown> }>> = {
+// forQuery is shared machinery (script.ts): the three original protocols exercise it; the others reuse it.
+const CLIENTS: Record<"anthropic" | "openai" | "gemini", (c: Conversation) => Promise<{ text: string; usage: Record<string, unknown> }>> = {
   async anthropic({ first, turns }) {
     const messages: unknown[] = [{ role: "user", content: [{ type: "text", text: first }] }];
     for (let i = 0; i < turns; i += 1) {

@@ -104,11 +104,11 @@ describe("fake OpenAI Responses server", () => {
   it("answers health checks and unknown paths with an OpenAI error", async () => {
     await fake.expectHealthy();
 
-    const missing = await fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: "{}" });
+    const missing = await fetch(`${fake.url}/v1/embeddings`, { method: "POST", body: "{}" });
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({
       error: {
-        message: "Invalid URL (POST /v1/chat/completions)",
+        message: "Invalid URL (POST /v1/embeddings)",
         type: "invalid_request_error",
         param: null,
         code: null,

@@ -35,7 +35,8 @@ const writer: EngineExpert = {
 };
 
 type Provider = EngineInput["provider"];
-const PROVIDERS: Record<ProtocolName, { provider: () => Provider; model: string; env: Record<string, string> }> = {
+/** The engine over the three protocols of the CLI runtimes (the others: test/unit/engine/providers-fake.test.ts). */
+const PROVIDERS: Record<"anthropic" | "openai" | "gemini", { provider: () => Provider; model: string; env: Record<string, string> }> = {
   anthropic: { provider: () => ({ providerName: "anthropic", setting: { baseUrl: server.url } }), model: "claude-sonnet-4-5", env: { ANTHROPIC_API_KEY: "k" } },
   openai: { provider: () => ({ providerName: "openai", setting: { baseUrl: server.url } }), model: "gpt-5", env: { OPENAI_API_KEY: "k" } },
   gemini: { provider: () => ({ providerName: "google", setting: { baseUrl: server.url } }), model: "gemini-2.5-pro", env: { GOOGLE_GENERATIVE_AI_API_KEY: "k" } },
@@ -47,7 +48,7 @@ interface Run {
 }
 
 async function run(options: {
-  protocol?: ProtocolName;
+  protocol?: keyof typeof PROVIDERS;
   experts?: EngineExpert[];
   start?: EngineStart;
   maxSteps?: number;

@@ -2,7 +2,7 @@
 // log the usage they reported. Every metering assertion compares a gateway usage record with that log.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeModels } from "../../fake-models/server.ts";
-import type { FakeModelsHandle, ProtocolName, RecordedRequest } from "../../fake-models/server.ts";
+import type { FakeModelsHandle, RecordedRequest } from "../../fake-models/server.ts";
 import { fetchRequestLog, postScript } from "../../support/fake-models-server.ts";
 import type { MeteredUsage } from "../../../src/gateway/types.ts";
 import type { TestGateway } from "./gateway-harness.ts";
@@ -61,7 +61,7 @@ const calls = {
 
 const gatewayProtocol = { anthropic: "anthropic", openai: "openai", gemini: "google" } as const;
 
-async function call(gateway: TestGateway, protocol: ProtocolName, stream: boolean, turn: number): Promise<Response> {
+async function call(gateway: TestGateway, protocol: keyof typeof calls, stream: boolean, turn: number): Promise<Response> {
   const { path, body } = calls[protocol].request(stream, turn);
   const res = await fetch(`${gateway.url}${path}`, { method: "POST", headers: calls[protocol].headers, body: JSON.stringify(body) });
   await res.arrayBuffer();
@@ -69,7 +69,7 @@ async function call(gateway: TestGateway, protocol: ProtocolName, stream: boolea
 }
 
 /** What the fake said it reported, in the gateway's terms. */
-function expectedUsage(protocol: ProtocolName, logged: RecordedRequest): Partial<MeteredUsage> {
+function expectedUsage(protocol: keyof typeof calls, logged: RecordedRequest): Partial<MeteredUsage> {
   const vendor = logged.usage!.vendor;
   const cached =
     protocol === "anthropic"
