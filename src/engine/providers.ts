@@ -25,6 +25,13 @@
 //   appends `/model/<model>/converse[-stream]`; used as written.
 // - deepseek (@ai-sdk/deepseek): the base is https://api.deepseek.com and the SDK appends `/chat/completions`
 //   (DeepSeek serves the same under `/v1`); used as written.
+//
+// In a sandbox the engine talks to the run's provider gateway (src/gateway), which holds the real credentials. Each
+// provider then authenticates with the run's token in the variable its SDK reads a plain API key from; for three
+// providers that is not their usual credential, so the engine reads it where the gateway expects it:
+// - amazon-bedrock: AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key: `Authorization: Bearer`), instead of SigV4 keys;
+// - google-vertex: GOOGLE_VERTEX_API_KEY (express-mode key: `x-goog-api-key`), instead of an OAuth token;
+// - ollama: OLLAMA_API_KEY (`Authorization: Bearer`, as ollama.com and authenticating proxies take it).
 import { createAmazonBedrock } from "@ai-sdk/amazon-bedrock";
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createAzure } from "@ai-sdk/azure";
@@ -74,6 +81,64 @@ const KEY_ENV: Record<ProviderName, readonly string[]> = {
  */
 export function providerKeyEnv(provider: ProviderConfig): string[] {
   return [...KEY_ENV[provider.providerName]];
+}
+
+/** Non-secret variables that stand in for a `[provider.setting]` the file leaves out, first name first. */
+export const PROVIDER_SETTING_ENV = {
+  "azure-openai": { resourceName: ["AZURE_RESOURCE_NAME"] },
+  "amazon-bedrock": { region: ["AWS_REGION"] },
+  "google-vertex": { project: ["GOOGLE_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT"], location: ["GOOGLE_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION"] },
+} as const satisfies Partial<Record<ProviderName, Record<string, readonly string[]>>>;
+
+/** The names of every variable PROVIDER_SETTING_ENV reads, for a provider. */
+export function providerSettingEnvNames(provider: ProviderConfig): string[] {
+  const table = (PROVIDER_SETTING_ENV as Partial<Record<ProviderName, Record<string, readonly string[]>>>)[provider.providerName];
+  return table ? Object.values(table).flat() : [];
+}
+
+/**
+ * The provider with the settings its API host depends on filled in from their variables when the file leaves them
+ * out (the region, project, location, Azure resource), so a plan made on the host can name the host and the engine
+ * in the sandbox needs none of those variables. Throws MissingEnvError naming the setting and variables when neither
+ * gives one. No baseUrl: a custom endpoint still needs the region, project and location that go into its paths and
+ * signatures, but not the Azure resource.
+ */
+export function withEnvSettings(provider: ProviderConfig, env: NodeJS.ProcessEnv): ProviderConfig {
+  switch (provider.providerName) {
+    case "azure-openai":
+      if (provider.setting?.baseUrl !== undefined) return provider;
+      return { ...provider, setting: { ...provider.setting, resourceName: azureResourceName(provider, env) } };
+    case "amazon-bedrock":
+      return { ...provider, setting: { ...provider.setting, region: bedrockRegion(provider, env) } };
+    case "google-vertex":
+      return { ...provider, setting: { ...provider.setting, project: vertexProject(provider, env), location: vertexLocation(provider, env) } };
+    default:
+      return provider;
+  }
+}
+
+/**
+ * The base URL createLanguageModel calls without a configured baseUrl, version path included. Needs the settings
+ * withEnvSettings fills in.
+ */
+export function providerDefaultBaseUrl(provider: ProviderConfig): string {
+  switch (provider.providerName) {
+    case "anthropic":
+    case "openai":
+    case "google":
+    case "deepseek":
+    case "ollama":
+      return DEFAULT_BASE_URL[provider.providerName];
+    case "azure-openai":
+      return `https://${azureResourceName(provider, {})}.openai.azure.com/openai`;
+    case "amazon-bedrock":
+      return bedrockBaseUrl(bedrockRegion(provider, {}));
+    case "google-vertex": {
+      const project = vertexProject(provider, {});
+      const location = vertexLocation(provider, {});
+      return `https://${vertexHost(location)}/v1beta1/projects/${project}/locations/${location}/publishers/google`;
+    }
+  }
 }
 
 /** The hosts the provider's API calls go to, for the sandbox allowlist: the baseUrl host when one is set. */
@@ -143,15 +208,20 @@ export function createLanguageModel(
       })(model);
     }
     case "amazon-bedrock": {
-      const accessKeyId = requireEnv(env, "AWS_ACCESS_KEY_ID", provider.providerName);
-      const secretAccessKey = requireEnv(env, "AWS_SECRET_ACCESS_KEY", provider.providerName);
       const region = bedrockRegion(provider, env);
+      const bearer = nonEmpty(env.AWS_BEARER_TOKEN_BEDROCK);
+      const signing =
+        bearer !== undefined
+          ? { apiKey: bearer }
+          : {
+              // "" switches off the SDK's own AWS_BEARER_TOKEN_BEDROCK fallback: requests are SigV4-signed.
+              apiKey: "",
+              accessKeyId: requireEnv(env, "AWS_ACCESS_KEY_ID", provider.providerName),
+              secretAccessKey: requireEnv(env, "AWS_SECRET_ACCESS_KEY", provider.providerName),
+              sessionToken: nonEmpty(env.AWS_SESSION_TOKEN),
+            };
       return createAmazonBedrock({
-        // "" switches off the SDK's own AWS_BEARER_TOKEN_BEDROCK fallback: requests are SigV4-signed.
-        apiKey: "",
-        accessKeyId,
-        secretAccessKey,
-        sessionToken: nonEmpty(env.AWS_SESSION_TOKEN),
+        ...signing,
         region,
         baseURL:
           provider.setting?.baseUrl !== undefined ? trimSlash(provider.setting.baseUrl) : bedrockBaseUrl(region),
@@ -165,8 +235,9 @@ export function createLanguageModel(
       const credentials = nonEmpty(env.GOOGLE_APPLICATION_CREDENTIALS);
       const baseUrl = provider.setting?.baseUrl;
       return createVertex({
-        // "" switches off the SDK's own GOOGLE_VERTEX_API_KEY (express mode) fallback: auth is ADC.
-        apiKey: "",
+        // A key (the gateway's token) is sent as `x-goog-api-key` to the base URL below; "" switches off the SDK's
+        // own process.env fallback, and auth is then ADC.
+        apiKey: nonEmpty(env.GOOGLE_VERTEX_API_KEY) ?? "",
         project,
         location,
         baseURL:
@@ -188,12 +259,14 @@ export function createLanguageModel(
         headers,
         fetch,
       })(model);
-    case "ollama":
+    case "ollama": {
+      const key = nonEmpty(env.OLLAMA_API_KEY);
       return createOllama({
         baseURL: withVersionPath(provider.setting?.baseUrl, "/api") ?? DEFAULT_BASE_URL.ollama,
-        headers,
+        headers: key !== undefined ? { ...headers, authorization: `Bearer ${key}` } : headers,
         fetch,
       })(model);
+    }
   }
 }
 
@@ -227,25 +300,19 @@ function settingOrEnv(
 type Config<N extends ProviderName> = Extract<ProviderConfig, { providerName: N }>;
 
 function azureResourceName(provider: Config<"azure-openai">, env: NodeJS.ProcessEnv): string {
-  return settingOrEnv("azure-openai", provider.setting?.resourceName, "resourceName", env, ["AZURE_RESOURCE_NAME"]);
+  return settingOrEnv("azure-openai", provider.setting?.resourceName, "resourceName", env, PROVIDER_SETTING_ENV["azure-openai"].resourceName);
 }
 
 function bedrockRegion(provider: Config<"amazon-bedrock">, env: NodeJS.ProcessEnv): string {
-  return settingOrEnv("amazon-bedrock", provider.setting?.region, "region", env, ["AWS_REGION"]);
+  return settingOrEnv("amazon-bedrock", provider.setting?.region, "region", env, PROVIDER_SETTING_ENV["amazon-bedrock"].region);
 }
 
 function vertexProject(provider: Config<"google-vertex">, env: NodeJS.ProcessEnv): string {
-  return settingOrEnv("google-vertex", provider.setting?.project, "project", env, [
-    "GOOGLE_VERTEX_PROJECT",
-    "GOOGLE_CLOUD_PROJECT",
-  ]);
+  return settingOrEnv("google-vertex", provider.setting?.project, "project", env, PROVIDER_SETTING_ENV["google-vertex"].project);
 }
 
 function vertexLocation(provider: Config<"google-vertex">, env: NodeJS.ProcessEnv): string {
-  return settingOrEnv("google-vertex", provider.setting?.location, "location", env, [
-    "GOOGLE_VERTEX_LOCATION",
-    "GOOGLE_CLOUD_LOCATION",
-  ]);
+  return settingOrEnv("google-vertex", provider.setting?.location, "location", env, PROVIDER_SETTING_ENV["google-vertex"].location);
 }
 
 /** The Vertex AI host for a location, as @ai-sdk/google-vertex builds it. */

@@ -25,20 +25,6 @@ function firstSet(env: NodeJS.ProcessEnv, names: readonly string[]): string | un
   return undefined;
 }
 
-/** The names of the variables a provider's credentials are read from, for messages and the plan. */
-export function credentialEnvNames(provider: GatewayProvider): readonly string[] {
-  switch (provider) {
-    case "ollama":
-      return ["OLLAMA_API_KEY"];
-    case "amazon-bedrock":
-      return ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"];
-    case "google-vertex":
-      return ["GOOGLE_APPLICATION_CREDENTIALS"];
-    default:
-      return KEY_HEADER[provider]!.env;
-  }
-}
-
 /** How the gateway authenticates to the configured provider; throws MissingEnvError naming what to set. */
 export function upstreamAuthFromEnv(config: GatewayConfig, env: NodeJS.ProcessEnv): UpstreamAuth {
   const { provider } = config;

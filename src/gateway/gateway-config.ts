@@ -75,6 +75,8 @@ const schema = z
     pricing: z.string().min(1).optional(),
     /** The largest request body the gateway accepts (it buffers request bodies: see server.ts). */
     maxRequestBytes: z.number().int().positive().optional(),
+    /** Query parameters added to every upstream request (Azure's api-version); a client's of the same name are dropped. */
+    upstreamQuery: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), z.string().max(256)).optional(),
     bedrock: z.strictObject({ region: identifier }).optional(),
     vertex: z.strictObject({ project: z.string().regex(/^[a-z][a-z0-9-]{4,61}[a-z0-9]$/, { error: "is not a Google Cloud project id" }), location: identifier }).optional(),
   })
@@ -137,6 +139,8 @@ export function parseGatewayConfig(value: unknown, source: string): GatewayConfi
 
 export const CONFIG_ENV = "PERSTACK_GATEWAY_CONFIG";
 export const TOKEN_ENV = "PERSTACK_GATEWAY_TOKEN";
+/** google-vertex: the Application Default Credentials JSON, read by the host from the user's file. */
+export const GOOGLE_CREDENTIALS_ENV = "PERSTACK_GATEWAY_GOOGLE_CREDENTIALS";
 /** Short tokens could be guessed through the 401s; the host generates 32 random bytes. */
 const MIN_TOKEN_LENGTH = 24;
 

@@ -26,10 +26,13 @@ export function parseRequestTarget(rawTarget: string): RequestTarget {
 const encodeQueryPart = (value: string): string =>
   encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
-/** The upstream URL for an accepted path and query: under the upstream's path prefix, without any auth parameter. */
-export function upstreamUrl(upstream: URL, path: string, query: URLSearchParams): URL {
+/**
+ * The upstream URL for an accepted path and query: under the upstream's path prefix, without any auth parameter,
+ * with the config's fixed parameters (Azure's api-version) in place of the client's of the same name.
+ */
+export function upstreamUrl(upstream: URL, path: string, query: URLSearchParams, fixed: Readonly<Record<string, string>> = {}): URL {
   const prefix = upstream.pathname.replace(/\/+$/, "");
-  const kept = [...query].filter(([name]) => !isAuthQueryParam(name));
+  const kept = [...query].filter(([name]) => !isAuthQueryParam(name) && !Object.hasOwn(fixed, name)).concat(Object.entries(fixed));
   const search = kept.map(([name, value]) => `${encodeQueryPart(name)}=${encodeQueryPart(value)}`).join("&");
   return new URL(`${upstream.origin}${prefix}${path}${search ? `?${search}` : ""}`);
 }

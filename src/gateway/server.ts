@@ -318,7 +318,7 @@ export function startGateway(options: GatewayOptions): Promise<RunningGateway> {
       return;
     }
 
-    const url = upstreamUrl(config.upstream, path, query);
+    const url = upstreamUrl(config.upstream, path, query, config.upstreamQuery);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || DROPPED_REQUEST_HEADERS.has(name) || name.startsWith("x-forwarded-")) continue;

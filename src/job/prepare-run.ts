@@ -10,6 +10,9 @@ import { applyRunFlags, type RunFlagOverrides } from "../config/run-flags.js";
 import { InvalidOptionError, MissingEnvError } from "../errors.js";
 import { isSafeId } from "../model/ids.js";
 import { loadPriceTable } from "../gateway/pricing.js";
+import { GOOGLE_CREDENTIALS_ENV } from "../gateway/gateway-config.js";
+import { providerSettingEnvNames } from "../engine/providers.js";
+import { readGoogleCredentials } from "./google-credentials.js";
 import { perstackStorageDir } from "../storage/storage-dir.js";
 import {
   buildSandboxPlan,
@@ -143,6 +146,12 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
   if (pricingPath) loadPriceTable(pricingPath);
   const baseUrlEnv = adapter.baseUrlEnv?.(loaded.file.provider ?? { providerName: adapter.defaultProvider });
   const baseUrlFromEnv = baseUrlEnv ? sources.get(baseUrlEnv) : undefined;
+  const providerEnv = Object.fromEntries(
+    providerSettingEnvNames(loaded.file.provider ?? { providerName: adapter.defaultProvider }).flatMap((name) => {
+      const value = sources.get(name);
+      return value ? [[name, value]] : [];
+    }),
+  );
   const plan = buildSandboxPlan({
     loaded,
     expertKey: request.expertKey,
@@ -151,6 +160,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     query: request.query,
     ...(request.model ? { model: request.model } : {}),
     ...(baseUrlFromEnv ? { baseUrlFromEnv } : {}),
+    providerEnv,
     ...(request.budgets ? { budgets: request.budgets } : {}),
     ...(pricingPath ? { pricingTable: readFileSync(pricingPath, "utf8") } : {}),
     workspace,
@@ -200,6 +210,14 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     for (const key of plan.gateway.credentials) {
       const value = valueOf(key.from, `provider ${plan.provider} key, held by the provider gateway`, key.optional);
       if (value !== undefined) gatewayEnv[key.name] = value;
+    }
+    if (plan.gateway.googleCredentials && secrets !== "skip") {
+      try {
+        gatewayEnv[GOOGLE_CREDENTIALS_ENV] = readGoogleCredentials(sources.get("GOOGLE_APPLICATION_CREDENTIALS"), request.cwd, request.processEnv);
+      } catch (error) {
+        if (secrets !== "warn" || !(error instanceof MissingEnvError)) throw error;
+        missing.push(`${error.message}; a real run would stop here`);
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 // The second renderer of a SandboxPlan: files a person can read and run by hand with docker-compose. Secrets
 // appear only as ${NAME} references; the query is ${PERSTACK_QUERY}, supplied when the files are run.
 import { posix } from "node:path";
+import { GOOGLE_CREDENTIALS_ENV } from "../gateway/gateway-config.js";
 import { GATEWAY_CONFIG_DIR } from "./gateway-plan.js";
 import { AGENT_HOME_FILES, PROXY_TMPFS, type SandboxPlan } from "./sandbox-plan.js";
 
@@ -43,13 +44,21 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
   }));
   const gateway = plan.gateway;
   if (gateway) files.push({ path: "gateway.json", content: `${JSON.stringify(gateway.config, null, 2)}\n` });
+  // The gateway's secrets by name: the token, the credentials, the provider headers as one JSON object (e.g.
+  // PERSTACK_GATEWAY_HEADERS='{"x-team":"…"}'), and for google-vertex the credentials file's content
+  // (PERSTACK_GATEWAY_GOOGLE_CREDENTIALS="$(cat key.json)").
+  const gatewaySecrets = gateway
+    ? [
+        GATEWAY_TOKEN_VARIABLE,
+        ...gateway.credentials.map((k) => k.name),
+        ...(gateway.providerHeaders ? ["PERSTACK_GATEWAY_HEADERS"] : []),
+        ...(gateway.googleCredentials ? [GOOGLE_CREDENTIALS_ENV] : []),
+      ]
+    : [];
   const gatewayEnv = gateway
     ? [
         { name: "PERSTACK_GATEWAY_CONFIG", value: yamlString(`${GATEWAY_CONFIG_DIR}/gateway.json`) },
-        { name: GATEWAY_TOKEN_VARIABLE, value: JSON.stringify(`\${${GATEWAY_TOKEN_VARIABLE}}`) },
-        ...gateway.credentials.map((k) => ({ name: k.name, value: JSON.stringify(`\${${k.name}}`) })),
-        // The provider headers as one JSON object, e.g. PERSTACK_GATEWAY_HEADERS='{"x-team":"…"}'.
-        ...(gateway.providerHeaders ? [{ name: "PERSTACK_GATEWAY_HEADERS", value: JSON.stringify("${PERSTACK_GATEWAY_HEADERS}") }] : []),
+        ...gatewaySecrets.map((name) => ({ name, value: JSON.stringify(`\${${name}}`) })),
       ]
     : [];
   const agentSecrets = plan.agent.env.filter((e) => e.source === "host" || e.source === "config").map((e) => e.name);
@@ -62,7 +71,7 @@ export function renderExport(plan: SandboxPlan, options: { workspaceVariable?: s
     runtime: plan.runtime.name,
     secretNames: [
       ...new Set([
-        ...(gateway ? [GATEWAY_TOKEN_VARIABLE, ...gateway.credentials.map((k) => k.name), ...(gateway.providerHeaders ? ["PERSTACK_GATEWAY_HEADERS"] : [])] : []),
+        ...gatewaySecrets,
         ...agentSecrets,
       ]),
     ],

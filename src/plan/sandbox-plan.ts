@@ -7,6 +7,7 @@ import type { EngineExpert, EngineSkill, EngineStart } from "../engine/engine-in
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
 import { DEFAULTS, NPM_PACKAGE_SPEC, type McpStdioSkillConfig, type ProviderConfig, type SkillConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
+import { withEnvSettings } from "../engine/providers.js";
 import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
 import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from "../runtimes/types.js";
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";
@@ -59,6 +60,8 @@ export interface PlanInput {
   model?: string;
   /** The runtime's conventional base-URL variable from the host (e.g. ANTHROPIC_BASE_URL), if set. */
   baseUrlFromEnv?: string;
+  /** The values of the provider's setting variables (AWS_REGION, GOOGLE_VERTEX_PROJECT, ...; see PROVIDER_SETTING_ENV). */
+  providerEnv?: Record<string, string>;
   /** --max-cost / --max-tokens: enforced by the provider gateway. */
   budgets?: GatewayBudgets;
   /** --pricing: the price table's text (validated at the edge), used by the gateway instead of the shipped one. */
@@ -228,12 +231,15 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
   const { loaded, adapter } = input;
   const expert = findExpert(loaded, input.expertKey);
   const experts = reachableExperts(loaded, input.expertKey);
-  const provider: ProviderConfig = loaded.file.provider ?? { providerName: adapter.defaultProvider };
-  if (!(adapter.providers as readonly string[]).includes(provider.providerName)) {
+  const fileProvider: ProviderConfig = loaded.file.provider ?? { providerName: adapter.defaultProvider };
+  if (!(adapter.providers as readonly string[]).includes(fileProvider.providerName)) {
     throw new UnsupportedConfigError(
-      `provider.providerName "${provider.providerName}" is not supported by runtime ${adapter.name}; it supports ${adapter.providers.join(", ")} (remove [provider] to use its default, ${adapter.defaultProvider})`,
+      `provider.providerName "${fileProvider.providerName}" is not supported by runtime ${adapter.name}; it supports ${adapter.providers.join(", ")} (remove [provider] to use its default, ${adapter.defaultProvider})`,
     );
   }
+  // The region, project, location or Azure resource a variable gives are settled here, on the host: the gateway's
+  // upstream and the engine's paths depend on them, and the sandbox then needs none of those variables.
+  const provider = adapter.ownService ? fileProvider : withEnvSettings(fileProvider, input.providerEnv ?? {});
   const warnings: string[] = [...loaded.warnings, ...experts.flatMap((e) => loaded.expertWarnings[e.key] ?? [])];
   const model = input.model ?? loaded.file.model ?? adapter.defaultModel;
   const vendor = modelVendor(model);
@@ -253,8 +259,6 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     : undefined;
   if (adapter.ownService) {
     warnings.push(`runtime ${adapter.name} talks to its vendor's own service, so its key stays inside the sandbox (the provider gateway cannot hold it)`);
-  } else if (!decision) {
-    warnings.push(`provider ${provider.providerName}: the provider gateway does not serve it yet, so its credentials are passed into the sandbox`);
   }
   // Through the gateway, the runtime's one model endpoint is the gateway, reached through squid as its upstream.
   const baseUrl = decision?.agentBaseUrl ?? configuredBaseUrl;
@@ -553,10 +557,12 @@ function planEnv(
     const sources = known?.source === "host" ? known.from : from;
     entries.set(name, { name, source: "host", from: sources, reason, ...(optional ? { optional } : {}) });
   };
-  for (const key of adapter.keyEnv(provider)) {
-    if (tokenVariables?.includes(key.name)) {
-      entries.set(key.name, { name: key.name, source: "token", reason: `the run's token for the provider gateway (the ${provider.providerName} key stays outside)` });
-    } else if (!tokenVariables) {
+  if (tokenVariables) {
+    for (const name of tokenVariables) {
+      entries.set(name, { name, source: "token", reason: `the run's token for the provider gateway (the ${provider.providerName} credentials stay outside)` });
+    }
+  } else {
+    for (const key of adapter.keyEnv(provider)) {
       fromHost(key.name, `provider ${provider.providerName} ${key.optional ? "setting" : "key"}`, key.from, key.optional);
     }
   }

@@ -5,7 +5,6 @@ import type { ProviderConfig, ProviderName } from "../config/schema.js";
 import { PROVIDER_NAMES } from "../config/schema.js";
 import { engineInputSchema, ENGINE_INPUT_HOME_PATH, PROVIDER_HEADERS_ENV, type EngineInput } from "../engine/engine-input.js";
 import { providerApiHosts, providerKeyEnv } from "../engine/providers.js";
-import { MissingEnvError, UnsupportedConfigError } from "../errors.js";
 import { perstackEventSchema } from "../model/event-schema.js";
 import { emptyUsage, type Checkpoint, type CheckpointError, type PerstackEvent, type RunEvent } from "../model/perstack.js";
 import { packagePath } from "../package-root.js";
@@ -43,10 +42,7 @@ const OPTIONAL_FROM: Record<string, string[]> = {
   GOOGLE_VERTEX_LOCATION: ["GOOGLE_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION"],
 };
 
-/**
- * A host path: the file it names is not in the container. Passed only when the user names it with --env (and
- * points it at a file in the workspace).
- */
+/** A host path: the gateway reads the file it names on the host (gateway-plan.ts googleCredentials). */
 const HOST_PATH_VARIABLES = new Set(["GOOGLE_APPLICATION_CREDENTIALS"]);
 
 /** The SDK's conventional base-URL variables, for one perstack.toml serving every runtime. */
@@ -54,13 +50,6 @@ const BASE_URL_ENV: Partial<Record<ProviderName, string>> = {
   anthropic: "ANTHROPIC_BASE_URL",
   openai: "OPENAI_BASE_URL",
   google: "GOOGLE_GEMINI_BASE_URL",
-};
-
-/** The setting that gives the API host when perstack.toml sets no baseUrl, for providers whose host varies. */
-const HOST_SETTING: Partial<Record<ProviderName, string>> = {
-  "azure-openai": "resourceName",
-  "amazon-bedrock": "region",
-  "google-vertex": "location",
 };
 
 export const perstack: RuntimeAdapter = {
@@ -84,19 +73,8 @@ export const perstack: RuntimeAdapter = {
     return [...required, ...optional];
   },
   apiHosts(provider) {
-    // The plan is computed before any variable is read, so a host that only a variable gives (AWS_REGION, ...)
-    // cannot be allowlisted: the setting must say it.
-    try {
-      const hosts = providerApiHosts(provider);
-      // Service-account credentials are exchanged for tokens at Google's OAuth endpoint.
-      return provider.providerName === "google-vertex" ? [...hosts, "oauth2.googleapis.com"] : hosts;
-    } catch (error) {
-      const setting = HOST_SETTING[provider.providerName];
-      if (!(error instanceof MissingEnvError) || !setting) throw error;
-      throw new UnsupportedConfigError(
-        `provider.setting.${setting} is needed for provider ${provider.providerName} with runtime perstack: the sandbox's allowlist is computed from perstack.toml, not from variables; set [provider.setting] ${setting} (or baseUrl)`,
-      );
-    }
+    // Only for a plan without the gateway (the engine always has one now): the settings are filled in by then.
+    return providerApiHosts(provider);
   },
   configEnv(provider): Record<string, string> {
     const headers = provider.setting?.headers;
@@ -116,21 +94,6 @@ export const perstack: RuntimeAdapter = {
   },
   homeFiles(invocation) {
     return [{ path: ENGINE_INPUT_HOME_PATH, content: `${JSON.stringify(engineInput(invocation), null, 2)}\n` }];
-  },
-  warnings(invocation) {
-    const warnings: string[] = [];
-    const provider = invocation.provider;
-    if (provider.providerName === "google-vertex") {
-      warnings.push(
-        "provider google-vertex: Application Default Credentials files (GOOGLE_APPLICATION_CREDENTIALS, gcloud's) are not mounted into the sandbox; put a service-account key file in the workspace, set GOOGLE_APPLICATION_CREDENTIALS=/workspace/<file> for the perstack command and pass --env GOOGLE_APPLICATION_CREDENTIALS",
-      );
-    }
-    if (provider.providerName === "ollama" && !invocation.baseUrl) {
-      warnings.push(
-        "provider ollama: no [provider.setting] baseUrl, so the engine looks for Ollama inside the sandbox; set baseUrl to your server, e.g. http://host.docker.internal:11434",
-      );
-    }
-    return warnings;
   },
   command(invocation) {
     const argv = ["node", ENGINE_MAIN, `${AGENT_HOME}/${ENGINE_INPUT_HOME_PATH}`];

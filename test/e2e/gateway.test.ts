@@ -2,8 +2,9 @@
 // from inside the sandbox (its environment, every process's /proc/<pid>/environ, files) and sends what it saw back
 // to the model: the fake's request log must hold the token the agent was given and never the real key. The
 // gateway's meter must equal what the fake reported for every call, and a spent budget must stop a run.
-import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { costOf, loadPriceTable } from "../../src/gateway/pricing.js";
@@ -27,72 +28,169 @@ const DUMP = [
 ].join("; ");
 
 interface Case {
+  name: string;
   runtime: "perstack" | "claude-code" | "gemini" | "codex";
   fake: FakeKind;
-  baseUrlEnv: string;
-  keyEnv: string;
+  /** The variable the agent's runtime reads its key from: it must hold the run's token. */
+  agentKey: string;
   model: string;
   shell: FakeStep;
-  toml: string;
+  toml: (fake: FakeModel) => string;
+  /** The host's environment for the run: the real credentials and where the model is. */
+  env: (fake: FakeModel) => Record<string, string>;
 }
 
 const EXPERT = `[experts."probe"]\ndescription = "Probe"\ninstruction = "Do what you are asked."\n`;
+const ENGINE_SHELL: FakeStep = { toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", DUMP] } }] };
+const engineToml = (provider: string, setting = "") => `maxRetries = 0\n[provider]\nproviderName = "${provider}"\n${setting ? `[provider.setting]\n${setting}\n` : ""}${EXPERT}`;
+const AWS_ACCESS_KEY_ID = "AKIAPERSTACKTEST0001";
+
+/** A service-account key whose token_uri is the fake's token endpoint; REAL_KEY rides along so a leak is visible. */
+const { privateKey: VERTEX_PRIVATE_KEY, publicKey: VERTEX_PUBLIC_KEY } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const VERTEX_CLIENT = "perstack-e2e@perstack-test.iam.gserviceaccount.com";
+const keyDir = mkdtempSync(join(tmpdir(), "perstack-gateway-adc-"));
+function vertexKeyFile(fake: FakeModel): string {
+  const path = join(keyDir, `key-${fake.port}.json`);
+  writeFileSync(
+    path,
+    JSON.stringify({
+      type: "service_account",
+      project_id: "perstack-test",
+      private_key_id: "e2e-1",
+      private_key: VERTEX_PRIVATE_KEY.export({ type: "pkcs8", format: "pem" }),
+      client_email: VERTEX_CLIENT,
+      token_uri: `${fake.sandboxUrl}/token`,
+      perstack_leak_marker: REAL_KEY,
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
 
 const CASES: Case[] = [
   {
+    name: "perstack (anthropic)",
     runtime: "perstack",
     fake: "anthropic",
-    baseUrlEnv: "ANTHROPIC_BASE_URL",
-    keyEnv: "ANTHROPIC_API_KEY",
+    agentKey: "ANTHROPIC_API_KEY",
     model: "claude-sonnet-4-5",
-    shell: { toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", DUMP] } }] },
-    toml: `maxRetries = 0\n[provider]\nproviderName = "anthropic"\n${EXPERT}`,
+    shell: ENGINE_SHELL,
+    toml: () => engineToml("anthropic"),
+    env: (fake) => ({ ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: fake.sandboxUrl }),
   },
   {
+    name: "claude-code",
     runtime: "claude-code",
     fake: "anthropic",
-    baseUrlEnv: "ANTHROPIC_BASE_URL",
-    keyEnv: "ANTHROPIC_API_KEY",
+    agentKey: "ANTHROPIC_API_KEY",
     model: "claude-sonnet-4-5",
     shell: { toolUse: [{ name: "Bash", input: { command: DUMP, description: "Look around" } }] },
-    toml: `maxRetries = 0\n${EXPERT}`,
+    toml: () => `maxRetries = 0\n${EXPERT}`,
+    env: (fake) => ({ ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: fake.sandboxUrl }),
   },
   {
+    name: "gemini",
     runtime: "gemini",
     fake: "gemini",
-    baseUrlEnv: "GOOGLE_GEMINI_BASE_URL",
-    keyEnv: "GEMINI_API_KEY",
+    agentKey: "GEMINI_API_KEY",
     model: "gemini-2.5-pro",
     shell: { toolUse: [{ name: "run_shell_command", input: { command: DUMP, description: "Look around" } }] },
-    toml: `maxRetries = 0\n${EXPERT}`,
+    toml: () => `maxRetries = 0\n${EXPERT}`,
+    env: (fake) => ({ GEMINI_API_KEY: REAL_KEY, GOOGLE_GEMINI_BASE_URL: fake.sandboxUrl }),
   },
   {
+    name: "codex",
     runtime: "codex",
     fake: "openai",
-    baseUrlEnv: "OPENAI_BASE_URL",
-    keyEnv: "OPENAI_API_KEY",
+    agentKey: "OPENAI_API_KEY",
     model: "gpt-5",
     shell: { toolUse: [{ name: "exec_command", input: { cmd: DUMP } }] },
-    toml: `maxRetries = 0\n${EXPERT}`,
+    toml: () => `maxRetries = 0\n${EXPERT}`,
+    env: (fake) => ({ OPENAI_API_KEY: REAL_KEY, OPENAI_BASE_URL: fake.sandboxUrl }),
+  },
+  {
+    name: "perstack (deepseek, Chat Completions)",
+    runtime: "perstack",
+    fake: "chat",
+    agentKey: "DEEPSEEK_API_KEY",
+    model: "deepseek-chat",
+    shell: ENGINE_SHELL,
+    toml: (fake) => engineToml("deepseek", `baseUrl = "${fake.sandboxUrl}"`),
+    env: () => ({ DEEPSEEK_API_KEY: REAL_KEY }),
+  },
+  {
+    name: "perstack (azure-openai)",
+    runtime: "perstack",
+    fake: "openai",
+    agentKey: "AZURE_API_KEY",
+    model: "gpt-5",
+    shell: ENGINE_SHELL,
+    toml: (fake) => engineToml("azure-openai", `baseUrl = "${fake.sandboxUrl}/openai/v1"`),
+    env: () => ({ AZURE_API_KEY: REAL_KEY }),
+  },
+  {
+    name: "perstack (ollama)",
+    runtime: "perstack",
+    fake: "ollama",
+    agentKey: "OLLAMA_API_KEY",
+    model: "llama3.2",
+    shell: ENGINE_SHELL,
+    toml: (fake) => engineToml("ollama", `baseUrl = "${fake.sandboxUrl}"`),
+    env: () => ({ OLLAMA_API_KEY: REAL_KEY }),
+  },
+  {
+    name: "perstack (amazon-bedrock, SigV4 in the gateway)",
+    runtime: "perstack",
+    fake: "bedrock",
+    agentKey: "AWS_BEARER_TOKEN_BEDROCK",
+    model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    shell: ENGINE_SHELL,
+    toml: (fake) => engineToml("amazon-bedrock", `baseUrl = "${fake.sandboxUrl}"`),
+    env: () => ({ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: REAL_KEY, AWS_REGION: "us-east-1" }),
+  },
+  {
+    name: "perstack (google-vertex, OAuth in the gateway)",
+    runtime: "perstack",
+    fake: "vertex",
+    agentKey: "GOOGLE_VERTEX_API_KEY",
+    model: "gemini-2.5-pro",
+    shell: ENGINE_SHELL,
+    toml: (fake) => engineToml("google-vertex", `baseUrl = "${fake.sandboxUrl}"\nlocation = "us-central1"`),
+    env: (fake) => ({ GOOGLE_APPLICATION_CREDENTIALS: vertexKeyFile(fake), GOOGLE_CLOUD_PROJECT: "perstack-test" }),
   },
 ];
+
+/** Where each protocol reports cached-input and cache-write tokens. */
+const CACHE_FIELDS: Record<FakeKind, { read: string[]; write?: string[] }> = {
+  anthropic: { read: ["cache_read_input_tokens"], write: ["cache_creation_input_tokens"] },
+  openai: { read: ["input_tokens_details", "cached_tokens"] },
+  gemini: { read: ["cachedContentTokenCount"] },
+  vertex: { read: ["cachedContentTokenCount"] },
+  chat: { read: ["prompt_tokens_details", "cached_tokens"] },
+  ollama: { read: [] },
+  bedrock: { read: ["cacheReadInputTokens"], write: ["cacheWriteInputTokens"] },
+};
 
 describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, budgets", () => {
   const fakes = new Map<FakeKind, FakeModel>();
   beforeAll(async () => {
-    for (const kind of ["anthropic", "gemini", "openai"] as const) fakes.set(kind, await startFakeModel(docker!, kind));
+    // One container serves every protocol; each handle drives its own.
+    const first = await startFakeModel(docker!, "anthropic");
+    for (const kind of ["anthropic", "gemini", "openai", "chat", "ollama", "bedrock", "vertex"] as const) fakes.set(kind, first.as(kind));
+    await first.registerOAuthKey({ clientEmail: VERTEX_CLIENT, publicKeyPem: VERTEX_PUBLIC_KEY.export({ type: "spki", format: "pem" }).toString() });
   }, 900_000);
   afterAll(async () => {
-    await Promise.all([...fakes.values()].map((f) => f.stop()));
+    await fakes.get("anthropic")?.stop();
+    rmSync(keyDir, { recursive: true, force: true });
   });
 
-  it.each(CASES)("$runtime: the real key is readable nowhere in the sandbox, and metered usage equals the model's", async (c) => {
+  it.each(CASES)("$name: the real key is readable nowhere in the sandbox, and metered usage equals the model's", async (c) => {
     const fake = fakes.get(c.fake)!;
     await fake.script([c.shell, { text: "Looked around." }]);
-    const ws = makeWorkspace(c.toml, "perstack-gateway-");
-    const env = { [c.keyEnv]: REAL_KEY, [c.baseUrlEnv]: fake.sandboxUrl };
-    const result = await runCli(["run", "probe", "Look around", "--runtime", c.runtime], { cwd: ws, env, timeoutMs: 900_000 });
+    const ws = makeWorkspace(c.toml(fake), "perstack-gateway-");
+    const result = await runCli(["run", "probe", "Look around", "--runtime", c.runtime, "--model", c.model], { cwd: ws, env: c.env(fake), timeoutMs: 900_000 });
     expect(result.exitCode, result.all).toBe(0);
+    expect(result.all).not.toMatch(/credentials are passed into the sandbox/);
 
     const requests = await fake.requests();
     const seen = JSON.stringify(requests.map((r) => r.body));
@@ -100,10 +198,18 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     expect(seen).toContain(MARK);
     // ...with the token where the key would be, and the key nowhere: not in the environment, not in a file.
     // (Gemini CLI scrubs variables named like keys from its shell's environment; the others show the token.)
-    if (c.runtime !== "gemini") expect(seen).toMatch(new RegExp(`${c.keyEnv}=[0-9a-f]{64}`));
+    if (c.runtime !== "gemini") expect(seen).toMatch(new RegExp(`${c.agentKey}=[0-9a-f]{64}`));
     expect(seen).not.toContain(REAL_KEY);
     // (KEY_PIECE itself is in the command the model sent, so only a file listing would show a leak.)
     expect(seen).not.toContain("FOUND-2-FILE");
+    // What reached the model server was the gateway's: re-signed for Bedrock with the real key id, a token Google's
+    // endpoint issued for Vertex (the fake refuses anything else).
+    if (c.fake === "bedrock") {
+      const main = requests.filter((q) => q.kind === "main");
+      expect(main.length).toBeGreaterThan(0);
+      for (const r of main) expect(r.sigv4).toMatchObject({ accessKeyId: AWS_ACCESS_KEY_ID, region: "us-east-1", service: "bedrock" });
+    }
+    if (c.fake === "vertex") expect(requests.filter((q) => q.kind === "main").every((q) => q.auth === "issued-token")).toBe(true);
 
     const [job] = readJobs(ws);
     expect(job!.job.status).toBe("completed");
@@ -113,17 +219,22 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     expect(metered.usage.inputTokens).toBe(reported.reduce((sum, r) => sum + r.usage!.inputTokens, 0));
     expect(metered.usage.outputTokens).toBe(reported.reduce((sum, r) => sum + r.usage!.outputTokens, 0));
     // Cached and cache-write tokens, in each protocol's own fields.
-    const vendorCount = (r: (typeof reported)[number], ...path: string[]) =>
-      Number(path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], r.usage!.vendor) ?? 0);
-    const cached = { anthropic: ["cache_read_input_tokens"], openai: ["input_tokens_details", "cached_tokens"], gemini: ["cachedContentTokenCount"] }[c.fake];
-    expect(metered.usage.cachedInputTokens).toBe(reported.reduce((sum, r) => sum + vendorCount(r, ...cached), 0));
-    const cacheWrite = c.fake === "anthropic" ? reported.reduce((sum, r) => sum + vendorCount(r, "cache_creation_input_tokens"), 0) : 0;
-    expect(metered.usage.cacheWriteTokens).toBe(cacheWrite);
+    const vendorCount = (r: (typeof reported)[number], path: string[]) =>
+      path.length === 0 ? 0 : Number(path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], r.usage!.vendor) ?? 0);
+    const fields = CACHE_FIELDS[c.fake];
+    expect(metered.usage.cachedInputTokens).toBe(reported.reduce((sum, r) => sum + vendorCount(r, fields.read), 0));
+    expect(metered.usage.cacheWriteTokens).toBe(reported.reduce((sum, r) => sum + vendorCount(r, fields.write ?? []), 0));
     const table = loadPriceTable();
     const events = job!.events.filter((e) => e.type === "providerUsage" && e.usage) as unknown as Array<{ model?: string; usage: Parameters<typeof costOf>[1] }>;
     expect(events.length).toBe(reported.length);
-    const expectedCost = events.reduce((sum, e) => sum + (costOf(e.model ?? c.model, e.usage, table) ?? Number.NaN), 0);
-    expect(metered.costUsd).toBeCloseTo(expectedCost, 10);
+    const costs = events.map((e) => costOf(e.model ?? c.model, e.usage, table));
+    // A model the table does not price gives null and a warning, never a guess.
+    if (costs.some((cost) => cost === undefined || cost === null)) {
+      expect(metered.costUsd).toBeNull();
+      expect(result.all).toMatch(/no price/i);
+    } else {
+      expect(metered.costUsd).toBeCloseTo(costs.reduce<number>((sum, cost) => sum + (cost ?? 0), 0), 10);
+    }
     expect(metered.pricing.sha256).toMatch(/^[0-9a-f]{64}$/);
     // Nothing of the key in what perstack wrote either.
     const jobDir = join(ws, "perstack", "jobs", job!.jobId);

@@ -201,6 +201,46 @@ describe("createLanguageModel endpoints and credentials", () => {
   });
 });
 
+// In a sandbox the keys are the gateway's token, in the variable each SDK reads a plain API key from.
+describe("the gateway's token as each provider's key", () => {
+  const gateway = "http://perstack-gateway:8080";
+
+  it("amazon-bedrock: AWS_BEARER_TOKEN_BEDROCK is sent as a bearer, unsigned, and no AWS key is needed", async () => {
+    const req = await capture({ providerName: "amazon-bedrock", setting: { region: "eu-west-1", baseUrl: gateway } }, "anthropic.claude-sonnet-4-5:0", {
+      AWS_BEARER_TOKEN_BEDROCK: "run-token",
+    });
+    expect(req.url).toBe(`${gateway}/model/anthropic.claude-sonnet-4-5%3A0/converse`);
+    expect(req.headers.get("authorization")).toBe("Bearer run-token");
+    expect(req.headers.get("x-amz-date")).toBeNull();
+  });
+
+  it("google-vertex: GOOGLE_VERTEX_API_KEY goes as x-goog-api-key to the project path on the base URL; no ADC", async () => {
+    const authClient = { getAccessToken: () => Promise.reject(new Error("ADC must not be asked")) };
+    const base = `${gateway}/v1beta1/projects/acme-prod/locations/us-central1/publishers/google`;
+    const req = await capture(
+      { providerName: "google-vertex", setting: { project: "acme-prod", location: "us-central1", baseUrl: base } },
+      "gemini-2.5-pro",
+      { GOOGLE_VERTEX_API_KEY: "run-token" },
+      { googleAuthOptions: { authClient: authClient as never } },
+    );
+    expect(req.url).toBe(`${base}/models/gemini-2.5-pro:generateContent`);
+    expect(req.headers.get("x-goog-api-key")).toBe("run-token");
+    expect(req.headers.get("authorization")).toBeNull();
+  });
+
+  it("ollama: OLLAMA_API_KEY is sent as a bearer", async () => {
+    const req = await capture({ providerName: "ollama", setting: { baseUrl: gateway } }, "llama3", { OLLAMA_API_KEY: "run-token" });
+    expect(req.url).toBe(`${gateway}/api/chat`);
+    expect(req.headers.get("authorization")).toBe("Bearer run-token");
+  });
+
+  it("azure-openai: a gateway base URL gets the path as given and no api-version", async () => {
+    const req = await capture({ providerName: "azure-openai", setting: { baseUrl: `${gateway}/openai/v1` } }, "gpt-5", { AZURE_API_KEY: "run-token" });
+    expect(req.url).toBe(`${gateway}/openai/v1/responses`);
+    expect(req.headers.get("api-key")).toBe("run-token");
+  });
+});
+
 describe("missing variables", () => {
   const cases: [ProviderConfig, NodeJS.ProcessEnv, string][] = [
     [{ providerName: "anthropic" }, {}, "ANTHROPIC_API_KEY"],

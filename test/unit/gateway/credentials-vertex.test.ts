@@ -24,6 +24,7 @@ describe("OAuth token injection for google-vertex", () => {
   let upstream: FakeUpstream;
   let gateway: TestGateway;
   let dir: string;
+  let keyJson: string;
 
   beforeAll(async () => {
     // The library must never look for a GCE metadata server (169.254.169.254) in these tests.
@@ -56,9 +57,7 @@ describe("OAuth token injection for google-vertex", () => {
     });
     dir = mkdtempSync(join(tmpdir(), "gateway-vertex-"));
     const keyFile = join(dir, "service-account.json");
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
+    keyJson = JSON.stringify({
         type: "service_account",
         project_id: "perstack-test",
         private_key_id: "test-key-1",
@@ -66,8 +65,8 @@ describe("OAuth token injection for google-vertex", () => {
         client_email: CLIENT_EMAIL,
         client_id: "1234567890",
         token_uri: `${tokenEndpoint.url}/token`,
-      }),
-    );
+    });
+    writeFileSync(keyFile, keyJson);
     const config = { protocol: "vertex", upstream: upstream.url, allowInsecureUpstream: true, vertex: { project: "perstack-test", location: "us-central1" } };
     const auth = upstreamAuthFromEnv(parseGatewayConfig({ ...config, listen: { host: "127.0.0.1", port: 0 } }, "test"), { GOOGLE_APPLICATION_CREDENTIALS: keyFile });
     gateway = await startTestGateway(config, { auth });
@@ -109,5 +108,16 @@ describe("OAuth token injection for google-vertex", () => {
     }
     expect((await fetch(`${gateway.url}${MODEL_PATH}`, { method: "POST", body: "{}" })).status).toBe(401);
     expect(upstream.received.length).toBe(before);
+  });
+
+  it("takes the credentials' JSON from PERSTACK_GATEWAY_GOOGLE_CREDENTIALS (what the host read), before any file", async () => {
+    const config = parseGatewayConfig({ protocol: "vertex", upstream: upstream.url, allowInsecureUpstream: true, vertex: { project: "perstack-test", location: "us-central1" }, listen: { host: "127.0.0.1", port: 0 } }, "test");
+    const auth = upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: keyJson, GOOGLE_APPLICATION_CREDENTIALS: join(dir, "absent.json") });
+    const before = issued.length;
+    const headers = await auth.headersFor({ method: "POST", url: new URL(`${upstream.url}${MODEL_PATH}`), headers: {}, body: Buffer.alloc(0) });
+    expect(issued.length).toBe(before + 1);
+    expect(headers).toEqual({ authorization: `Bearer ${issued.at(-1)!}` });
+    expect(() => upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: "{not json" })).toThrow("PERSTACK_GATEWAY_GOOGLE_CREDENTIALS is not JSON");
+    expect(() => upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: JSON.stringify({ type: "service_account" }) })).toThrow(/lacks client_email or private_key/);
   });
 });

@@ -26,6 +26,18 @@ describe("what the gateway forwards", () => {
     expect(suite.upstream.received.map((r) => r.url)).toEqual(["/api/anthropic/v1/messages/count_tokens"]);
   });
 
+  it("puts the config's fixed query parameters (Azure's api-version) in place of the client's", async () => {
+    const azure = await startTestGateway({ protocol: "openai", provider: "azure-openai", upstream: suite.upstream.url, allowInsecureUpstream: true, upstreamQuery: { "api-version": "preview" } });
+    try {
+      suite.upstream.received.length = 0;
+      const res = await rawRequest(azure.url, { method: "POST", path: "/openai/v1/responses?api-version=2020-01-01&x=1", headers: { "api-key": TOKEN }, body: "{}" });
+      expect(res.status).toBe(200);
+      expect(suite.upstream.received.map((r) => r.url)).toEqual(["/openai/v1/responses?x=1&api-version=preview"]);
+    } finally {
+      await azure.close();
+    }
+  });
+
   it.each([
     ["GET", "/v1/files"],
     ["POST", "/v1/messages/batches"],

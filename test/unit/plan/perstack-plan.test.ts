@@ -112,7 +112,7 @@ describe("plan for the built-in engine", () => {
     const file = p.agent.homeFiles.map((f) => f.content).join("\n");
     expect(file).not.toContain("hdr-secret-value");
     // The engine reaches the model through the run's provider gateway.
-    expect(input.provider).toEqual({ providerName: "anthropic", setting: { baseUrl: "http://perstack-gateway:8080" } });
+    expect(input.provider).toEqual({ providerName: "anthropic", setting: { baseUrl: "http://perstack-gateway:8080/v1" } });
     expect(p.agent.env.find((e) => e.name === "PERSTACK_PROVIDER_HEADERS")).toBeUndefined();
     expect(JSON.stringify(p)).not.toContain("hdr-secret-value");
     expect(perstack.configEnv({ providerName: "openai", setting: { headers: { A: "b" } } })).toEqual({ PERSTACK_PROVIDER_HEADERS: '{"A":"b"}' });
@@ -164,32 +164,31 @@ describe("engine plan details", () => {
     expect(perstack.baseUrlEnv!({ providerName: "amazon-bedrock" })).toBeUndefined();
   });
 
-  it("demands only the required provider variables; optional ones are passed when set", () => {
+  it("passes no provider variable from the host: the agent holds the token, the gateway the credentials", () => {
     const env = (toml: string) => plan(`${toml}\n[experts."main"]\ninstruction = "x"\n`).agent.env.filter((e) => e.source === "host");
-    // Through the gateway, the agent holds the token; the gateway demands the real key.
     expect(env(`[provider]\nproviderName = "google"`)).toEqual([]);
     const google = plan(`[provider]\nproviderName = "google"\n[experts."main"]\ninstruction = "x"\n`);
     expect(google.agent.env.find((e) => e.name === "GOOGLE_GENERATIVE_AI_API_KEY")).toMatchObject({ source: "token" });
     expect(google.gateway?.credentials).toEqual([{ name: "GOOGLE_GENERATIVE_AI_API_KEY", from: ["GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY"] }]);
-    const bedrock = env(`[provider]\nproviderName = "amazon-bedrock"\n[provider.setting]\nregion = "eu-west-1"`);
-    expect(bedrock.map((e) => [e.name, e.source === "host" && e.optional === true])).toEqual([
-      ["AWS_ACCESS_KEY_ID", false], ["AWS_SECRET_ACCESS_KEY", false], ["AWS_REGION", true], ["AWS_SESSION_TOKEN", true],
-    ]);
-    expect(env(`[provider]\nproviderName = "ollama"\n[provider.setting]\nbaseUrl = "http://host.docker.internal:11434"`)).toEqual([]);
-    const vertex = plan(`[provider]\nproviderName = "google-vertex"\n[provider.setting]\nlocation = "us-central1"\nproject = "p"\n[experts."main"]\ninstruction = "x"\n`);
-    expect(vertex.agent.env.filter((e) => e.source === "host").every((e) => e.source === "host" && e.optional)).toBe(true);
+    expect(env(`[provider]\nproviderName = "amazon-bedrock"\n[provider.setting]\nregion = "eu-west-1"`)).toEqual([]);
+    expect(env(`[provider]\nproviderName = "ollama"`)).toEqual([]);
+    const vertex = plan(`[provider]\nproviderName = "google-vertex"\n[provider.setting]\nlocation = "us-central1"\nproject = "p-12345"\n[experts."main"]\ninstruction = "x"\n`);
+    expect(vertex.agent.env.filter((e) => e.source === "host")).toEqual([]);
     expect(vertex.agent.env.map((e) => e.name)).not.toContain("GOOGLE_APPLICATION_CREDENTIALS");
-    expect(vertex.warnings.join("\n")).toMatch(/GOOGLE_APPLICATION_CREDENTIALS=\/workspace\/<file>.*--env GOOGLE_APPLICATION_CREDENTIALS/);
-    expect(vertex.proxy.allowlist).toEqual(expect.arrayContaining(["us-central1-aiplatform.googleapis.com", "oauth2.googleapis.com"]));
+    expect(vertex.proxy.allowlist).not.toContain("oauth2.googleapis.com");
   });
 
-  it("an optional provider variable named with --env becomes required", () => {
+  it("an --env variable is passed as named, even one the provider reads", () => {
     const p = plan(`[provider]\nproviderName = "amazon-bedrock"\n[provider.setting]\nregion = "eu-west-1"\n[experts."main"]\ninstruction = "x"\n`, "perstack", { envNames: ["AWS_SESSION_TOKEN"] });
     expect(p.agent.env.find((e) => e.name === "AWS_SESSION_TOKEN")).toEqual({ name: "AWS_SESSION_TOKEN", source: "host", from: ["AWS_SESSION_TOKEN"], reason: "--env" });
   });
 
-  it("asks for the setting that names the API host when only a variable could give it", () => {
-    expect(() => plan(`[provider]\nproviderName = "amazon-bedrock"\n[experts."main"]\ninstruction = "x"\n`)).toThrow(/provider\.setting\.region is needed for provider amazon-bedrock/);
+  it("asks for the setting or variable that names the API host", () => {
+    expect(() => plan(`[provider]\nproviderName = "amazon-bedrock"\n[experts."main"]\ninstruction = "x"\n`)).toThrow(
+      "AWS_REGION is not set; the amazon-bedrock provider needs it (or [provider.setting] region)",
+    );
+    const fromEnv = plan(`[provider]\nproviderName = "amazon-bedrock"\n[experts."main"]\ninstruction = "x"\n`, "perstack", { providerEnv: { AWS_REGION: "ap-northeast-1" } });
+    expect(fromEnv.gateway?.config).toMatchObject({ upstream: "https://bedrock-runtime.ap-northeast-1.amazonaws.com", bedrock: { region: "ap-northeast-1" } });
   });
 
   it("keeps the CLI runtimes' warnings for interactive skills and pick", () => {

@@ -4,7 +4,9 @@ import { BlockList, isIPv4 } from "node:net";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { renderExport, QUERY_PLACEHOLDER } from "../../../src/plan/export-files.js";
+import { resolveRuntime } from "../../../src/config/resolve.js";
 import { buildSandboxPlan } from "../../../src/plan/sandbox-plan.js";
+import { runtimeAdapter } from "../../../src/runtimes/registry.js";
 import { readTemplateFile, render, shellArg, squidToken, yamlString } from "../../../src/plan/templates.js";
 import { planInput } from "../../support/plan-input.js";
 
@@ -186,5 +188,20 @@ describe("export with hostile values", () => {
     expect(compose.services.gateway.networks).toEqual({ egress: { aliases: ["perstack-gateway"] } });
     expect(compose.services.agent.environment.S_KEY).toBe("${S_KEY}");
     expect(compose.services.agent.volumes[0]).toBe("${PERSTACK_WORKSPACE:-/work $$pace/it's}:/workspace:rw");
+  });
+});
+
+describe("export of a google-vertex run", () => {
+  const toml = `[provider]\nproviderName = "google-vertex"\n[provider.setting]\nproject = "acme-prod"\nlocation = "us-central1"\n[experts."main"]\ninstruction = "x"\n`;
+  const plan = buildSandboxPlan(planInput(toml, { runtime: resolveRuntime("perstack", undefined), adapter: runtimeAdapter("perstack"), query: QUERY_PLACEHOLDER }));
+  const files = Object.fromEntries(renderExport(plan).map((f) => [f.path, f.content]));
+  const compose = parseYaml(files["compose.yaml"]!) as { services: { agent: { environment: Record<string, string> }; gateway: { environment: Record<string, string> } } };
+
+  it("gives the gateway the credentials file's content by name, and the agent only the token", () => {
+    expect(compose.services.gateway.environment.PERSTACK_GATEWAY_GOOGLE_CREDENTIALS).toBe("${PERSTACK_GATEWAY_GOOGLE_CREDENTIALS}");
+    expect(compose.services.agent.environment.GOOGLE_VERTEX_API_KEY).toBe("${PERSTACK_GATEWAY_TOKEN}");
+    expect(Object.keys(compose.services.agent.environment).filter((n) => n.startsWith("GOOGLE_") && n !== "GOOGLE_VERTEX_API_KEY")).toEqual([]);
+    expect(JSON.parse(files["gateway.json"]!)).toMatchObject({ protocol: "vertex", provider: "google-vertex", upstream: "https://us-central1-aiplatform.googleapis.com", vertex: { project: "acme-prod", location: "us-central1" } });
+    expect(files["compose.yaml"]).toContain("PERSTACK_GATEWAY_GOOGLE_CREDENTIALS");
   });
 });
