@@ -156,7 +156,10 @@ export function planGateway(args: {
   // @ai-sdk/azure puts `/v1` (and an api-version) after an Azure host's `/openai` itself, but not after the
   // gateway's: the agent is given the path the SDK would have called.
   const azure = provider.providerName === "azure-openai" && AZURE_HOST.test(upstream.hostname);
-  const agentPath = azure && agentRoot === "/openai" ? "/openai/v1" : agentRoot;
+  // A CLI appends the whole API path, root included (`/v1/messages`, `/v1beta/models/...`; codex adds `/v1`), so
+  // it gets the bare gateway. That also makes perstack.toml's baseUrl, written for the SDKs with its root, work
+  // for the CLIs: the root moves to the CLI's side of the gateway.
+  const agentPath = !adapter.runsExperts ? "" : azure && agentRoot === "/openai" ? "/openai/v1" : agentRoot;
   const apiVersion = provider.providerName === "azure-openai" ? provider.setting?.apiVersion : undefined;
   const credentials = served.credentials ? [...served.credentials] : adapter.keyEnv(provider).filter((k) => !k.optional);
   const agentKeys = served.agentKeys ? [...served.agentKeys] : credentials.map((k) => k.name);

@@ -197,3 +197,18 @@ describe("splitApiRoot", () => {
     expect(split("https://h.example/custom", ["/v1"])).toEqual(["https://h.example/custom", ""]);
   });
 });
+
+describe("a CLI runtime's base URL", () => {
+  it("is the bare gateway: the CLI appends the API root itself, so an SDK-style baseUrl with /v1 works too", () => {
+    const cli = (toml: string, baseUrlFromEnv?: string) =>
+      buildSandboxPlan(planInput(`${toml}[experts."main"]\ninstruction = "x"\n`, baseUrlFromEnv ? { baseUrlFromEnv } : {}));
+    const fromToml = cli(`[provider]\nproviderName = "anthropic"\n[provider.setting]\nbaseUrl = "https://llm.corp.example/anthropic/v1"\n`);
+    expect(fromToml.agent.env).toContainEqual({ name: "ANTHROPIC_BASE_URL", source: "fixed", value: "http://perstack-gateway:8080", reason: "runtime" });
+    expect(fromToml.gateway?.config.upstream).toBe("https://llm.corp.example/anthropic");
+    // ANTHROPIC_BASE_URL is written without the root, as Claude Code expects it.
+    const fromEnv = cli("", "https://llm.corp.example/anthropic");
+    expect(fromEnv.gateway?.config.upstream).toBe("https://llm.corp.example/anthropic");
+    const config = parseGatewayConfig(fromEnv.gateway!.config, "plan");
+    expect(upstreamUrl(config.upstream, "/v1/messages", new URLSearchParams()).href).toBe("https://llm.corp.example/anthropic/v1/messages");
+  });
+});
