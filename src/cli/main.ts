@@ -2,184 +2,35 @@
 // commander wiring: parse flags, call the stages, print, choose the exit code. No logic beyond that.
 import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import type Docker from "dockerode";
+import { Command, CommanderError, Option } from "commander";
 import { PerstackError, InvalidOptionError } from "../errors.js";
 import type { Checkpoint } from "../model/perstack.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
-import type { BaseImage, BaseImageRole, ResourceLimits, SandboxPlan } from "../plan/sandbox-plan.js";
+import type { SandboxPlan } from "../plan/sandbox-plan.js";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
-import { parseReasoningBudget, REASONING_LEVELS } from "../config/run-flags.js";
 import { perstackTomlJsonSchemaText, SCHEMA_FILE } from "../config/json-schema.js";
 import { jobTarget, type Continuation } from "../job/continuation.js";
 import { loadContinuation } from "../job/load-continuation.js";
-import { perstackDirOf, prepareRun, type RunRequest } from "../job/prepare-run.js";
+import { perstackDirOf, prepareRun } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
 import { BREAKABLE, runSelftest, type Breakable } from "../job/selftest.js";
 import { connectDocker } from "../sandbox/docker-client.js";
-import { bootstrapBaseImages, OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
+import { bootstrapBaseImages, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
 import { pruneImages } from "../sandbox/image-prune.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
 import { removalCommands, SandboxResources } from "../sandbox/sandbox-resources.js";
+import { registerCompareCommand } from "./compare-command.js";
+import { handleInterrupts } from "./interrupts.js";
 import { registerJobsCommand } from "./jobs-command.js";
+import { addRunOptions, baseImagesFor, collect, runRequest, type RunOptions } from "./run-options.js";
 import { formatEvent, formatWaiting } from "./live-view.js";
 import { registerLogCommand } from "./log-command.js";
 import { terminalSafe } from "./terminal-text.js";
 
 let verbose = false;
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-function parseBytes(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)([kmg]?)b?$/i.exec(value.trim());
-  if (!match) throw new InvalidArgumentError("give a size like 512m or 4g");
-  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
-  return Math.round(Number(match[1]) * unit);
-}
-
-function parseCpus(value: string): number {
-  const cpus = Number(value);
-  if (!Number.isFinite(cpus) || cpus <= 0) throw new InvalidArgumentError("give a positive number of CPUs, e.g. 1.5");
-  return Math.round(cpus * 1e9);
-}
-
-function parseDuration(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(s|m|h)$/.exec(value.trim());
-  if (!match) throw new InvalidArgumentError("give a duration like 90s, 30m or 2h");
-  return Math.round(Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as "s" | "m" | "h"]);
-}
-
-function parsePositiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("give a positive whole number");
-  return n;
-}
-
-function parseUsd(value: string): number {
-  const usd = Number(value.trim().replace(/^\$/, ""));
-  if (!Number.isFinite(usd) || usd <= 0) throw new InvalidArgumentError("give an amount in US dollars, e.g. 0.50");
-  return usd;
-}
-
-function parseNonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("give a whole number, 0 or more");
-  return n;
-}
-
-function parseReasoningBudgetFlag(value: string): string | number {
-  try {
-    return parseReasoningBudget(value);
-  } catch {
-    throw new InvalidArgumentError(`give one of ${REASONING_LEVELS.join(", ")} or a token count like 8000`);
-  }
-}
-
-function parseUser(value: string): { uid: number; gid: number } {
-  const match = /^(\d+)(?::(\d+))?$/.exec(value);
-  if (!match) throw new InvalidArgumentError("give UID or UID:GID, e.g. 1000:1000");
-  return { uid: Number(match[1]), gid: Number(match[2] ?? match[1]) };
-}
-
-const baseImageOverrides = overridesFromEnv;
-
-/** Base images without Docker (for --dry-run and export when no engine answers): overrides, else official. */
-function offlineBaseImages(env: NodeJS.ProcessEnv): Record<BaseImageRole, BaseImage> {
-  const overrides = baseImageOverrides(env);
-  return {
-    debian: { role: "debian", ref: overrides.debian ?? OFFICIAL_BASE_IMAGES.debian },
-    node: { role: "node", ref: overrides.node ?? OFFICIAL_BASE_IMAGES.node },
-  };
-}
-
-/**
- * The engine and the base images in force. A run needs the engine; --dry-run and export only plan, so without an
- * engine they fall back to the overrides or the official images.
- */
-async function baseImagesFor(needDocker: boolean) {
-  let docker: Docker;
-  try {
-    docker = await connectDocker();
-  } catch (error) {
-    if (needDocker) throw error;
-    return { docker: undefined, baseImages: offlineBaseImages(process.env) };
-  }
-  return { docker, baseImages: await resolveBaseImages(docker, baseImageOverrides(process.env)) };
-}
-
-interface RunOptions {
-  runtime?: string;
-  config?: string;
-  model?: string;
-  workspace?: string;
-  env: string[];
-  caCert: string[];
-  memory?: number;
-  cpus?: number;
-  pidsLimit?: number;
-  maxDuration?: number;
-  user?: { uid: number; gid: number };
-  workspaceMode?: "auto" | "bind" | "copy";
-  maxOutput?: number;
-  copyLimit?: number;
-  provider?: string;
-  reasoningBudget?: string | number;
-  maxSteps?: number;
-  maxRetries?: number;
-  timeout?: number;
-  envPath: string[];
-  jobId?: string;
-  maxCost?: number;
-  maxTokens?: number;
-  pricing?: string;
-  dryRun?: boolean;
-  json?: boolean;
-  continue?: boolean;
-  continueJob?: string;
-  resumeFrom?: string;
-  interactiveToolCallResult?: boolean;
-}
-
 /** Exit codes of `perstack run` (also in its --help). */
 const EXIT = { completed: 0, failed: 1, badInput: 2, waitingForInput: 3, interrupted: 130 } as const;
-
-function runRequest(expertKey: string, query: string, options: RunOptions): RunRequest {
-  const limits: Partial<ResourceLimits> = {
-    ...(options.memory ? { memoryBytes: options.memory } : {}),
-    ...(options.cpus ? { nanoCpus: options.cpus } : {}),
-    ...(options.pidsLimit ? { pidsLimit: options.pidsLimit } : {}),
-    ...(options.maxDuration ? { maxDurationMs: options.maxDuration } : {}),
-    ...(options.maxOutput ? { maxOutputBytes: options.maxOutput } : {}),
-    ...(options.copyLimit ? { maxCopyBytes: options.copyLimit } : {}),
-  };
-  return {
-    expertKey,
-    query,
-    cwd: process.cwd(),
-    ...(options.config ? { configPath: options.config } : {}),
-    ...(options.runtime ? { runtime: options.runtime } : {}),
-    ...(options.model ? { model: options.model } : {}),
-    ...(options.workspace ? { workspace: options.workspace } : {}),
-    envNames: options.env,
-    caCertFiles: options.caCert,
-    limits,
-    ...(options.maxCost !== undefined || options.maxTokens !== undefined
-      ? { budgets: { ...(options.maxCost !== undefined ? { maxCostUsd: options.maxCost } : {}), ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}) } }
-      : {}),
-    ...(options.pricing !== undefined ? { pricingPath: options.pricing } : {}),
-    flags: {
-      ...(options.provider !== undefined ? { provider: options.provider } : {}),
-      ...(options.reasoningBudget !== undefined ? { reasoningBudget: options.reasoningBudget } : {}),
-      ...(options.maxSteps !== undefined ? { maxSteps: options.maxSteps } : {}),
-      ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
-      ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
-      ...(options.envPath.length > 0 ? { envPath: options.envPath } : {}),
-    },
-    ...(options.user ? { user: options.user } : {}),
-    ...(options.workspaceMode ? { workspaceMode: options.workspaceMode } : {}),
-    processEnv: process.env,
-  };
-}
 
 /** The plan as printed by --dry-run: build-context file contents are summarised, not dumped. */
 function printablePlan(plan: SandboxPlan) {
@@ -234,39 +85,16 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
   const leftovers = [...removed.containers, ...removed.volumes, ...removed.networks];
   if (leftovers.length > 0) process.stderr.write(`removed leftovers of crashed runs: ${leftovers.join(", ")}\n`);
 
-  const controller = new AbortController();
-  const hurry = new AbortController();
   const resources = new SandboxResources(docker!);
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
-      process.stderr.write(`\n${signal}: stopping the run and removing its containers… (again to skip copying the workspace back)\n`);
-      controller.abort();
-    } else if (signals === 2) {
-      const left = resources.remaining().map((r) => r.name);
-      process.stderr.write(`${signal}: removing ${left.length > 0 ? left.join(", ") : "what the run created"} now… (again to quit and leave it)\n`);
-      hurry.abort();
-      void resources.removeAll();
-    } else {
-      const left = resources.remaining();
-      process.stderr.write(
-        left.length === 0
-          ? `${signal}: nothing of the run is left\n`
-          : `${signal}: quitting; left behind: ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}; remove with: ${removalCommands(left).join(" && ")}\n`,
-      );
-      process.exit(EXIT.interrupted);
-    }
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interrupts = handleInterrupts(resources, "the run", EXIT.interrupted);
+  const { signal: abortSignal, hurry: hurrySignal } = interrupts;
   const say = (stream: NodeJS.WriteStream, text: string) => stream.write(`${terminalSafe(text)}\n`);
   try {
     // Delegated runs that stopped to ask the user: their calls are the questions to show.
     const askers: Checkpoint[] = [];
     const result = await runJob(docker!, prepared, {
-      signal: controller.signal,
-      hurry: hurry.signal,
+      signal: abortSignal,
+      hurry: hurrySignal,
       resources,
       onEvent: (event) => {
         if (event.type === "stopRunByInteractiveTool" && event.runId !== prepared.plan.runId) askers.push(event.checkpoint);
@@ -302,8 +130,7 @@ async function runCommand(expertKey: string, queryArg: string | undefined, optio
     if (result.workspace.copyError) return EXIT.failed;
     return result.outcome.status === "completed" ? EXIT.completed : EXIT.failed;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    interrupts.dispose();
   }
 }
 
@@ -388,38 +215,9 @@ async function listImagesCommand(): Promise<number> {
       process.stdout.write(`${tag}\t${image.Labels?.["perstack.role"] ?? ""}\t${(image.Size / 1024 ** 2).toFixed(0)} MB\n`);
     }
   }
-  const resolved = await resolveBaseImages(docker, baseImageOverrides(process.env));
+  const resolved = await resolveBaseImages(docker, overridesFromEnv(process.env));
   for (const image of Object.values(resolved)) process.stdout.write(`base ${image.role}: ${image.ref}${image.id ? "" : " (not present locally)"}\n`);
   return 0;
-}
-
-function addRunOptions(command: Command): Command {
-  return command
-    .option("--runtime <name>", "perstack (also local, docker) | claude-code | gemini | codex | cursor (beats runtime in perstack.toml)")
-    .option("--config <file>", "perstack.toml to use (default: found by walking up from the current directory)")
-    .option("--provider <name>", "provider: anthropic, openai, google, azure-openai, amazon-bedrock, google-vertex, deepseek, ollama (beats [provider] in perstack.toml)")
-    .option("--model <model>", "model name (beats model in perstack.toml)")
-    .addOption(new Option("--reasoning-budget <budget>", "none, minimal, low, medium, high or a token count (beats reasoningBudget)").argParser(parseReasoningBudgetFlag))
-    .addOption(new Option("--max-steps <n>", "most steps the job may take (beats maxSteps; default 100)").argParser(parsePositiveInt))
-    .addOption(new Option("--max-retries <n>", "retries of a failed generation (beats maxRetries; default 5)").argParser(parseNonNegativeInt))
-    .addOption(new Option("--timeout <ms>", "milliseconds per generation (beats timeout; default 300000)").argParser(parsePositiveInt))
-    .option("--env-path <file>", "env file to read variable values from, relative to here (repeatable; beats envPath; default .env and .env.local next to perstack.toml)", collect, [])
-    .option("--workspace <dir>", "directory mounted at /workspace (default: the current directory)")
-    .option("--env <NAME>", "pass this host variable into the sandbox (repeatable)", collect, [])
-    .option("--ca-cert <file>", "PEM CA certificate image builds trust (repeatable; default: $PERSTACK_EXTRA_CA_CERTS, then $NODE_EXTRA_CA_CERTS)", collect, [])
-    .addOption(new Option("--memory <size>", "agent memory limit, e.g. 4g (default 4g)").argParser(parseBytes))
-    .addOption(new Option("--cpus <n>", "agent CPU limit (default 2)").argParser(parseCpus))
-    .addOption(new Option("--pids-limit <n>", "agent process limit (default 512)").argParser(parsePositiveInt))
-    .addOption(new Option("--max-duration <time>", "stop the agent after this long, e.g. 30m (default 60m)").argParser(parseDuration))
-    .addOption(new Option("--user <uid[:gid]>", "uid:gid the agent runs as (default: yours, or 1000 when you are root)").argParser(parseUser))
-    .addOption(
-      new Option("--workspace-mode <mode>", "bind: mount the workspace; copy: copy it in and the agent's changes back; auto (default): bind when the agent's uid can write it, else copy").choices(["auto", "bind", "copy"]),
-    )
-    .addOption(new Option("--max-output <size>", "stop the run when the agent's output passes this size, e.g. 200m (default 1g)").argParser(parseBytes))
-    .addOption(new Option("--max-cost <usd>", "stop the run once its model calls cost this much (metered by the provider gateway), e.g. 0.50").argParser(parseUsd))
-    .option("--pricing <file>", "price table for metered costs instead of the shipped pricing/prices.json (same format)")
-    .addOption(new Option("--max-tokens <n>", "stop the run once its model calls used this many input + output tokens").argParser(parsePositiveInt))
-    .addOption(new Option("--copy-limit <size>", "copy mode: the most the workspace, and the agent's copy of it, may hold (default 8g)").argParser(parseBytes));
 }
 
 export function buildProgram(): Command {
@@ -504,6 +302,7 @@ Examples:
     });
 
   registerLogCommand(program);
+  registerCompareCommand(program);
   registerJobsCommand(program);
 
   const images = program.command("images").description("manage the images runs are built from");

@@ -6,7 +6,7 @@ import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
 import { GATEWAY_CONFIG_DIR } from "../plan/gateway-plan.js";
-import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type SandboxPlan } from "../plan/sandbox-plan.js";
+import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type ResourceLimits, type SandboxPlan } from "../plan/sandbox-plan.js";
 import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../stream/line-splitter.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
@@ -70,6 +70,24 @@ export const PROXY_HARDENING = {
   Memory: 256 * 1024 ** 2,
   PidsLimit: 128,
 };
+
+/**
+ * How a container that runs the agent's work is locked down, whatever its network and mounts: the agent itself, and
+ * compare's `--check` on an agent's workspace.
+ */
+export function agentHardening(limits: Pick<ResourceLimits, "memoryBytes" | "nanoCpus" | "pidsLimit">) {
+  return {
+    ReadonlyRootfs: true,
+    CapDrop: ["ALL"],
+    SecurityOpt: ["no-new-privileges"],
+    Memory: limits.memoryBytes,
+    MemorySwap: limits.memoryBytes,
+    NanoCpus: limits.nanoCpus,
+    PidsLimit: limits.pidsLimit,
+    // An init reaps what the work leaves behind and passes a kill on at once.
+    Init: true,
+  };
+}
 
 const PROXY_READY = /Accepting HTTP Socket connections/;
 const SIDECAR_START_TIMEOUT_MS = 30_000;
@@ -137,14 +155,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
           ...(homeDir ? [bindMount(homeDir, AGENT_HOME_FILES, true)] : []),
         ],
         Tmpfs: plan.agent.tmpfs,
-        ReadonlyRootfs: true,
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges"],
-        Memory: plan.agent.limits.memoryBytes,
-        MemorySwap: plan.agent.limits.memoryBytes,
-        NanoCpus: plan.agent.limits.nanoCpus,
-        PidsLimit: plan.agent.limits.pidsLimit,
-        Init: true,
+        ...agentHardening(plan.agent.limits),
       },
     });
     resources.container(plan.agent.containerName, agent as Docker.Container);

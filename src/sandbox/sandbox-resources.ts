@@ -13,9 +13,20 @@ interface Resource {
 
 export class SandboxResources {
   private readonly live: Resource[] = [];
+  private readonly children: SandboxResources[] = [];
   private removing: Promise<void> | undefined;
 
   constructor(private readonly docker: Docker) {}
+
+  /**
+   * One run's own set, for runs side by side (`perstack compare`): a run that ends removes only what it created,
+   * while this parent still sees, and on Ctrl-C removes, what every run has left.
+   */
+  child(): SandboxResources {
+    const child = new SandboxResources(this.docker);
+    this.children.push(child);
+    return child;
+  }
 
   container(name: string, handle: Docker.Container): void {
     this.live.push({ kind: "container", name, remove: () => handle.remove({ force: true, v: false }) });
@@ -39,7 +50,7 @@ export class SandboxResources {
 
   /** What has been created and not (yet) removed. */
   remaining(): Array<{ kind: Kind; name: string }> {
-    return this.live.map(({ kind, name }) => ({ kind, name }));
+    return [...this.live.map(({ kind, name }) => ({ kind, name })), ...this.children.flatMap((child) => child.remaining())];
   }
 
   /**
@@ -47,7 +58,7 @@ export class SandboxResources {
    * share one pass; what fails to go stays listed in remaining().
    */
   removeAll(): Promise<void> {
-    this.removing ??= this.removePass().finally(() => {
+    this.removing ??= Promise.all([this.removePass(), ...this.children.map((child) => child.removeAll())]).then(() => undefined).finally(() => {
       this.removing = undefined;
     });
     return this.removing;

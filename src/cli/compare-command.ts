@@ -1,0 +1,168 @@
+// `perstack compare`: commander wiring, progress lines, the files it writes and its exit code. The work is in
+// src/compare.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Option, type Command } from "commander";
+import { checkCounts, parseModels, parseRuntimes } from "../compare/compare-request.js";
+import type { Comparison } from "../compare/comparison.js";
+import { formatComparisonTable } from "../compare/comparison-table.js";
+import { formatUsd } from "../compare/report-charts.js";
+import { renderReportHtml } from "../compare/report-html.js";
+import { comparisonFromJobs, runComparison, type ComparisonProgress } from "../compare/run-comparison.js";
+import { InvalidOptionError } from "../errors.js";
+import { formatDuration } from "../history/display-units.js";
+import { isSafeId } from "../model/ids.js";
+import { perstackDirOf } from "../job/prepare-run.js";
+import { packagePath } from "../package-root.js";
+import { removeLeftovers } from "../sandbox/leftovers.js";
+import { SandboxResources } from "../sandbox/sandbox-resources.js";
+import { handleInterrupts } from "./interrupts.js";
+import { addRunOptions, baseImagesFor, parseDuration, parsePositiveInt, runRequest, type RunOptions } from "./run-options.js";
+import { terminalSafe } from "./terminal-text.js";
+
+interface CompareOptions extends RunOptions {
+  runtimes?: string;
+  repeat: number;
+  concurrency?: number;
+  check?: string;
+  checkTimeout: number;
+  out?: string;
+  from?: string;
+}
+
+const EXIT = { produced: 0, failed: 1, interrupted: 130 } as const;
+const PERSTACK_VERSION = (JSON.parse(readFileSync(packagePath("package.json"), "utf8")) as { version: string }).version;
+
+function progressLine(progress: ComparisonProgress): string {
+  switch (progress.kind) {
+    case "skipped":
+      return `${progress.runtime}: skipped: ${progress.reason}`;
+    case "building":
+      return `${progress.runtime}: image ${progress.image}`;
+    case "started":
+      return `${progress.runtime} #${progress.repeat + 1}: started (job ${progress.jobId})`;
+    case "finished": {
+      const run = progress.run;
+      return `${run.runtime} #${run.repeat + 1}: ${run.status} in ${formatDuration(run.wallTimeMs)}${run.costUsd !== null ? `, ${formatUsd(run.costUsd)}` : ""}`;
+    }
+    case "checked":
+      return `${progress.runtime} #${progress.repeat + 1}: check ${progress.check.passed ? "passed" : progress.check.timedOut ? "timed out" : `failed (exit ${progress.check.exitCode ?? "?"})`}`;
+  }
+}
+
+/** comparison.json and report.html in `dir`; their paths. */
+function writeComparison(comparison: Comparison, dir: string): { json: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, "comparison.json");
+  const html = join(dir, "report.html");
+  writeFileSync(json, `${JSON.stringify(comparison, null, 2)}\n`);
+  writeFileSync(html, renderReportHtml(comparison));
+  return { json, html };
+}
+
+function print(comparison: Comparison, files: { json: string; html: string }, json: boolean | undefined): void {
+  if (json) process.stdout.write(`${JSON.stringify(comparison, null, 2)}\n`);
+  else process.stdout.write(terminalSafe(formatComparisonTable(comparison, files)));
+}
+
+async function compareFromJobs(options: CompareOptions): Promise<number> {
+  const ids = options.from!.split(",").map((id) => id.trim()).filter((id) => id !== "");
+  if (ids.length === 0) throw new InvalidOptionError("--from: name one or more job ids, comma-separated (see `perstack jobs`)");
+  for (const id of ids) if (!isSafeId(id)) throw new InvalidOptionError(`--from: "${id}" is not a job id (see \`perstack jobs\`)`);
+  const perstackDir = perstackDirOf(process.cwd(), process.env);
+  const comparison = await comparisonFromJobs(perstackDir, ids, PERSTACK_VERSION);
+  // Rebuilding a comparison that ran here must not overwrite it: the rebuilt one goes beside it, in from-jobs/.
+  const own = join(perstackDir, "comparisons", comparison.id);
+  const dir = options.out ? resolve(options.out) : existsSync(join(own, "comparison.json")) ? join(own, "from-jobs") : own;
+  print(comparison, writeComparison(comparison, dir), options.json);
+  return EXIT.produced;
+}
+
+async function compareCommand(expertKey: string | undefined, query: string | undefined, options: CompareOptions): Promise<number> {
+  if (options.from !== undefined) {
+    if (expertKey !== undefined || options.runtimes !== undefined) {
+      throw new InvalidOptionError("--from builds the report from recorded jobs: give no expert, query or --runtimes with it");
+    }
+    return compareFromJobs(options);
+  }
+  if (expertKey === undefined || query === undefined) throw new InvalidOptionError("give an expert and a query: perstack compare <expert> \"<query>\" --runtimes perstack,claude-code");
+  if (options.runtimes === undefined) throw new InvalidOptionError("--runtimes is required: the runtimes to compare, e.g. --runtimes perstack,claude-code,gemini,codex");
+  if (options.runtime !== undefined) throw new InvalidOptionError("--runtime names one runtime; compare takes --runtimes a,b,c");
+  if (options.jobId !== undefined) throw new InvalidOptionError("--job-id names one job; compare records one job per run");
+  const runtimes = parseRuntimes(options.runtimes);
+  const { model, perRuntime } = parseModels(options.model, runtimes);
+  const { repeat, concurrency } = checkCounts(options.repeat, options.concurrency, runtimes.length * options.repeat);
+  // --model is decided per runtime (compare-request.ts), not passed to all as it is.
+  const { model: _model, ...runOptions } = options;
+  const base = runRequest(expertKey, query, runOptions);
+
+  const { docker, baseImages } = await baseImagesFor(true);
+  const removed = await removeLeftovers(docker!);
+  const leftovers = [...removed.containers, ...removed.volumes, ...removed.networks];
+  if (leftovers.length > 0) process.stderr.write(`removed leftovers of crashed runs: ${leftovers.join(", ")}\n`);
+  const resources = new SandboxResources(docker!);
+  const interrupts = handleInterrupts(resources, "the comparison", EXIT.interrupted);
+  const say = (text: string) => process.stderr.write(`${terminalSafe(text)}\n`);
+  try {
+    const perstackDir = perstackDirOf(process.cwd(), process.env);
+    const result = await runComparison(
+      docker!,
+      {
+        base,
+        runtimes,
+        repeat,
+        concurrency,
+        ...(model !== undefined ? { model } : {}),
+        perRuntime,
+        ...(options.check !== undefined ? { check: options.check } : {}),
+        checkTimeoutMs: options.checkTimeout,
+        ...(options.out !== undefined ? { outDir: resolve(options.out) } : {}),
+        perstackVersion: PERSTACK_VERSION,
+      },
+      baseImages,
+      perstackDir,
+      { signal: interrupts.signal, hurry: interrupts.hurry, resources, onProgress: (progress) => say(progressLine(progress)) },
+    );
+    print(result.comparison, writeComparison(result.comparison, result.outDir), options.json);
+    const left = resources.remaining();
+    if (left.length > 0) say(`perstack: could not remove ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}`);
+    return result.interrupted ? EXIT.interrupted : EXIT.produced;
+  } finally {
+    interrupts.dispose();
+  }
+}
+
+export function registerCompareCommand(program: Command): void {
+  addRunOptions(
+    program
+      .command("compare")
+      .description("run one expert on several runtimes, each on its own copy of the workspace, and compare them side by side")
+      .argument("[expert]", "expert key in perstack.toml")
+      .argument("[query]", "what to ask the expert"),
+  )
+    .option("--runtimes <list>", "runtimes to compare, comma-separated: perstack, claude-code, gemini, codex, cursor")
+    .addOption(new Option("--repeat <n>", "run each runtime n times (medians and spreads in the report)").argParser(parsePositiveInt).default(1))
+    .addOption(new Option("--concurrency <k>", "runs at once (default: the number of runs, at most 4)").argParser(parsePositiveInt))
+    .option("--check <command>", "a command run with sh -c in a fresh sandbox (no network) on each run's final workspace; exit 0 passes")
+    .addOption(new Option("--check-timeout <time>", "how long a check may take, e.g. 90s or 10m").argParser(parseDuration).default(600_000, "10m"))
+    .option("--out <dir>", "where comparison.json, report.html and the runs' workspaces go (default perstack/comparisons/<id>)")
+    .option("--json", "print comparison.json instead of the table")
+    .option("--from <jobIds>", "build the comparison from jobs already recorded, comma-separated (no runs)")
+    .option("--job-id <id>", "(not for compare: each run is its own job)")
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 the comparison was produced, whatever the agents did; 1 it could not be (Docker, the workspace copy);
+2 bad input (flags, perstack.toml, job ids: nothing was started); 130 interrupted.
+
+--model takes one model for every runtime, or runtime=model pairs: --model claude-code=claude-sonnet-4-5,gemini=gemini-2.5-pro.
+
+Examples:
+  perstack compare writer "Write a brief on RISC-V" --runtimes perstack,claude-code,gemini,codex
+  perstack compare fixer "Fix the failing test" --runtimes claude-code,codex --repeat 3 --check "npm test"
+  perstack compare --from <jobId>,<jobId>`,
+    )
+    .action(async (expert: string | undefined, query: string | undefined, options: CompareOptions) => {
+      process.exitCode = await compareCommand(expert, query, options);
+    });
+}
