@@ -39,6 +39,10 @@ export class CannotContinueError extends BadInputError {}
 export class DockerUnavailableError extends PerstackError {}
 export class ImageBuildError extends PerstackError {}
 export class SandboxError extends PerstackError {}
+/** The Docker engine's disk is full: images, containers or volumes cannot be written. */
+export class EngineDiskFullError extends PerstackError {}
+/** No free subnet for a run's networks in PERSTACK_SUBNET_POOL: other networks occupy it. */
+export class SubnetPoolExhaustedError extends PerstackError {}
 /** Build-time prerequisites the user must fix on the host (debootstrap, root, npm, apt sources). */
 export class BootstrapPrerequisiteError extends PerstackError {}
 /** The workspace could not be copied into or back out of the sandbox (limits, a refused archive, the disk). */

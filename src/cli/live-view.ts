@@ -3,6 +3,9 @@
 import { answerCommand } from "../job/continuation.js";
 import type { Checkpoint, PerstackEvent, ToolCall } from "../model/perstack.js";
 
+/** What formatWaiting reads of a checkpoint: never its messages. */
+type WaitingCheckpoint = Pick<Checkpoint, "expert" | "delegatedBy" | "delegateTo" | "pendingToolCalls">;
+
 const MAX_ARGS = 160;
 
 function clip(text: string, max: number): string {
@@ -68,7 +71,7 @@ export function formatEvent(event: PerstackEvent, options: { root?: boolean } = 
  * job's (the root run's); when delegates asked, `askers` are their stopped checkpoints, whose calls are the
  * questions. `coordinatorKey` is the job's coordinator: a delegated run's question is answered through it.
  */
-export function formatWaiting(checkpoint: Checkpoint, coordinatorKey: string, jobId: string, askers: Checkpoint[] = []): string {
+export function formatWaiting(checkpoint: WaitingCheckpoint, coordinatorKey: string, jobId: string, askers: WaitingCheckpoint[] = []): string {
   const expert = checkpoint.delegatedBy ? coordinatorKey : checkpoint.expert.key;
   const questions = [checkpoint, ...askers].flatMap((c) => {
     const delegated = new Set((c.delegateTo ?? []).map((d) => d.toolCallId));

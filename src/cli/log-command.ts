@@ -3,9 +3,12 @@ import { Command, InvalidArgumentError } from "commander";
 import { InvalidOptionError } from "../errors.js";
 import { DEFAULT_TAKE, selectedTypes, type Preset } from "../history/event-selection.js";
 import { parseFilterExpression } from "../history/filter-expression.js";
+import { CheckpointFileMessages } from "../history/checkpoint-messages.js";
 import { readJobLog, type LogQuery } from "../history/job-log.js";
 import { noJobsMessage } from "../history/job-list.js";
-import { formatLogJson, formatLogText } from "../history/log-format.js";
+import { logJsonChunks, formatLogText } from "../history/log-format.js";
+import type { LoggedEvent } from "../history/logged-event.js";
+import { expandRecord } from "../model/event-messages.js";
 import { parseStepFilter } from "../history/step-filter.js";
 import { jobsDir } from "../storage/job-reader.js";
 import { perstackStorageDir } from "../storage/storage-dir.js";
@@ -67,7 +70,12 @@ export async function runLogCommand(options: LogCommandOptions, io: CommandIo = 
   }
   for (const warning of log.warnings) io.stderr(`perstack: warning: ${terminalSafe(warning)}\n`);
   if (options.json || options.pretty) {
-    io.stdout(`${jsonTerminalSafe(formatLogJson(log, Boolean(options.pretty)))}\n`);
+    // Perstack's shape: each event's messages read back from the checkpoint files its references name, one event at
+    // a time, so a long job's output never sits in memory whole.
+    const files = new CheckpointFileMessages(perstackDir, log.job.id);
+    const expand = (event: LoggedEvent) => expandRecord(event, files.resolve) as LoggedEvent;
+    for (const chunk of logJsonChunks(log, Boolean(options.pretty), expand)) io.stdout(jsonTerminalSafe(chunk));
+    io.stdout("\n");
   } else {
     io.stdout(`${terminalSafe(formatLogText(log, { verbose: options.verbose, summary: options.summary, messages: options.messages }))}\n`);
   }

@@ -1,224 +1,23 @@
 #!/usr/bin/env node
 // commander wiring: parse flags, call the stages, print, choose the exit code. No logic beyond that.
-import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+//
+// Each command's work is imported when that command runs: the planner, the Docker client and the compare machinery
+// take longer to load than `perstack --help`, `log` or `jobs` take to run (test/unit/cli/lazy-loading.test.ts).
+import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { PerstackError, InvalidOptionError } from "../errors.js";
-import type { Checkpoint } from "../model/perstack.js";
-import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
-import type { SandboxPlan } from "../plan/sandbox-plan.js";
-import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
-import { perstackTomlJsonSchemaText, SCHEMA_FILE } from "../config/json-schema.js";
-import { jobTarget, type Continuation } from "../job/continuation.js";
-import { loadContinuation } from "../job/load-continuation.js";
-import { perstackDirOf, prepareRun } from "../job/prepare-run.js";
-import { runJob } from "../job/run-job.js";
-import { BREAKABLE, runSelftest, type Breakable } from "../job/selftest.js";
-import { connectDocker } from "../sandbox/docker-client.js";
-import { bootstrapBaseImages, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
-import { pruneImages } from "../sandbox/image-prune.js";
-import { removeLeftovers } from "../sandbox/leftovers.js";
-import { removalCommands, SandboxResources } from "../sandbox/sandbox-resources.js";
+import { PerstackError } from "../errors.js";
+import { BREAKABLE, type Breakable } from "../job/selftest-breaks.js";
+import { SCHEMA_FILE } from "../config/schema-file.js";
+import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
 import { registerCompareCommand } from "./compare-command.js";
-import { handleInterrupts } from "./interrupts.js";
+import { RUN_EXIT } from "./exit-codes.js";
 import { registerJobsCommand } from "./jobs-command.js";
-import { addRunOptions, baseImagesFor, collect, runRequest, type RunOptions } from "./run-options.js";
-import { formatEvent, formatWaiting } from "./live-view.js";
+import { addRunOptions, collect, type RunOptions } from "./run-options.js";
 import { registerLogCommand } from "./log-command.js";
 import { terminalSafe } from "./terminal-text.js";
 
 let verbose = false;
-
-/** Exit codes of `perstack run` (also in its --help). */
-const EXIT = { completed: 0, failed: 1, badInput: 2, waitingForInput: 3, interrupted: 130 } as const;
-
-/** The plan as printed by --dry-run: build-context file contents are summarised, not dumped. */
-function printablePlan(plan: SandboxPlan) {
-  return {
-    ...plan,
-    images: plan.images.map((image) => ({
-      ...image,
-      contextFiles: image.contextFiles.map((f) => ({ path: f.path, bytes: Buffer.byteLength(f.content) })),
-    })),
-  };
-}
-
-async function runCommand(expertKey: string, queryArg: string | undefined, options: RunOptions): Promise<number> {
-  const flags = {
-    ...(queryArg !== undefined ? { query: queryArg } : {}),
-    ...(options.continue ? { continue: true } : {}),
-    ...(options.continueJob !== undefined ? { continueJob: options.continueJob } : {}),
-    ...(options.resumeFrom !== undefined ? { resumeFrom: options.resumeFrom } : {}),
-    ...(options.interactiveToolCallResult ? { interactive: true } : {}),
-    ...(options.runtime !== undefined ? { runtime: options.runtime } : {}),
-  };
-  // Flags and the job on disk are checked before Docker is touched: a wrong job id fails in milliseconds.
-  const target = jobTarget(flags);
-  if (options.jobId !== undefined && target.kind === "continue") {
-    throw new InvalidOptionError(`--job-id names a new job; to continue job ${options.jobId}, use --continue-job ${options.jobId} instead`);
-  }
-  let continuation: Continuation | undefined;
-  let query: string;
-  if (target.kind === "continue") {
-    continuation = loadContinuation(perstackDirOf(process.cwd(), process.env), target, { ...flags, expertKey });
-    query = continuation.query;
-  } else {
-    query = target.query;
-  }
-  const { docker, baseImages } = await baseImagesFor(!options.dryRun);
-  const prepared = prepareRun(
-    {
-      ...runRequest(expertKey, query, options),
-      ...(continuation ? { continuation } : {}),
-      ...(options.jobId !== undefined ? { jobId: options.jobId } : {}),
-      // A dry run is an inspection: it shows the plan, and names what a real run would miss.
-      secrets: options.dryRun ? "warn" : "require",
-    },
-    baseImages,
-  );
-  for (const warning of prepared.warnings) process.stderr.write(`warning: ${terminalSafe(warning)}\n`);
-  if (options.dryRun) {
-    process.stdout.write(`${JSON.stringify(printablePlan(prepared.plan), null, 2)}\n`);
-    return 0;
-  }
-  const removed = await removeLeftovers(docker!);
-  const leftovers = [...removed.containers, ...removed.volumes, ...removed.networks];
-  if (leftovers.length > 0) process.stderr.write(`removed leftovers of crashed runs: ${leftovers.join(", ")}\n`);
-
-  const resources = new SandboxResources(docker!);
-  const interrupts = handleInterrupts(resources, "the run", EXIT.interrupted);
-  const { signal: abortSignal, hurry: hurrySignal } = interrupts;
-  const say = (stream: NodeJS.WriteStream, text: string) => stream.write(`${terminalSafe(text)}\n`);
-  try {
-    // Delegated runs that stopped to ask the user: their calls are the questions to show.
-    const askers: Checkpoint[] = [];
-    const result = await runJob(docker!, prepared, {
-      signal: abortSignal,
-      hurry: hurrySignal,
-      resources,
-      onEvent: (event) => {
-        if (event.type === "stopRunByInteractiveTool" && event.runId !== prepared.plan.runId) askers.push(event.checkpoint);
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify(event)}\n`);
-          return;
-        }
-        const root = event.runId === prepared.plan.runId;
-        const line = formatEvent(event, { root });
-        if (line === undefined) return;
-        // Only the answer of the run this invocation started is the command's output; delegates' go to the log.
-        const toStdout = event.type === "completeRun" && root;
-        say(toStdout ? process.stdout : process.stderr, line);
-      },
-    });
-    if (result.outcome.status === "stoppedByInteractiveTool" && result.outcome.lastCheckpoint) {
-      const expert = continuation?.job.coordinatorExpertKey ?? expertKey;
-      say(process.stderr, formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId, askers));
-    }
-    const applied = result.workspace.applied;
-    if (!options.json && applied) {
-      say(process.stderr, `workspace: copied back ${applied.created.length} created, ${applied.modified.length} modified, ${applied.deleted.length} deleted`);
-    }
-    if (result.workspace.copyError) say(process.stderr, `perstack: the agent's changes were not copied back (your workspace is as before the run): ${result.workspace.copyError}`);
-    if (result.unpricedModels.length > 0) {
-      say(process.stderr, `warning: no price for ${result.unpricedModels.join(", ")} in the price table, so job.json's metered.costUsd is null; add it with --pricing <file> or to pricing/prices.json`);
-    }
-    if (!options.json) say(process.stderr, `job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}`);
-    const left = resources.remaining();
-    if (left.length > 0) say(process.stderr, `perstack: could not remove ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}; remove with: ${removalCommands(left).join(" && ")}`);
-    if (result.interrupted) return EXIT.interrupted;
-    if (result.outcome.status === "stoppedByInteractiveTool") return EXIT.waitingForInput;
-    if (result.workspace.copyError) return EXIT.failed;
-    return result.outcome.status === "completed" ? EXIT.completed : EXIT.failed;
-  } finally {
-    interrupts.dispose();
-  }
-}
-
-async function exportCommand(expertKey: string, options: RunOptions & { out: string; force?: boolean }): Promise<number> {
-  const out = resolve(options.out);
-  if (existsSync(out) && readdirSync(out).length > 0 && !options.force) {
-    throw new InvalidOptionError(`--out ${out}: directory is not empty; choose an empty one or pass --force`);
-  }
-  const { baseImages } = await baseImagesFor(false);
-  // Secrets are not needed to export: only their names are written.
-  const prepared = prepareRun({ ...runRequest(expertKey, QUERY_PLACEHOLDER, options), secrets: "skip" }, baseImages);
-  for (const warning of prepared.plan.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const files = renderExport(prepared.plan);
-  for (const file of files) {
-    const path = join(out, file.path);
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, file.content);
-    if (file.mode) chmodSync(path, file.mode);
-  }
-  process.stderr.write(`wrote ${files.length} files to ${out}\n`);
-  process.stdout.write(`${out}\n`);
-  return 0;
-}
-
-async function bootstrapCommand(options: { mirror?: string; force?: boolean; caCert: string[] }): Promise<number> {
-  const docker = await connectDocker();
-  const files = caCertFiles(options.caCert, process.env);
-  readCaBundle(files, process.cwd()); // the same one-line errors as runs for unreadable files
-  const images = await bootstrapBaseImages(docker, {
-    ...(options.mirror ? { mirror: options.mirror } : {}),
-    ...(options.force ? { force: true } : {}),
-    caCertFiles: files,
-    onProgress: (message) => process.stderr.write(`${message}\n`),
-  });
-  for (const image of Object.values(images)) process.stdout.write(`${image.role}\t${image.ref}\t${image.id ?? ""}\n`);
-  return 0;
-}
-
-async function selftestCommand(options: { runtime?: string; json?: boolean; workspaceMode?: "auto" | "bind" | "copy"; caCert: string[]; unsafeBreak?: Breakable }): Promise<number> {
-  const { docker, baseImages } = await baseImagesFor(true);
-  const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    const result = await runSelftest(docker!, baseImages, {
-      ...(options.runtime ? { runtime: options.runtime } : {}),
-      ...(options.workspaceMode ? { workspaceMode: options.workspaceMode } : {}),
-      caCertFiles: options.caCert,
-      processEnv: process.env,
-      onProgress: (message) => {
-        if (!options.json) process.stderr.write(`${message}\n`);
-      },
-      signal: controller.signal,
-      ...(options.unsafeBreak ? { breakOnPurpose: options.unsafeBreak } : {}),
-    });
-    const failed = result.checks.filter((c) => !c.ok);
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, runtime: result.runtime, workspaceMode: result.workspaceMode, checks: result.checks })}\n`);
-    } else {
-      for (const check of result.checks) {
-        process.stdout.write(`${check.ok ? "pass" : "FAIL"}  ${check.name}\n      expected: ${check.expected}\n      seen:     ${terminalSafe(check.seen)}\n`);
-      }
-      process.stdout.write(
-        failed.length === 0
-          ? `selftest: all ${result.checks.length} checks passed (runtime ${result.runtime}, workspace mode ${result.workspaceMode})\n`
-          : `selftest: ${failed.length} of ${result.checks.length} checks FAILED: ${failed.map((c) => c.name).join("; ")}\n`,
-      );
-    }
-    return failed.length === 0 ? EXIT.completed : EXIT.failed;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-}
-
-async function listImagesCommand(): Promise<number> {
-  const docker = await connectDocker();
-  const images = await docker.listImages({ filters: { label: ["perstack.managed=true"] } });
-  for (const image of images) {
-    for (const tag of image.RepoTags ?? []) {
-      process.stdout.write(`${tag}\t${image.Labels?.["perstack.role"] ?? ""}\t${(image.Size / 1024 ** 2).toFixed(0)} MB\n`);
-    }
-  }
-  const resolved = await resolveBaseImages(docker, overridesFromEnv(process.env));
-  for (const image of Object.values(resolved)) process.stdout.write(`base ${image.role}: ${image.ref}${image.id ? "" : " (not present locally)"}\n`);
-  return 0;
-}
 
 export function buildProgram(): Command {
   const program = new Command("perstack")
@@ -245,10 +44,10 @@ export function buildProgram(): Command {
     .addHelpText(
       "after",
       `
-Exit codes: ${EXIT.completed} completed; ${EXIT.failed} stopped by an error or at maxSteps, or Docker, an image build or the
-sandbox failed; ${EXIT.badInput} bad input (flags, perstack.toml, variables, job ids: nothing was started);
-${EXIT.waitingForInput} waiting for input (an interactive tool call: answer with --continue-job <jobId> -i '<answer>');
-${EXIT.interrupted} interrupted.
+Exit codes: ${RUN_EXIT.completed} completed; ${RUN_EXIT.failed} stopped by an error or at maxSteps, or Docker, an image build or the
+sandbox failed; ${RUN_EXIT.badInput} bad input (flags, perstack.toml, variables, job ids: nothing was started);
+${RUN_EXIT.waitingForInput} waiting for input (an interactive tool call: answer with --continue-job <jobId> -i '<answer>');
+${RUN_EXIT.interrupted} interrupted.
 
 Examples:
   perstack run writer "Write a brief on RISC-V"
@@ -257,6 +56,7 @@ Examples:
   perstack run writer --continue-job <jobId> --resume-from <checkpointId>`,
     )
     .action(async (expert: string, query: string | undefined, options: RunOptions) => {
+      const { runCommand } = await import("./run-command.js");
       process.exitCode = await runCommand(expert, query, options);
     });
 
@@ -269,6 +69,7 @@ Examples:
     .requiredOption("--out <dir>", "directory to write (must be empty unless --force)")
     .option("--force", "write into a non-empty directory")
     .action(async (expert: string, options: RunOptions & { out: string; force?: boolean }) => {
+      const { exportCommand } = await import("./run-command.js");
       process.exitCode = await exportCommand(expert, options);
     });
 
@@ -283,6 +84,7 @@ Examples:
     .addOption(new Option("--unsafe-break <property>").choices([...BREAKABLE]).hideHelp())
     .addHelpText("after", "\nExit codes: 0 every check passed; 1 a check failed or the sandbox could not start; 2 bad input.")
     .action(async (options: { runtime?: string; json?: boolean; workspaceMode?: "auto" | "bind" | "copy"; caCert: string[]; unsafeBreak?: Breakable }) => {
+      const { selftestCommand } = await import("./selftest-command.js");
       process.exitCode = await selftestCommand(options);
     });
 
@@ -291,7 +93,8 @@ Examples:
     .description("print the JSON Schema of perstack.toml (for editors: Taplo / Even Better TOML)")
     .option("--out <file>", "write it to this file instead of stdout")
     .addHelpText("after", `\nA copy ships in the package as ${SCHEMA_FILE}. In perstack.toml, a first line like\n  #:schema ./node_modules/perstack-sandbox/${SCHEMA_FILE}\nlets Taplo-based editors complete keys and show mistakes as you type.`)
-    .action((options: { out?: string }) => {
+    .action(async (options: { out?: string }) => {
+      const { perstackTomlJsonSchemaText } = await import("../config/json-schema.js");
       const text = perstackTomlJsonSchemaText();
       if (options.out) {
         writeFileSync(resolve(options.out), text);
@@ -313,6 +116,7 @@ Examples:
     .option("--force", "rebuild even when up to date")
     .option("--ca-cert <file>", "PEM CA certificate to trust (repeatable)", collect, [])
     .action(async (options: { mirror?: string; force?: boolean; caCert: string[] }) => {
+      const { bootstrapCommand } = await import("./images-command.js");
       process.exitCode = await bootstrapCommand(options);
     });
   images
@@ -320,16 +124,14 @@ Examples:
     .description("remove superseded agent and proxy images (keeps the newest of each unless --all)")
     .option("--all", "remove every agent and proxy image; the next run rebuilds what it needs")
     .action(async (options: { all?: boolean }) => {
-      const docker = await connectDocker();
-      const result = await pruneImages(docker, { all: Boolean(options.all) });
-      for (const ref of result.removed) process.stdout.write(`removed ${ref}\n`);
-      for (const ref of result.skipped) process.stdout.write(`in use, kept ${ref}\n`);
-      process.stderr.write(`removed ${result.removed.length} image(s), kept ${result.kept.length + result.skipped.length}\n`);
+      const { pruneImagesCommand } = await import("./images-command.js");
+      process.exitCode = await pruneImagesCommand(options);
     });
   images
     .command("list")
     .description("list perstack images and which base images runs use")
     .action(async () => {
+      const { listImagesCommand } = await import("./images-command.js");
       process.exitCode = await listImagesCommand();
     });
   return program;
@@ -348,20 +150,22 @@ export async function main(argv: string[]): Promise<void> {
   configure(program, "perstack");
   try {
     await program.parseAsync(argv);
-  } catch (error) {
-    if (error instanceof CommanderError) {
+  } catch (caught) {
+    if (caught instanceof CommanderError) {
       // --help and --version end here too, with their own (zero) exit code.
-      process.exitCode = error.exitCode === 0 ? 0 : EXIT.badInput;
+      process.exitCode = caught.exitCode === 0 ? 0 : RUN_EXIT.badInput;
       return;
     }
+    // The last net for a Docker failure no command translated: the user gets what happened, not the engine's words.
+    const error = isDockerFailure(caught) ? explainDockerError(caught, "talking to the Docker engine") : caught;
     if (verbose) {
-      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+      process.stderr.write(`${(caught as Error).stack ?? String(caught)}\n`);
     } else if (error instanceof PerstackError) {
       process.stderr.write(`perstack: ${terminalSafe(error.message)}\n`);
     } else {
       process.stderr.write(`perstack: ${terminalSafe((error as Error).message ?? String(error))} (run with --verbose for details)\n`);
     }
-    process.exitCode = error instanceof PerstackError ? error.exitCode : EXIT.failed;
+    process.exitCode = error instanceof PerstackError ? error.exitCode : RUN_EXIT.failed;
   }
 }
 

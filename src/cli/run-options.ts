@@ -1,12 +1,9 @@
 // The options `perstack run`, `export` and `compare` share, their parsers, and the RunRequest they make. Commander
 // wiring only: what the values mean is decided in src/job and src/config.
 import { InvalidArgumentError, Option, type Command } from "commander";
-import type Docker from "dockerode";
 import { parseReasoningBudget, REASONING_LEVELS } from "../config/run-flags.js";
 import type { RunRequest } from "../job/prepare-run.js";
-import type { BaseImage, BaseImageRole, ResourceLimits } from "../plan/sandbox-plan.js";
-import { connectDocker } from "../sandbox/docker-client.js";
-import { OFFICIAL_BASE_IMAGES, overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
+import type { ResourceLimits } from "../plan/sandbox-plan.js";
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -59,32 +56,6 @@ export function parseUser(value: string): { uid: number; gid: number } {
   const match = /^(\d+)(?::(\d+))?$/.exec(value);
   if (!match) throw new InvalidArgumentError("give UID or UID:GID, e.g. 1000:1000");
   return { uid: Number(match[1]), gid: Number(match[2] ?? match[1]) };
-}
-
-const baseImageOverrides = overridesFromEnv;
-
-/** Base images without Docker (for --dry-run and export when no engine answers): overrides, else official. */
-export function offlineBaseImages(env: NodeJS.ProcessEnv): Record<BaseImageRole, BaseImage> {
-  const overrides = baseImageOverrides(env);
-  return {
-    debian: { role: "debian", ref: overrides.debian ?? OFFICIAL_BASE_IMAGES.debian },
-    node: { role: "node", ref: overrides.node ?? OFFICIAL_BASE_IMAGES.node },
-  };
-}
-
-/**
- * The engine and the base images in force. A run needs the engine; --dry-run and export only plan, so without an
- * engine they fall back to the overrides or the official images.
- */
-export async function baseImagesFor(needDocker: boolean) {
-  let docker: Docker;
-  try {
-    docker = await connectDocker();
-  } catch (error) {
-    if (needDocker) throw error;
-    return { docker: undefined, baseImages: offlineBaseImages(process.env) };
-  }
-  return { docker, baseImages: await resolveBaseImages(docker, baseImageOverrides(process.env)) };
 }
 
 export interface RunOptions {

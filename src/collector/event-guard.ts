@@ -2,9 +2,13 @@
 // a runtime parser turns into events (the built-in engine's events are taken nearly as printed), so before an event
 // names a file or reaches the job's record it must: not be an event only the host issues; belong to this job; name
 // a run this invocation started or a delegated run announced by a known run; carry ids that are safe file names;
-// and not overwrite a checkpoint that existed before this invocation began.
+// not overwrite a checkpoint that existed before this invocation began; and name its messages only by references
+// the reader can resolve: a checkpoint written as a file refers to itself, within what the parser holds of its
+// run's conversation, and every other reference names a checkpoint file of the same run that this invocation wrote,
+// within that checkpoint's messages.
 import { isSafeId } from "../model/ids.js";
-import { HOST_ONLY_EVENT_TYPES, type Checkpoint, type PerstackEvent } from "../model/perstack.js";
+import { fileCheckpointsOf, parseMessagesRef } from "../model/event-messages.js";
+import { HOST_ONLY_EVENT_TYPES, type CheckpointRef, type PerstackEvent } from "../model/perstack.js";
 
 export type GuardVerdict = { ok: true } | { ok: false; reason: string };
 
@@ -15,14 +19,19 @@ export interface EventGuardOptions {
   experts?: ReadonlySet<string>;
   /** Whether a checkpoint file with this id is already on disk. */
   checkpointOnDisk(checkpointId: string): boolean;
+  /** How many messages of a run's conversation the parser holds (what a checkpoint file can be written from). */
+  messageCount(runId: string): number | undefined;
 }
 
 const MAX_RUNS = 10_000;
 
 export class EventGuard {
   private readonly runs = new Set<string>();
-  /** Checkpoint ids this invocation wrote: rewriting one of them is fine, any other existing file is not. */
-  private readonly written = new Set<string>();
+  /**
+   * Checkpoint files this invocation wrote, with their run and message count: rewriting one of them is fine, any
+   * other existing file is not; references may name them.
+   */
+  private readonly written = new Map<string, { runId: string; count: number }>();
 
   constructor(private readonly options: EventGuardOptions) {
     this.runs.add(options.rootRunId);
@@ -40,18 +49,58 @@ export class EventGuard {
       const announced = event.type === "startRun" ? this.announcedChild(event.initialCheckpoint) : undefined;
       if (announced !== true) return refuse(announced ?? `event "${event.type}" belongs to run ${event.runId}, which was never started`);
     }
-    for (const checkpoint of checkpointsOf(event)) {
+    const files = fileCheckpointsOf(event);
+    for (const checkpoint of [...files, ...(event.type === "continueToNextStep" ? [event.nextCheckpoint] : [])]) {
       const problem = this.checkpointProblem(checkpoint, event.runId);
       if (problem) return refuse(`event "${event.type}": ${problem}`);
     }
+    // The files first: the event's other references may name them (nextCheckpoint names the event's checkpoint).
+    const fresh = new Map<string, { runId: string; count: number }>();
+    for (const checkpoint of files) {
+      const problem = this.selfReferenceProblem(checkpoint, event.runId);
+      if (problem) return refuse(`event "${event.type}": ${problem}`);
+      fresh.set(checkpoint.id, { runId: event.runId, count: checkpoint.messagesRef.count });
+    }
+    const references = [
+      ...(event.type === "continueToNextStep" ? [{ field: "nextCheckpoint.messagesRef", ref: event.nextCheckpoint.messagesRef as unknown }] : []),
+      ...(event.type === "startGeneration" ? [{ field: "messagesRef", ref: event.messagesRef as unknown }] : []),
+    ];
+    for (const { field, ref } of references) {
+      const problem = this.referenceProblem(ref, event.runId, fresh);
+      if (problem) return refuse(`event "${event.type}": ${field} ${problem}`);
+    }
     if (event.type === "startRun") this.runs.add(event.runId);
-    const written = "checkpoint" in event ? event.checkpoint : undefined;
-    if (written) this.written.add(written.id);
+    for (const [id, file] of fresh) this.written.set(id, file);
     return { ok: true };
   }
 
+  /** A checkpoint written as a file names its own messages: itself, and no more than the run's conversation holds. */
+  private selfReferenceProblem(checkpoint: CheckpointRef, runId: string): string | undefined {
+    const ref = parseMessagesRef(checkpoint.messagesRef);
+    if (!ref) return `checkpoint ${checkpoint.id} has no valid messagesRef`;
+    if (ref.checkpointId !== checkpoint.id) return `checkpoint ${checkpoint.id} refers to the messages of another checkpoint, ${clip(ref.checkpointId)}; a checkpoint file holds its own`;
+    // Appending to a file this invocation wrote keeps every earlier reference to it valid; anything else would not.
+    const before = this.written.get(checkpoint.id);
+    if (before && before.runId !== runId) return `checkpoint ${checkpoint.id} was written by run ${before.runId}, not ${runId}`;
+    if (before && ref.count < before.count) return `checkpoint ${checkpoint.id} would shrink from ${before.count} to ${ref.count} messages`;
+    const held = this.options.messageCount(runId) ?? 0;
+    if (ref.count > held) return `checkpoint ${checkpoint.id} claims ${ref.count} messages; run ${runId}'s conversation has ${held}`;
+    return undefined;
+  }
+
+  /** A reference from elsewhere names a checkpoint file of the same run written by this invocation. */
+  private referenceProblem(value: unknown, runId: string, fresh: ReadonlyMap<string, { runId: string; count: number }>): string | undefined {
+    const ref = parseMessagesRef(value);
+    if (!ref) return "is not a reference ({checkpointId, count})";
+    const target = fresh.get(ref.checkpointId) ?? this.written.get(ref.checkpointId);
+    if (!target) return `names checkpoint ${ref.checkpointId}, which this run has not written`;
+    if (target.runId !== runId) return `names checkpoint ${ref.checkpointId} of run ${target.runId}, not of run ${runId}`;
+    if (ref.count > target.count) return `asks for ${ref.count} messages of checkpoint ${ref.checkpointId}, which holds ${target.count}`;
+    return undefined;
+  }
+
   /** true, or why a startRun for an unknown run is refused. */
-  private announcedChild(initial: Checkpoint): true | string {
+  private announcedChild(initial: CheckpointRef): true | string {
     const parent = initial.delegatedBy?.runId;
     if (!parent) return `startRun for run ${initial.runId} names no delegating run`;
     if (!this.runs.has(parent)) return `startRun for run ${initial.runId} is delegated by run ${clip(parent)}, which was never started`;
@@ -59,7 +108,7 @@ export class EventGuard {
     return true;
   }
 
-  private checkpointProblem(checkpoint: Checkpoint, runId: string): string | undefined {
+  private checkpointProblem(checkpoint: CheckpointRef, runId: string): string | undefined {
     if (!isSafeId(checkpoint.id)) return `checkpoint id ${clip(checkpoint.id)} is not a safe id`;
     if (checkpoint.jobId !== this.options.jobId) return `checkpoint ${checkpoint.id} names job ${clip(checkpoint.jobId)}`;
     if (checkpoint.runId !== runId) return `checkpoint ${checkpoint.id} names run ${clip(checkpoint.runId)}, not ${runId}`;
@@ -71,14 +120,6 @@ export class EventGuard {
     }
     return undefined;
   }
-}
-
-function checkpointsOf(event: PerstackEvent): Checkpoint[] {
-  const out: Checkpoint[] = [];
-  if ("checkpoint" in event) out.push(event.checkpoint);
-  if (event.type === "continueToNextStep") out.push(event.nextCheckpoint);
-  if (event.type === "startRun") out.push(event.initialCheckpoint);
-  return out;
 }
 
 function refuse(reason: string): GuardVerdict {

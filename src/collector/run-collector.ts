@@ -4,8 +4,13 @@
 // One container may report several runs (the built-in engine runs delegates itself): each event goes to its own
 // run's events.jsonl, a delegated run gets its run-setting.json from its startRun, and only the root run (the one
 // this invocation started) decides how the job ends.
+//
+// Events are recorded as the parser made them, with their checkpoints by reference: each costs what it adds to the
+// run, however long the run. Checkpoint files are written whole, cut from the parser's MessageLogs when their turn
+// in the write queue comes (the logs only grow, so the cut is the same then as now).
 import { Writable } from "node:stream";
-import { addUsage, emptyUsage, type CheckpointError, type Checkpoint, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
+import { expandEvent, fileCheckpointsOf, type MessagesResolver } from "../model/event-messages.js";
+import { addUsage, emptyUsage, type CheckpointError, type CheckpointRef, type ExpandedEvent, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
 import type { MeteredUsage, SandboxWarningCode } from "../model/perstack.js";
 import type { StreamParser } from "../runtimes/types.js";
 import type { JobStore, RunFiles } from "../storage/job-store.js";
@@ -31,7 +36,7 @@ export interface RunOutcome {
   steps: number;
   text?: string;
   error?: CheckpointError;
-  lastCheckpoint?: Checkpoint;
+  lastCheckpoint?: CheckpointRef;
 }
 
 export interface RunCollectorOptions {
@@ -45,7 +50,8 @@ export interface RunCollectorOptions {
   parser: StreamParser;
   newId: () => string;
   now: () => number;
-  onEvent: (event: PerstackEvent) => void;
+  /** Every recorded event; `expanded` gives it in Perstack's shape, messages in place (costly on long runs). */
+  onEvent: (event: PerstackEvent, expanded: () => ExpandedEvent) => void;
   /** Expert keys the job may report runs for (the plan's reachable experts). */
   experts?: ReadonlySet<string>;
   /**
@@ -75,7 +81,7 @@ export class RunCollector {
   private writeError: unknown;
   private outcome: Omit<RunOutcome, "usage" | "steps"> | undefined;
   /** A delegated run stopped for an interactive answer: the job waits for it if the root run never ended. */
-  private childWaiting: Checkpoint | undefined;
+  private childWaiting: CheckpointRef | undefined;
   /** "runId\0stepNumber" of every generation started. */
   private readonly steps = new Set<string>();
   /** Per run: the usage it started from and the usage of its latest checkpoint. */
@@ -90,11 +96,15 @@ export class RunCollector {
   private warnings = 0;
 
   constructor(private readonly options: RunCollectorOptions) {
+    // Only this collector writes the job's checkpoints while it runs (one invocation of a job at a time): what is on
+    // disk when it starts is all that is not its own, read once rather than asked of the disk for every checkpoint.
+    const earlier = options.store.checkpointIds();
     this.guard = new EventGuard({
       jobId: options.jobId,
       rootRunId: options.runId,
       ...(options.experts ? { experts: options.experts } : {}),
-      checkpointOnDisk: (id) => options.store.hasCheckpoint(id),
+      checkpointOnDisk: (id) => earlier.has(id),
+      messageCount: (runId) => options.parser.history(runId)?.length,
     });
     this.splitter = new LineSplitter(
       (line) => this.handleLine(line),
@@ -295,9 +305,10 @@ export class RunCollector {
 
   private emit(event: PerstackEvent): void {
     this.filesFor(event).appendEvent(event);
+    // The guard let the event through only if the run's log holds these messages; the log never shrinks.
+    for (const file of fileCheckpointsOf(event)) this.queue(() => this.options.store.writeCheckpointFrom(file, this.options.parser.history(event.runId)));
     const checkpoint = "checkpoint" in event ? event.checkpoint : undefined;
     if (checkpoint) {
-      this.queue(() => this.options.store.writeCheckpoint(checkpoint));
       const run = this.usage.get(event.runId);
       if (run) run.latest = checkpoint.usage;
       else this.usage.set(event.runId, { start: emptyUsage(), latest: checkpoint.usage });
@@ -309,8 +320,15 @@ export class RunCollector {
     if (event.type === "startGeneration") this.steps.add(`${event.runId}\0${event.stepNumber}`);
     if (event.runId === this.options.runId) this.recordOutcome(event);
     else if (event.type === "stopRunByInteractiveTool") this.childWaiting = event.checkpoint;
-    this.options.onEvent(event);
+    this.options.onEvent(event, () => expandEvent(event, this.resolveMessages));
   }
+
+  /** Messages the guard let a reference name: a prefix of the run's log. */
+  private readonly resolveMessages: MessagesResolver = (runId, ref) => {
+    const log = this.options.parser.history(runId);
+    if (ref.count > (log?.length ?? 0)) throw new Error(`run ${runId} has no ${ref.count} messages`);
+    return log?.head(ref.count) ?? [];
+  };
 
   private recordOutcome(event: PerstackEvent): void {
     if (event.type === "completeRun") {

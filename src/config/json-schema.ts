@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { perstackConfigSchema } from "./schema.js";
 
-export const SCHEMA_FILE = "schema/perstack.schema.json";
+export { SCHEMA_FILE } from "./schema-file.js";
 
 export function perstackTomlJsonSchema(): Record<string, unknown> {
   const generated = z.toJSONSchema(perstackConfigSchema, { target: "draft-7", io: "input" }) as Record<string, unknown>;

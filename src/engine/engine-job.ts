@@ -34,7 +34,7 @@ export interface EngineDeps {
   baseSkillEntry: string;
   /** Program that runs the base skill (node). */
   nodePath: string;
-  createModel?: (input: EngineInput, env: NodeJS.ProcessEnv) => LanguageModel;
+  createModel?: (input: EngineInput, env: NodeJS.ProcessEnv) => LanguageModel | Promise<LanguageModel>;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -63,7 +63,7 @@ export async function runEngineJob(input: EngineInput, deps: EngineDeps): Promis
     first = freshRun(input, input.expertKey, input.start.kind === "query" ? input.start.query : "");
   }
   try {
-    model = (deps.createModel ?? defaultModel)(input, deps.env);
+    model = await (deps.createModel ?? defaultModel)(input, deps.env);
   } catch (error) {
     setupError ??= error as Error;
   }
@@ -93,7 +93,7 @@ export async function runEngineJob(input: EngineInput, deps: EngineDeps): Promis
   return new ExpertRun(context, first).run();
 }
 
-function defaultModel(input: EngineInput, env: NodeJS.ProcessEnv): LanguageModel {
+function defaultModel(input: EngineInput, env: NodeJS.ProcessEnv): Promise<LanguageModel> {
   const headers = readHeaders(env);
   const provider = headers ? { ...input.provider, setting: { ...input.provider.setting, headers } } : input.provider;
   return createLanguageModel(provider as EngineInput["provider"], input.model, env);
@@ -261,7 +261,8 @@ function skillSpecs(expert: EngineExpert, input: EngineInput, deps: EngineDeps):
           transport: "stdio",
           command: deps.nodePath,
           args: [deps.baseSkillEntry],
-          env: { ...passThrough, PERSTACK_WORKSPACE: input.workspace },
+          // Our own server: it shares the image's compile cache (agent-entrypoint.sh), if there is one.
+          env: { ...passThrough, PERSTACK_WORKSPACE: input.workspace, ...(deps.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: deps.env.NODE_COMPILE_CACHE } : {}) },
           cwd: input.workspace,
           ...filters(skill),
         });

@@ -1,6 +1,6 @@
 // Where the engine's Perstack events go: one JSON object per line on stdout, which the host's collector reads
 // like any other runtime's stream. Stamps the fields every event carries (id, timestamp, jobId, runId).
-import { randomBytes } from "node:crypto";
+import { newId } from "../model/ids.js";
 import type { PerstackEvent, RunEvent, RuntimeEvent, RuntimeEventBase } from "../model/perstack.js";
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -8,9 +8,7 @@ export type RunEventBody = DistributiveOmit<RunEvent, "id" | "expertKey" | "time
 export type RuntimeEventBody = DistributiveOmit<RuntimeEvent, keyof RuntimeEventBase>;
 
 /** Sortable by creation time, like the host's ids. */
-export function newId(): string {
-  return `${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
-}
+export { newId };
 
 export class EventSink {
   constructor(

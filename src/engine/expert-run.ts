@@ -1,19 +1,23 @@
 // One Run: an expert working on one query, step by step. Each step generates (streaming), runs the tool calls
 // (skills concurrently, delegates as concurrent child runs), appends the results and writes a checkpoint. The run
 // stops on an accepted attemptCompletion (or a plain answer with no tool calls), when the job's step budget is
-// spent, on an interactive tool call, or on a fatal error. Everything it does is announced as Perstack events.
+// spent, on an interactive tool call, or on a fatal error. Everything it does is announced as Perstack events, as
+// the host records them: checkpoints name their messages by reference, and a checkpoint the host writes as a file
+// brings the messages the conversation gained since the run's previous one (appendMessages), so each line costs
+// what the step added, however long the run.
 import type { LanguageModel } from "ai";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import {
   addUsage,
   emptyUsage,
-  type Checkpoint,
+  type CheckpointRef,
   type CheckpointError,
   type CheckpointStatus,
   type DelegatedBy,
   type DelegateTo,
   type ExpertRef,
   type Message,
+  type MessagesRef,
   type ToolCall,
   type ToolCallPart,
   type ToolResult,
@@ -34,7 +38,7 @@ export interface RunResult {
   status: RunStatus;
   /** The final answer (completed), else a short description of why the run stopped. */
   text: string;
-  checkpoint: Checkpoint;
+  checkpoint: CheckpointRef;
 }
 
 /** Steps left in the job, shared by the coordinator and every delegated run. */
@@ -100,6 +104,10 @@ interface StepResults {
 
 export class ExpertRun {
   private readonly messages: Message[];
+  /** How many of `messages` the host has been sent (with checkpoints, as appendMessages). */
+  private published = 0;
+  /** The last checkpoint the host writes as a file: where startGeneration's messages are. */
+  private lastWritten: MessagesRef | undefined;
   private stepNumber: number;
   private usage: Usage;
   private readonly expertRef: ExpertRef;
@@ -163,7 +171,7 @@ export class ExpertRun {
         this.emit({ type: "stopRunByExceededMaxSteps", checkpoint });
         return { status: "stoppedByExceededMaxSteps", text: `maxSteps (${this.job.input.maxSteps}) reached`, checkpoint };
       }
-      this.emit({ type: "startGeneration", messages: this.messages.slice() });
+      this.emit({ type: "startGeneration", ...this.conversationSoFar() });
       const outcome = await generateWithRetry({
         model: this.job.model,
         providerName: this.job.input.provider.providerName,
@@ -324,8 +332,9 @@ export class ExpertRun {
 
     const checkpoint = this.checkpoint("proceeding");
     this.stepNumber += 1;
-    const nextCheckpoint = this.checkpoint("proceeding");
-    this.job.sink.runEvent(this.runId, this.expertRef.key, checkpoint.stepNumber, { type: "continueToNextStep", checkpoint, nextCheckpoint });
+    // The next step starts from the same conversation: it points to the checkpoint just written.
+    const nextCheckpoint: CheckpointRef = { ...checkpoint, id: newId(), stepNumber: this.stepNumber, messagesRef: checkpoint.messagesRef };
+    this.emitAt(checkpoint.stepNumber, { type: "continueToNextStep", checkpoint, nextCheckpoint });
     return undefined;
   }
 
@@ -389,14 +398,17 @@ export class ExpertRun {
     return "";
   }
 
-  private checkpoint(status: CheckpointStatus, extra: Partial<Checkpoint> = {}): Checkpoint {
+  /** A checkpoint the host writes as a file: the whole conversation so far, named by its own id. */
+  private checkpoint(status: CheckpointStatus, extra: Partial<CheckpointRef> = {}): CheckpointRef {
+    const id = newId();
+    this.lastWritten = { checkpointId: id, count: this.messages.length };
     return {
-      id: newId(),
+      id,
       jobId: this.job.input.jobId,
       runId: this.runId,
       status,
       stepNumber: this.stepNumber,
-      messages: this.messages.slice(),
+      messagesRef: this.lastWritten,
       expert: this.expertRef,
       usage: this.usage,
       metadata: { ...this.job.metadata },
@@ -405,8 +417,27 @@ export class ExpertRun {
     };
   }
 
+  /** startGeneration's conversation: the last checkpoint file's messages and any added since. */
+  private conversationSoFar(): { messagesRef: MessagesRef; messagesAfterRef?: Message[] } {
+    const ref = this.lastWritten!;
+    return this.messages.length > ref.count ? { messagesRef: ref, messagesAfterRef: this.messages.slice(ref.count) } : { messagesRef: ref };
+  }
+
   private emit(body: RunEventBody): void {
-    this.job.sink.runEvent(this.runId, this.expertRef.key, this.stepNumber, body);
+    this.emitAt(this.stepNumber, body);
+  }
+
+  /** Prints the event; a checkpoint written as a file takes along the messages the host does not have yet. */
+  private emitAt(stepNumber: number, body: RunEventBody): void {
+    this.job.sink.runEvent(this.runId, this.expertRef.key, stepNumber, this.withNewMessages(body));
+  }
+
+  private withNewMessages(body: RunEventBody): RunEventBody {
+    const file = body.type === "startRun" ? body.initialCheckpoint : "checkpoint" in body ? body.checkpoint : undefined;
+    if (!file || file.messagesRef.count <= this.published) return body;
+    const withMessages: CheckpointRef = { ...file, appendMessages: this.messages.slice(this.published, file.messagesRef.count) };
+    this.published = file.messagesRef.count;
+    return body.type === "startRun" ? { ...body, initialCheckpoint: withMessages } : ({ ...body, checkpoint: withMessages } as RunEventBody);
   }
 }
 

@@ -1,7 +1,7 @@
 // The gateway as a program: `node dist/src/gateway/main.js`, started per run next to the sandbox. The config file
 // comes from PERSTACK_GATEWAY_CONFIG, the token and the provider's credentials from the environment. Stdout carries
 // only JSON records, one a line (the first is {"type":"gatewayReady","port":N}); stderr carries a one-line reason
-// when it cannot start. SIGTERM and SIGINT stop it cleanly.
+// when it cannot start. SIGTERM and SIGINT stop it cleanly; SIGUSR2 prints a gatewayMark record.
 import { PerstackError } from "../errors.js";
 import { upstreamAuthFromEnv, withProviderHeaders } from "./credentials.js";
 import { readGatewayConfig, readGatewayToken } from "./gateway-config.js";
@@ -31,6 +31,8 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  // stdout is a pipe, written synchronously: what was printed before this record is ahead of it.
+  process.on("SIGUSR2", () => print({ type: "gatewayMark" }));
   print({ type: "gatewayReady", port: gateway.port });
 }
 

@@ -62,6 +62,14 @@ export interface GatewayReadyRecord {
   port: number;
 }
 
+/**
+ * Printed on SIGUSR2, after the agent has exited: every record of the agent's calls that the gateway had printed
+ * comes before it, so the host has read them all once it reads this.
+ */
+export interface GatewayMarkRecord {
+  type: "gatewayMark";
+}
+
 /** Printed once, when the run's spending first reaches a budget; every later model call is refused. */
 export interface BudgetExceededRecord {
   type: "budgetExceeded";
@@ -98,6 +106,7 @@ export interface GatewayWarningRecord {
 /** Every JSON line the gateway prints on stdout. */
 export type GatewayRecord =
   | GatewayReadyRecord
+  | GatewayMarkRecord
   | GatewayUsageRecord
   | BudgetExceededRecord
   | GatewayRefusedRecord

@@ -9,7 +9,7 @@ import { jobsDir, listJobs, listRunIds, readCheckpoint, readJob } from "../stora
 import { EventPage, selectsEvent, type EventSelector, type Paging } from "./event-selection.js";
 import { mergeByTimestamp, newReadProblems, readEventsFile } from "./events-stream.js";
 import { EventTotalsCounter, shownCounts, type EventTotals, type ShownCounts } from "./job-summary.js";
-import { checkpointHeader, type CheckpointHeader, type LoggedEvent, type LoggedUsage } from "./logged-event.js";
+import { checkpointHeader, savedCheckpointOf, type CheckpointHeader, type LoggedEvent, type LoggedUsage } from "./logged-event.js";
 
 export interface LogQuery {
   jobId?: string;
@@ -129,7 +129,7 @@ export async function readJobLog(perstackDir: string, query: LogQuery): Promise<
     page.push(event);
     totals.add(event);
     if (wholeJob) {
-      const header = checkpointHeader(event.checkpoint);
+      const header = checkpointHeader(savedCheckpointOf(event));
       if (header) checkpoints.push(header);
     }
   }

@@ -1,7 +1,7 @@
 // `perstack log --summary`: what a job (or one run) amounted to, counted as its events stream past, so the summary
 // costs no second pass and holds no events.
 import { PRESET_TYPES } from "./event-selection.js";
-import { checkpointHeader, errorOf, isRecord, toolCallsOf, toolResultsOf, usageOf, type CheckpointHeader, type LoggedEvent, type LoggedUsage } from "./logged-event.js";
+import { checkpointHeader, errorOf, isRecord, savedCheckpointOf, toolCallsOf, toolResultsOf, usageOf, type CheckpointHeader, type LoggedEvent, type LoggedUsage } from "./logged-event.js";
 
 /** Errors kept with their message; beyond this they are only counted (a job can retry thousands of times). */
 const MAX_ERROR_DETAILS = 20;
@@ -97,8 +97,7 @@ export class EventTotalsCounter {
       const start = usageOf(event.initialCheckpoint.usage) ?? zeroUsage();
       this.runUsage.set(event.runId, { start, latest: this.runUsage.get(event.runId)?.latest ?? start });
     }
-    // The checkpoints the collector saved as files are the ones events carry as `checkpoint`.
-    const checkpoint = checkpointHeader(event.checkpoint);
+    const checkpoint = checkpointHeader(savedCheckpointOf(event));
     if (checkpoint) {
       t.checkpoints += 1;
       t.latestCheckpoint = checkpoint;

@@ -25,17 +25,82 @@ export interface LogViewOptions {
   messages?: boolean;
 }
 
+/**
+ * An event in Perstack's shape (model/event-messages.ts expandRecord over the job's checkpoint files); throws
+ * UnresolvedMessagesError when its references cannot be resolved.
+ */
+export type EventExpander = (event: LoggedEvent) => LoggedEvent;
+
+/** Marks where the events go in logJsonChunks. */
+const EVENTS = Symbol("events");
+
+/** Expansion failures named one by one; past this they are counted. */
+const MAX_EXPANSION_WARNINGS = 20;
+
 /** Perstack's `perstack log --json` object; `warnings` (ours) only when something was skipped. */
-export function formatLogJson(log: JobLog, pretty: boolean): string {
-  const data: Record<string, unknown> = { job: log.job, events: log.events, summary: log.summary };
-  if (log.checkpoint) data.checkpoint = log.checkpoint;
-  if (log.checkpoints) data.checkpoints = log.checkpoints;
-  if (log.isLatestJob) data.isLatestJob = true;
-  data.storagePath = log.storagePath;
-  data.totalEventsBeforeLimit = log.totalEventsBeforeLimit;
-  data.matchedAfterPagination = log.matchedAfterPagination;
-  if (log.warnings.length > 0) data.warnings = log.warnings;
-  return pretty ? JSON.stringify(data, null, 2) : JSON.stringify(data);
+export function formatLogJson(log: JobLog, pretty: boolean, expand?: EventExpander): string {
+  return [...logJsonChunks(log, pretty, expand)].join("");
+}
+
+/**
+ * The same text in pieces, one per event: with `expand`, each event's messages are put back in place as it is
+ * written, so only one expanded event is in memory at a time. An event that cannot be expanded is written as
+ * recorded, and a warning says why.
+ */
+export function* logJsonChunks(log: JobLog, pretty: boolean, expand?: EventExpander): Generator<string> {
+  const problems: string[] = [];
+  let unexpanded = 0;
+  const shown = (event: LoggedEvent): LoggedEvent => {
+    if (!expand) return event;
+    try {
+      return expand(event);
+    } catch (error) {
+      unexpanded += 1;
+      if (problems.length < MAX_EXPANSION_WARNINGS) problems.push(`event ${event.id} (${event.type}) is shown with its message reference: ${(error as Error).message}`);
+      return event;
+    }
+  };
+  const warnings = (): string[] | undefined => {
+    const all = [...log.warnings, ...problems];
+    if (unexpanded > problems.length) all.push(`${unexpanded - problems.length} more event(s) are shown with their message references`);
+    return all.length > 0 ? all : undefined;
+  };
+  const entries: Array<[string, () => unknown]> = [
+    ["job", () => log.job],
+    ["events", () => EVENTS],
+    ["summary", () => log.summary],
+    ["checkpoint", () => log.checkpoint],
+    ["checkpoints", () => log.checkpoints],
+    ["isLatestJob", () => (log.isLatestJob ? true : undefined)],
+    ["storagePath", () => log.storagePath],
+    ["totalEventsBeforeLimit", () => log.totalEventsBeforeLimit],
+    ["matchedAfterPagination", () => log.matchedAfterPagination],
+    ["warnings", warnings],
+  ];
+  // JSON.stringify(data, null, 2)'s layout, written a piece at a time.
+  const newline = pretty ? "\n" : "";
+  const nested = (json: string, depth: number) => (pretty ? json.replace(/\n/g, `\n${"  ".repeat(depth)}`) : json);
+  const stringify = (value: unknown) => (pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value));
+  yield "{";
+  let first = true;
+  for (const [key, valueOf] of entries) {
+    const value = valueOf();
+    if (value === undefined) continue;
+    yield `${first ? "" : ","}${newline}${pretty ? "  " : ""}${JSON.stringify(key)}:${pretty ? " " : ""}`;
+    first = false;
+    if (value !== EVENTS) {
+      yield nested(stringify(value), 1);
+      continue;
+    }
+    if (log.events.length === 0) {
+      yield "[]";
+      continue;
+    }
+    yield "[";
+    for (const [i, event] of log.events.entries()) yield `${i > 0 ? "," : ""}${newline}${pretty ? "    " : ""}${nested(stringify(shown(event)), 2)}`;
+    yield `${newline}${pretty ? "  " : ""}]`;
+  }
+  yield `${newline}}`;
 }
 
 const LINE = 140;

@@ -2,6 +2,10 @@
 // may be cut short or edited: only the envelope (type, id, timestamp, runId) is checked per line, and every other
 // field is read through these accessors, which answer undefined or [] for a shape they do not recognise instead
 // of throwing. Checking each event against its full schema would cost as much again as parsing it.
+//
+// Checkpoints and startGeneration's conversation name their messages by reference (MessagesRef): what is read here
+// never needs the messages; `perstack log --json` puts them back (history/checkpoint-messages.ts).
+import { parseMessagesRef } from "../model/event-messages.js";
 
 export interface LoggedEvent {
   type: string;
@@ -158,8 +162,19 @@ export function checkpointHeader(value: unknown): CheckpointHeader | undefined {
     ...(error ? { error } : {}),
     ...(delegateTo && delegateTo.length > 0 ? { delegateTo } : {}),
     ...(pending && pending.length > 0 ? { pendingToolCalls: pending } : {}),
-    messageCount: Array.isArray(value.messages) ? value.messages.length : 0,
+    messageCount: Array.isArray(value.messages) ? value.messages.length : (parseMessagesRef(value.messagesRef)?.count ?? 0),
   };
+}
+
+/**
+ * The checkpoint an event's collector saved as a file: its `checkpoint`, or startRun's `initialCheckpoint` when that
+ * names its own messages (a run's start is a file since events refer to checkpoints; before, it was not).
+ */
+export function savedCheckpointOf(event: LoggedEvent): unknown {
+  if (event.checkpoint !== undefined) return event.checkpoint;
+  if (event.type !== "startRun" || !isRecord(event.initialCheckpoint)) return undefined;
+  const initial = event.initialCheckpoint;
+  return parseMessagesRef(initial.messagesRef)?.checkpointId === initial.id ? initial : undefined;
 }
 
 /** The text of the first user message among `messages` (a run's query). */

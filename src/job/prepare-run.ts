@@ -4,14 +4,15 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { caCertFiles, readCaBundle } from "../config/ca-certs.js";
+import { engineSharingFromEnv, type EngineSharing } from "../config/engine-env.js";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { readEnvSources, resolveRuntime } from "../config/resolve.js";
 import { applyRunFlags, type RunFlagOverrides } from "../config/run-flags.js";
 import { InvalidOptionError, MissingEnvError } from "../errors.js";
-import { isSafeId } from "../model/ids.js";
+import { isSafeId, newId } from "../model/ids.js";
 import { loadPriceTable } from "../gateway/pricing.js";
 import { GOOGLE_CREDENTIALS_ENV } from "../gateway/gateway-config.js";
-import { providerSettingEnvNames } from "../engine/providers.js";
+import { providerSettingEnvNames } from "../engine/provider-env.js";
 import { readGoogleCredentials } from "./google-credentials.js";
 import { perstackStorageDir } from "../storage/storage-dir.js";
 import {
@@ -80,6 +81,8 @@ export interface PreparedRun {
   workspaceOwner: { uid: number; gid: number };
   warnings: string[];
   continuation?: Continuation;
+  /** PERSTACK_SUBNET_POOL and PERSTACK_MAX_CONCURRENT_RUNS: how this run shares the engine with others. */
+  sharing: EngineSharing;
 }
 
 /** Where runs started in `cwd` record their jobs: ./perstack, or $PERSTACK_STORAGE_PATH as in Perstack. */
@@ -87,10 +90,8 @@ export function perstackDirOf(cwd: string, env: NodeJS.ProcessEnv = {}): string 
   return perstackStorageDir(cwd, env);
 }
 
-export function newId(): string {
-  // Sortable by creation time, short enough for container names and directories.
-  return `${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
-}
+/** Ids of jobs, runs, events and checkpoints: model/ids.ts. */
+export { newId };
 
 /** --job-id: a new job's id must be usable as a directory name and must not be taken. */
 function newJobId(jobId: string, perstackDir: string): string {
@@ -111,6 +112,8 @@ export function defaultAgentUser(): { uid: number; gid: number } {
 }
 
 export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole, BaseImage>): PreparedRun {
+  // Checked first: a bad value is bad input even for --dry-run and export, which do not use it.
+  const sharing = engineSharingFromEnv(request.processEnv);
   const fromFile = loadConfig({ cwd: request.cwd, ...(request.configPath ? { configPath: request.configPath } : {}) });
   const { loaded, warnings: flagWarnings } = applyRunFlags(fromFile, request.flags ?? {}, request.cwd);
   const continuation = request.continuation;
@@ -227,5 +230,5 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
       `--workspace ${workspace}: owned by uid ${workspaceStat.uid}, the agent runs as uid ${user.uid} and cannot write it with --workspace-mode bind; use --workspace-mode copy (the default when this happens)`,
     );
   }
-  return { loaded, adapter, plan, envValues, gatewayEnv, ...(pricingPath ? { pricingPath } : {}), perstackDir, workspace, workspaceOwner: { uid: workspaceStat.uid, gid: workspaceStat.gid }, warnings, ...(continuation ? { continuation } : {}) };
+  return { loaded, adapter, plan, envValues, gatewayEnv, ...(pricingPath ? { pricingPath } : {}), perstackDir, workspace, workspaceOwner: { uid: workspaceStat.uid, gid: workspaceStat.gid }, warnings, ...(continuation ? { continuation } : {}), sharing };
 }

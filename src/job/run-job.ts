@@ -6,7 +6,8 @@ import { RunCollector, type BudgetSpent, type RunOutcome } from "../collector/ru
 import { costOf, loadPriceTable, priceTableInfo } from "../gateway/pricing.js";
 import { reachableExperts } from "../config/resolve.js";
 import { PerstackError } from "../errors.js";
-import { addMeteredUsage, addUsage, emptyMeteredUsage, emptyUsage, type Job, type JobMetered, type PerstackEvent } from "../model/perstack.js";
+import { addMeteredUsage, addUsage, emptyMeteredUsage, emptyUsage, type ExpandedEvent, type Job, type JobMetered, type PerstackEvent } from "../model/perstack.js";
+import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
 import { runSandbox, type SandboxResult } from "../sandbox/run-sandbox.js";
 import type { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { JobStore } from "../storage/job-store.js";
@@ -14,13 +15,19 @@ import { newId, type PreparedRun } from "./prepare-run.js";
 import { rejectedDir, WorkspaceSession, type WorkspaceOutcome } from "./workspace-session.js";
 
 export interface RunJobHooks {
-  onEvent(event: PerstackEvent): void;
+  /** Each event as recorded (checkpoints by reference); `expanded` gives it in Perstack's shape, messages in place. */
+  onEvent(event: PerstackEvent, expanded: () => ExpandedEvent): void;
   /** First interrupt: stop the agent, copy its work back (copy mode), remove everything. */
   signal: AbortSignal;
   /** Second interrupt: skip the copy-back and remove everything at once. */
   hurry?: AbortSignal;
-  /** Shared with the caller, which can then name what is left if removal cannot finish. */
+  /**
+   * Shared with the caller, which can then name what is left if removal cannot finish. When given, the sandbox's
+   * removal may still be under way when runJob returns: the caller awaits `resources.removeAll()` before it exits.
+   */
   resources?: SandboxResources;
+  /** Every run slot on the engine is taken: this run waits for one (called once). */
+  onWaitingForSlot?(running: number, limit: number): void;
 }
 
 /** Copy mode: files and directories the workspace (and the agent's copy of it) may hold. */
@@ -151,6 +158,8 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
       stop: stop.signal,
       workspace: hooksForWorkspace,
       ...(hooks.resources ? { resources: hooks.resources } : {}),
+      sharing: prepared.sharing,
+      ...(hooks.onWaitingForSlot ? { waitingForSlot: hooks.onWaitingForSlot } : {}),
     });
     imagesBuilt = result.imagesBuilt;
     interrupted = result.aborted;
@@ -173,7 +182,9 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
             isRetryable: false,
           })
         : await collector.finish(result.exitCode);
-  } catch (error) {
+  } catch (caught) {
+    // runSandbox says what failed; a Docker failure from elsewhere gets the same treatment before it is recorded.
+    const error = isDockerFailure(caught) ? explainDockerError(caught, "running the sandbox") : caught;
     interrupted = hooks.signal.aborted;
     await finishWorkspace().catch(() => undefined);
     const name = error instanceof PerstackError ? error.name : "SandboxError";

@@ -15,11 +15,11 @@ import { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { evaluate, readProbeReport, type Check } from "../selftest/checks.js";
 import { REPORT_KEY, type ProbeTargets } from "../selftest/probe.js";
 import { prepareRun } from "./prepare-run.js";
+import type { Breakable } from "./selftest-breaks.js";
 import { rejectedDir, WorkspaceSession } from "./workspace-session.js";
 
 /** Properties a test may break on purpose to prove that the selftest notices (never offered to users). */
-export const BREAKABLE = ["internal-gateway", "env"] as const;
-export type Breakable = (typeof BREAKABLE)[number];
+export { BREAKABLE, type Breakable } from "./selftest-breaks.js";
 
 export interface SelftestOptions {
   runtime?: string;
@@ -49,12 +49,15 @@ const POLICY_ORIGINALS: Record<string, string> = {
   "perstack.toml": `[experts."${EXPERT}"]\ndescription = "Probes the sandbox"\ninstruction = "Probe the sandbox."\n[experts."${EXPERT}".skills."probe-net"]\ntype = "mcpSseSkill"\nendpoint = "https://allowlisted.perstack-selftest.example/sse"\nallowedDomains = ["allowlisted.perstack-selftest.example"]\n`,
   ".env": `${DUMMY_KEYS.map((k) => `${k}=perstack-selftest-not-a-key`).join("\n")}\n`,
 };
-/** Variables the engine adds to every container, and PWD, which the image's entrypoint shell sets. */
-const CONTAINER_ENV = ["HOSTNAME", "PATH", "HOME", "PWD"];
+/**
+ * Variables the engine adds to every container; PWD, which the image's entrypoint shell sets; NODE_COMPILE_CACHE,
+ * with which it points Node at the image's compile cache (templates/files/agent-entrypoint.sh).
+ */
+const CONTAINER_ENV = ["HOSTNAME", "PATH", "HOME", "PWD", "NODE_COMPILE_CACHE"];
 
 /** Host variables perstack itself needs to plan like a normal run (CA certificates, base images); nothing secret. */
 function plannerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const keep = ["PATH", "PERSTACK_EXTRA_CA_CERTS", "NODE_EXTRA_CA_CERTS", "PERSTACK_BASE_IMAGE_DEBIAN", "PERSTACK_BASE_IMAGE_NODE"];
+  const keep = ["PATH", "PERSTACK_EXTRA_CA_CERTS", "NODE_EXTRA_CA_CERTS", "PERSTACK_BASE_IMAGE_DEBIAN", "PERSTACK_BASE_IMAGE_NODE", "PERSTACK_SUBNET_POOL", "PERSTACK_MAX_CONCURRENT_RUNS"];
   return { ...Object.fromEntries(keep.filter((k) => env[k] !== undefined).map((k) => [k, env[k]])), [CANARY]: "must-not-reach-the-agent" };
 }
 
@@ -147,7 +150,9 @@ export async function runSelftest(docker: Docker, baseImages: Record<BaseImageRo
       signal: options.signal,
       workspace: hooks,
       resources,
-    });
+      sharing: prepared.sharing,
+      waitingForSlot: (running) => options.onProgress(`waiting for a free run slot (${running} running)…`),
+    }).finally(() => resources.removeAll());
     const outcome = await session.finish();
     if (result.aborted) throw new Error("interrupted");
 

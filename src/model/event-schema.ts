@@ -1,13 +1,15 @@
-// zod schemas for Perstack events (see perstack.ts): the built-in engine's stdout lines are checked with them
-// before the collector records anything. Objects are loose, like the other model schemas: a field a newer engine
-// adds is kept, not rejected.
+// zod schemas for Perstack events as this project records them (see perstack.ts: checkpoints by reference): the
+// built-in engine's stdout lines are checked with them before the collector records anything. Objects are loose,
+// like the other model schemas: a field a newer engine adds is kept, not rejected; but an event that carries its
+// messages both inline and by reference is refused.
 import { z } from "zod";
 import { safeIdSchema } from "./ids.js";
 import type { PerstackEvent } from "./perstack.js";
 import {
   checkpointErrorSchema,
-  checkpointSchema,
+  checkpointRefSchema,
   messageSchema,
+  messagesRefSchema,
   toolCallSchema,
   toolResultSchema,
   usageSchema,
@@ -29,8 +31,12 @@ const runtimeEvent = <T extends string, S extends z.ZodRawShape>(type: T, shape:
 const generated = { newMessage: messageSchema, toolCalls: z.array(toolCallSchema), usage: usageSchema };
 
 const eventSchemas = [
-  runEvent("startRun", { initialCheckpoint: checkpointSchema, inputMessages: z.array(messageSchema) }),
-  runEvent("startGeneration", { messages: z.array(messageSchema) }),
+  runEvent("startRun", { initialCheckpoint: checkpointRefSchema, inputMessages: z.array(messageSchema) }),
+  runEvent("startGeneration", {
+    messagesRef: messagesRefSchema,
+    messagesAfterRef: z.array(messageSchema).optional(),
+    messages: z.undefined({ error: "startGeneration names its messages by messagesRef" }).optional(),
+  }),
   runEvent("retry", { reason: z.string() }),
   runEvent("callTools", generated),
   runEvent("callDelegate", generated),
@@ -39,12 +45,12 @@ const eventSchemas = [
   runEvent("finishToolCall", { newMessages: z.array(messageSchema) }),
   runEvent("resolveToolResults", { toolResults: z.array(toolResultSchema) }),
   runEvent("finishAllToolCalls", { newMessages: z.array(messageSchema) }),
-  runEvent("continueToNextStep", { checkpoint: checkpointSchema, nextCheckpoint: checkpointSchema }),
-  runEvent("completeRun", { checkpoint: checkpointSchema, text: z.string(), usage: usageSchema }),
-  runEvent("stopRunByError", { checkpoint: checkpointSchema, error: checkpointErrorSchema }),
-  runEvent("stopRunByExceededMaxSteps", { checkpoint: checkpointSchema }),
-  runEvent("stopRunByDelegate", { checkpoint: checkpointSchema }),
-  runEvent("stopRunByInteractiveTool", { checkpoint: checkpointSchema }),
+  runEvent("continueToNextStep", { checkpoint: checkpointRefSchema, nextCheckpoint: checkpointRefSchema }),
+  runEvent("completeRun", { checkpoint: checkpointRefSchema, text: z.string(), usage: usageSchema }),
+  runEvent("stopRunByError", { checkpoint: checkpointRefSchema, error: checkpointErrorSchema }),
+  runEvent("stopRunByExceededMaxSteps", { checkpoint: checkpointRefSchema }),
+  runEvent("stopRunByDelegate", { checkpoint: checkpointRefSchema }),
+  runEvent("stopRunByInteractiveTool", { checkpoint: checkpointRefSchema }),
   runEvent("startStreamingReasoning", {}),
   runEvent("streamReasoning", { delta: z.string() }),
   runEvent("completeStreamingReasoning", { text: z.string() }),

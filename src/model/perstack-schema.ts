@@ -3,7 +3,7 @@
 // are loose: a field a newer writer adds is kept, not rejected.
 import { z } from "zod";
 import { safeIdSchema } from "./ids.js";
-import type { Checkpoint, Message, ToolCall, ToolResult, Usage } from "./perstack.js";
+import type { Checkpoint, CheckpointRef, Message, MessagesRef, ToolCall, ToolResult, Usage } from "./perstack.js";
 
 export const usageSchema = z.looseObject({
   inputTokens: z.number(),
@@ -67,7 +67,8 @@ export const checkpointErrorSchema = z.looseObject({
   isRetryable: z.boolean(),
 });
 
-export const checkpointSchema = z.looseObject({
+/** Everything of a checkpoint but its messages. */
+const checkpointHeader = {
   // Ids name files under perstack/jobs (checkpoints/<id>.json, runs/<runId>/) and are read back to continue a job.
   id: safeIdSchema,
   jobId: safeIdSchema,
@@ -82,7 +83,6 @@ export const checkpointSchema = z.looseObject({
     "stoppedByError",
   ]),
   stepNumber: z.number().int().min(0),
-  messages: z.array(messageSchema),
   expert: expertRefSchema,
   usage: usageSchema,
   metadata: z.record(z.string(), z.unknown()).optional(),
@@ -110,4 +110,23 @@ export const checkpointSchema = z.looseObject({
     .optional(),
   pendingToolCalls: z.array(toolCallSchema).optional(),
   partialToolResults: z.array(toolResultSchema).optional(),
-}) as unknown as z.ZodType<Checkpoint>;
+};
+
+export const checkpointSchema = z.looseObject({ ...checkpointHeader, messages: z.array(messageSchema) }) as unknown as z.ZodType<Checkpoint>;
+
+/** A MessagesRef: the checkpoint id names a file, so it must be a safe id. */
+export const messagesRefSchema = z.strictObject({
+  checkpointId: safeIdSchema,
+  count: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+}) satisfies z.ZodType<MessagesRef>;
+
+/**
+ * A checkpoint by reference (CheckpointRef). A `messages` array next to the reference would make the event say
+ * two things about one conversation: refused, so a reference is never ambiguous.
+ */
+export const checkpointRefSchema = z.looseObject({
+  ...checkpointHeader,
+  messagesRef: messagesRefSchema,
+  messages: z.undefined({ error: "a checkpoint by reference (messagesRef) carries no messages" }).optional(),
+  appendMessages: z.array(messageSchema).optional(),
+}) as unknown as z.ZodType<CheckpointRef>;

@@ -138,6 +138,31 @@ export interface Checkpoint {
   partialToolResults?: ToolResult[];
 }
 
+/**
+ * Where a recorded event's messages are, instead of a copy of them: the first `count` messages of
+ * checkpoints/<checkpointId>.json, a checkpoint file of the same job and the same run. Every checkpoint a run writes
+ * holds a prefix of one growing conversation, so one reference per event keeps events.jsonl linear in the run's
+ * length while the checkpoint files stay whole (Perstack's shape, and each one can be resumed from).
+ */
+export interface MessagesRef {
+  checkpointId: string;
+  count: number;
+}
+
+/**
+ * A checkpoint as a recorded event carries it: every field but `messages`, which `messagesRef` points to. A
+ * checkpoint that is written as a file (an event's `checkpoint`, startRun's `initialCheckpoint`) points to itself;
+ * continueToNextStep's `nextCheckpoint` (never a file) points to the event's `checkpoint`.
+ */
+export type CheckpointRef = Omit<Checkpoint, "messages"> & {
+  messagesRef: MessagesRef;
+  /**
+   * Only on the built-in engine's stdout, never recorded: the messages the run's conversation gained since the
+   * engine's previous checkpoint of this run, so the host can write this checkpoint's file whole.
+   */
+  appendMessages?: Message[];
+};
+
 export interface DelegateTo {
   expert: ExpertRef;
   toolCallId: string;
@@ -196,10 +221,16 @@ export interface RuntimeEventBase {
   runId: string;
 }
 
+/**
+ * Run events as this project records them (events.jsonl) and passes them around: checkpoints by reference
+ * (CheckpointRef), and startGeneration's conversation as `messagesRef` plus the few messages after it
+ * (`messagesAfterRef`, when the step's generation follows another without a checkpoint in between). Perstack's own
+ * shape, with the messages in place, is ExpandedEvent (model/event-messages.ts expands one).
+ */
 export type RunEvent = RunEventBase &
   (
-    | { type: "startRun"; initialCheckpoint: Checkpoint; inputMessages: Message[] }
-    | { type: "startGeneration"; messages: Message[] }
+    | { type: "startRun"; initialCheckpoint: CheckpointRef; inputMessages: Message[] }
+    | { type: "startGeneration"; messagesRef: MessagesRef; messagesAfterRef?: Message[] }
     | { type: "retry"; reason: string }
     | { type: "callTools"; newMessage: Message; toolCalls: ToolCall[]; usage: Usage }
     | { type: "callDelegate"; newMessage: Message; toolCalls: ToolCall[]; usage: Usage }
@@ -208,12 +239,12 @@ export type RunEvent = RunEventBase &
     | { type: "finishToolCall"; newMessages: Message[] }
     | { type: "resolveToolResults"; toolResults: ToolResult[] }
     | { type: "finishAllToolCalls"; newMessages: Message[] }
-    | { type: "continueToNextStep"; checkpoint: Checkpoint; nextCheckpoint: Checkpoint }
-    | { type: "completeRun"; checkpoint: Checkpoint; text: string; usage: Usage }
-    | { type: "stopRunByError"; checkpoint: Checkpoint; error: CheckpointError }
-    | { type: "stopRunByExceededMaxSteps"; checkpoint: Checkpoint }
-    | { type: "stopRunByDelegate"; checkpoint: Checkpoint }
-    | { type: "stopRunByInteractiveTool"; checkpoint: Checkpoint }
+    | { type: "continueToNextStep"; checkpoint: CheckpointRef; nextCheckpoint: CheckpointRef }
+    | { type: "completeRun"; checkpoint: CheckpointRef; text: string; usage: Usage }
+    | { type: "stopRunByError"; checkpoint: CheckpointRef; error: CheckpointError }
+    | { type: "stopRunByExceededMaxSteps"; checkpoint: CheckpointRef }
+    | { type: "stopRunByDelegate"; checkpoint: CheckpointRef }
+    | { type: "stopRunByInteractiveTool"; checkpoint: CheckpointRef }
     | { type: "startStreamingReasoning" }
     | { type: "streamReasoning"; delta: string }
     | { type: "completeStreamingReasoning"; text: string }
@@ -289,3 +320,11 @@ export const HOST_ONLY_EVENT_TYPES: ReadonlySet<string> = new Set(["proxyAccess"
 
 export type PerstackEvent = RunEvent | RuntimeEvent;
 export type PerstackEventType = PerstackEvent["type"];
+
+type ExpandRunEvent<E> = E extends { type: "startGeneration" }
+  ? Omit<E, "messagesRef" | "messagesAfterRef"> & { messages: Message[] }
+  : { [K in keyof E]: E[K] extends CheckpointRef ? Checkpoint : E[K] };
+
+/** A run event in Perstack's own shape: whole checkpoints, startGeneration with its `messages`. */
+export type ExpandedRunEvent = ExpandRunEvent<RunEvent>;
+export type ExpandedEvent = ExpandedRunEvent | RuntimeEvent;

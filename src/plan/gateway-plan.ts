@@ -3,7 +3,7 @@
 // configured upstream; the gateway container gets the real credentials (by name: values go to the Engine API at
 // creation, as every env value does) and forwards to the provider's API host or the configured baseUrl.
 import type { ProviderConfig, ProviderName } from "../config/schema.js";
-import { providerDefaultBaseUrl } from "../engine/providers.js";
+import { providerDefaultBaseUrl } from "../engine/provider-env.js";
 import type { GatewayProtocol } from "../gateway/types.js";
 import type { KeyVariable, RuntimeAdapter } from "../runtimes/types.js";
 

@@ -7,7 +7,7 @@ import type { EngineExpert, EngineSkill, EngineStart } from "../engine/engine-in
 import { findExpert, reachableExperts, type RuntimeChoice } from "../config/resolve.js";
 import { DEFAULTS, NPM_PACKAGE_SPEC, type McpStdioSkillConfig, type ProviderConfig, type SkillConfig } from "../config/schema.js";
 import { InvalidOptionError, UnsupportedConfigError } from "../errors.js";
-import { withEnvSettings } from "../engine/providers.js";
+import { withEnvSettings } from "../engine/provider-env.js";
 import { modelVendor, vendorName } from "../runtimes/model-vendor.js";
 import type { HomeFile, InstalledSkill, RuntimeAdapter, RuntimeInvocation } from "../runtimes/types.js";
 import { explicitUpstream, mergeAllowlist, skillDomains, type AllowlistSource, type ExplicitUpstream } from "./allowlist.js";

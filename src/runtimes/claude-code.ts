@@ -1,6 +1,7 @@
 // Claude Code (`claude -p`) as a runtime. Flags and stream shapes: shared/reference/runtime-clis.md.
 import type { ProviderConfig } from "../config/schema.js";
 import type { CheckpointError, PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
+import type { MessageLog } from "./message-log.js";
 import { RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
@@ -146,6 +147,11 @@ export class ClaudeStreamParser implements StreamParser {
 
   constructor(context: RecorderContext) {
     this.recorder = new RunRecorder(context);
+  }
+
+  /** The run's conversation, for the collector to write checkpoint files from. */
+  history(runId: string): MessageLog | undefined {
+    return this.recorder.historyOf(runId);
   }
 
   get runRecorder(): RunRecorder {

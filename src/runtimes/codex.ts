@@ -1,6 +1,7 @@
 // Codex CLI (`codex exec --json`) as a runtime. Flags and stream shapes: shared/reference/runtime-clis.md.
 import type { PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
 import { emptyUsage } from "../model/perstack.js";
+import type { MessageLog } from "./message-log.js";
 import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
@@ -112,6 +113,11 @@ export class CodexStreamParser implements StreamParser {
 
   constructor(context: RecorderContext) {
     this.recorder = new RunRecorder(context);
+  }
+
+  /** The run's conversation, for the collector to write checkpoint files from. */
+  history(runId: string): MessageLog | undefined {
+    return this.recorder.historyOf(runId);
   }
 
   line(text: string): PerstackEvent[] {

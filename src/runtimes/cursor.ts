@@ -3,6 +3,7 @@
 // executable (test/cursor-standin); see shared/reference/runtime-clis.md.
 import type { CheckpointError, PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
 import { PROVIDER_NAMES } from "../config/schema.js";
+import type { MessageLog } from "./message-log.js";
 import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
@@ -96,6 +97,11 @@ export class CursorStreamParser implements StreamParser {
 
   constructor(context: RecorderContext) {
     this.recorder = new RunRecorder(context);
+  }
+
+  /** The run's conversation, for the collector to write checkpoint files from. */
+  history(runId: string): MessageLog | undefined {
+    return this.recorder.historyOf(runId);
   }
 
   line(text: string): PerstackEvent[] {

@@ -205,5 +205,14 @@ export function gatewayContextFiles(distRoot: string = join(PACKAGE_ROOT, "dist"
   return [
     ...engineContextFiles(distRoot, [GATEWAY_ENTRY], GATEWAY_CONTEXT_DIR),
     { path: `${GATEWAY_CONTEXT_DIR}/pricing/prices.json`, content: readFileSync(prices, "utf8") },
+    compileCacheWarmer(GATEWAY_CONTEXT_DIR),
   ];
+}
+
+/**
+ * The build-time script that fills Node's compile cache for a program (templates/files/warm-compile-cache.mjs),
+ * placed in the program's directory of the build context.
+ */
+export function compileCacheWarmer(contextDir: string = ENGINE_CONTEXT_DIR, packageRoot: string = PACKAGE_ROOT): ContextFile {
+  return { path: `${contextDir}/warm-compile-cache.mjs`, content: readFileSync(join(packageRoot, "templates", "files", "warm-compile-cache.mjs"), "utf8") };
 }

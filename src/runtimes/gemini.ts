@@ -1,5 +1,6 @@
 // Gemini CLI (`gemini -p`) as a runtime. Flags and stream shapes: shared/reference/runtime-clis.md.
 import type { PerstackEvent, ToolResult, Usage } from "../model/perstack.js";
+import type { MessageLog } from "./message-log.js";
 import { GenerationIds, RunRecorder, type AssistantPart, type RecorderContext } from "./run-recorder.js";
 import { composeSystemPrompt } from "./system-prompt.js";
 import type { RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
@@ -96,6 +97,11 @@ export class GeminiStreamParser implements StreamParser {
 
   constructor(context: RecorderContext) {
     this.recorder = new RunRecorder(context);
+  }
+
+  /** The run's conversation, for the collector to write checkpoint files from. */
+  history(runId: string): MessageLog | undefined {
+    return this.recorder.historyOf(runId);
   }
 
   line(text: string): PerstackEvent[] {

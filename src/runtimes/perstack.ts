@@ -4,11 +4,13 @@ import { readFileSync } from "node:fs";
 import type { ProviderConfig, ProviderName } from "../config/schema.js";
 import { PROVIDER_NAMES } from "../config/schema.js";
 import { engineInputSchema, ENGINE_INPUT_HOME_PATH, PROVIDER_HEADERS_ENV, type EngineInput } from "../engine/engine-input.js";
-import { providerApiHosts, providerKeyEnv } from "../engine/providers.js";
+import { providerApiHosts, providerKeyEnv } from "../engine/provider-env.js";
 import { perstackEventSchema } from "../model/event-schema.js";
-import { emptyUsage, type Checkpoint, type CheckpointError, type PerstackEvent, type RunEvent } from "../model/perstack.js";
+import { fileCheckpointsOf } from "../model/event-messages.js";
+import { emptyUsage, type CheckpointError, type CheckpointRef, type PerstackEvent, type RunEvent } from "../model/perstack.js";
 import { packagePath } from "../package-root.js";
-import { engineContextFiles, ENGINE_IMAGE_DIR } from "./engine-files.js";
+import { compileCacheWarmer, engineContextFiles, ENGINE_IMAGE_DIR } from "./engine-files.js";
+import { MessageLog } from "./message-log.js";
 import type { RecorderContext } from "./run-recorder.js";
 import { parseJsonObject, stderrSummary, str } from "./stream-json.js";
 import type { KeyVariable, RuntimeAdapter, RuntimeInvocation, StreamParser } from "./types.js";
@@ -63,7 +65,7 @@ export const perstack: RuntimeAdapter = {
   baseUrlEnv: (provider) => BASE_URL_ENV[provider.providerName],
   runsExperts: true,
   dockerfilePartial: "perstack.hbs",
-  contextFiles: () => engineContextFiles(),
+  contextFiles: () => [...engineContextFiles(), compileCacheWarmer()],
   keyEnv(provider) {
     const required = REQUIRED_KEYS[provider.providerName];
     const named = new Set(required.flatMap((key) => [key.name, ...key.from]));
@@ -139,12 +141,22 @@ function engineProvider(provider: ProviderConfig, baseUrl: string | undefined): 
 
 const FINAL_EVENTS = new Set(["completeRun", "stopRunByError", "stopRunByExceededMaxSteps", "stopRunByInteractiveTool"]);
 
-/** The engine's stdout: one Perstack event per line, validated; anything else is left to raw.log. */
+/**
+ * The engine's stdout: one Perstack event per line, validated; anything else is left to raw.log. The engine prints
+ * events as they are recorded (checkpoints by reference); a checkpoint written as a file also brings the messages
+ * its run's conversation gained since the run's previous one (appendMessages), which this parser adds to the run's
+ * MessageLog and takes off the event.
+ */
 export class PerstackStreamParser implements StreamParser {
-  private lastRootCheckpoint: Checkpoint | undefined;
+  private lastRootCheckpoint: CheckpointRef | undefined;
   private rootEnded = false;
+  private readonly logs = new Map<string, MessageLog>();
 
   constructor(private readonly context: RecorderContext) {}
+
+  history(runId: string): MessageLog | undefined {
+    return this.logs.get(runId);
+  }
 
   line(text: string): PerstackEvent[] {
     if (text.trim() === "") return [];
@@ -162,8 +174,30 @@ export class PerstackStreamParser implements StreamParser {
     if (event.jobId !== this.context.jobId) {
       throw new Error(`engine event "${type}" belongs to job ${JSON.stringify(event.jobId)}, not ${this.context.jobId}; ignored`);
     }
-    if (event.runId === this.context.runId) this.track(event);
-    return [event];
+    const recorded = this.takeMessages(event);
+    if (recorded.runId === this.context.runId) this.track(recorded);
+    return [recorded];
+  }
+
+  /** The event without its appendMessages, which extend the run's log exactly up to the checkpoint's count. */
+  private takeMessages(event: PerstackEvent): PerstackEvent {
+    if (event.type === "continueToNextStep" && event.nextCheckpoint.appendMessages) {
+      throw new Error(`engine event "continueToNextStep" has appendMessages on its nextCheckpoint; only a checkpoint written as a file brings messages`);
+    }
+    const [file] = fileCheckpointsOf(event);
+    const added = file?.appendMessages;
+    if (!file || !added) return event;
+    const log = this.logs.get(event.runId) ?? new MessageLog();
+    if (file.messagesRef.count !== log.length + added.length) {
+      throw new Error(
+        `engine event "${event.type}": checkpoint ${file.id} claims ${file.messagesRef.count} messages, but run ${event.runId} had ${log.length} and it adds ${added.length}`,
+      );
+    }
+    log.append(added);
+    this.logs.set(event.runId, log);
+    const { appendMessages: _added, ...checkpoint } = file;
+    void _added;
+    return (event.type === "startRun" ? { ...event, initialCheckpoint: checkpoint } : { ...event, checkpoint }) as PerstackEvent;
   }
 
   end(exit: { exitCode: number; stderrTail: string }): PerstackEvent[] {
@@ -177,7 +211,10 @@ export class PerstackStreamParser implements StreamParser {
     };
     const ctx = this.context;
     const last = this.lastRootCheckpoint ?? this.initCheckpoint();
-    const checkpoint: Checkpoint = { ...last, id: ctx.newId(), status: "stoppedByError", error };
+    const id = ctx.newId();
+    // The engine may have claimed more than it sent; the file holds what the host has.
+    const count = Math.min(last.messagesRef.count, this.logs.get(ctx.runId)?.length ?? 0);
+    const checkpoint: CheckpointRef = { ...last, id, status: "stoppedByError", error, messagesRef: { checkpointId: id, count } };
     const event: RunEvent = {
       id: ctx.newId(),
       expertKey: checkpoint.expert.key,
@@ -214,18 +251,25 @@ export class PerstackStreamParser implements StreamParser {
   }
 
   /** The run as it began, when the engine died before reporting anything. */
-  private initCheckpoint(): Checkpoint {
+  private initCheckpoint(): CheckpointRef {
     const ctx = this.context;
+    let log = this.logs.get(ctx.runId);
+    if (!log) {
+      log = new MessageLog();
+      log.append([
+        { type: "instructionMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.instruction }] },
+        { type: "userMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.query }] },
+      ]);
+      this.logs.set(ctx.runId, log);
+    }
+    const id = ctx.newId();
     return {
-      id: ctx.newId(),
+      id,
       jobId: ctx.jobId,
       runId: ctx.runId,
       status: "init",
       stepNumber: 1,
-      messages: [
-        { type: "instructionMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.instruction }] },
-        { type: "userMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.query }] },
-      ],
+      messagesRef: { checkpointId: id, count: log.length },
       expert: ctx.expert,
       usage: emptyUsage(),
       metadata: { runtime: ctx.runtime, ...ctx.metadata },

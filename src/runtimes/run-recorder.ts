@@ -2,15 +2,20 @@
 // events and checkpoints. Every CLI parser feeds one of these, so all runtimes produce the same event sequence:
 // startRun, then per step startGeneration, callTools, resolveToolResults, continueToNextStep, and finally
 // completeRun or stopRunByError. Pure: no I/O, ids and clock are injected.
+//
+// The conversation lives in one MessageLog; events and checkpoints name a prefix of it (MessagesRef) instead of
+// copying it, so each event costs what it adds, however long the run.
+import { MessageLog } from "./message-log.js";
 import { normalizeBuiltinTool } from "./tool-concepts.js";
 import {
   addUsage,
   emptyUsage,
-  type Checkpoint,
+  type CheckpointRef,
   type CheckpointError,
   type CheckpointStatus,
   type ExpertRef,
   type Message,
+  type MessagesRef,
   type PerstackEvent,
   type RunEvent,
   type RuntimeEvent,
@@ -38,7 +43,10 @@ export interface RecorderContext {
 export type AssistantPart = TextPart | ThinkingPart | (ToolCallPart & { skillName: string; normalized?: ToolCall["normalized"] });
 
 export class RunRecorder {
-  private readonly messages: Message[];
+  /** The run's conversation; the collector writes checkpoint files from it. */
+  readonly history = new MessageLog();
+  /** The last checkpoint written as a file: what startGeneration's messages point to. */
+  private lastWritten: MessagesRef | undefined;
   private stepNumber = 1;
   private usage: Usage = emptyUsage();
   private started = false;
@@ -51,10 +59,10 @@ export class RunRecorder {
   private readonly meta: Record<string, unknown>;
 
   constructor(private readonly ctx: RecorderContext) {
-    this.messages = [
+    this.history.append([
       { type: "instructionMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.instruction }] },
       { type: "userMessage", id: ctx.newId(), contents: [{ type: "textPart", text: ctx.query }] },
-    ];
+    ]);
     this.meta = { runtime: ctx.runtime, ...ctx.metadata };
   }
 
@@ -68,6 +76,11 @@ export class RunRecorder {
 
   get steps(): number {
     return this.stepNumber;
+  }
+
+  /** The conversation of run `runId`: this recorder's run is the only one it knows. */
+  historyOf(runId: string): MessageLog | undefined {
+    return runId === this.ctx.runId ? this.history : undefined;
   }
 
   /** The runtime reported its session: emits initializeRuntime and startRun once. */
@@ -85,7 +98,7 @@ export class RunRecorder {
       ...this.runBase(),
       type: "startRun",
       initialCheckpoint: this.checkpoint("init"),
-      inputMessages: this.messages.slice(),
+      inputMessages: this.history.head(this.history.length),
     };
     return [init, startRun];
   }
@@ -98,7 +111,7 @@ export class RunRecorder {
       events.push(...this.closeStep());
     }
     if (!this.generation) {
-      events.push({ ...this.runBase(), type: "startGeneration", messages: this.messages.slice() });
+      events.push({ ...this.runBase(), type: "startGeneration", ...this.conversationSoFar() });
       this.generation = { messageId, parts: [], usage: usage ?? emptyUsage() };
     } else if (usage) {
       this.generation.usage = usage;
@@ -136,11 +149,11 @@ export class RunRecorder {
     const events = this.finishUp(true, totalUsage, metadata);
     const finalText = text ?? this.lastText;
     if (finalText && finalText !== this.lastTextInMessages()) {
-      this.messages.push({
+      this.history.append([{
         type: "expertMessage",
         id: this.ctx.newId(),
         contents: [{ type: "textPart", text: finalText }],
-      });
+      }]);
     }
     const checkpoint = this.checkpoint("completed");
     events.push({ ...this.runBase(), type: "completeRun", checkpoint, text: finalText, usage: this.usage });
@@ -169,20 +182,35 @@ export class RunRecorder {
     return [...this.ensureStarted(), { ...this.runBase(), type: "retry", reason }];
   }
 
-  /** Checkpoint of the state so far, for callers that need one outside the event flow. */
-  checkpoint(status: CheckpointStatus, error?: CheckpointError): Checkpoint {
+  /**
+   * A checkpoint of the state so far that is written as a file (an event's `checkpoint` or `initialCheckpoint`):
+   * its messages are the whole log, named by its own id. Later events point to it.
+   */
+  private checkpoint(status: CheckpointStatus, error?: CheckpointError): CheckpointRef {
+    const id = this.ctx.newId();
+    this.lastWritten = { checkpointId: id, count: this.history.length };
+    return this.checkpointWith(id, status, this.lastWritten, error);
+  }
+
+  private checkpointWith(id: string, status: CheckpointStatus, messagesRef: MessagesRef, error?: CheckpointError): CheckpointRef {
     return {
-      id: this.ctx.newId(),
+      id,
       jobId: this.ctx.jobId,
       runId: this.ctx.runId,
       status,
       stepNumber: this.stepNumber,
-      messages: this.messages.slice(),
+      messagesRef,
       expert: this.ctx.expert,
       usage: this.usage,
       metadata: { ...this.meta },
       ...(error ? { error } : {}),
     };
+  }
+
+  /** startGeneration's conversation: the last written checkpoint's messages and any added since. */
+  private conversationSoFar(): { messagesRef: MessagesRef; messagesAfterRef?: Message[] } {
+    const ref = this.lastWritten!;
+    return this.history.length > ref.count ? { messagesRef: ref, messagesAfterRef: this.history.from(ref.count) } : { messagesRef: ref };
   }
 
   /** Common to every way a run ends: flush what is open, take the runtime's totals, mark the run finished. */
@@ -215,7 +243,7 @@ export class RunRecorder {
           : part,
       ),
     };
-    this.messages.push(message);
+    this.history.append([message]);
     const calls = generation.parts.flatMap((part): ToolCall[] =>
       part.type === "toolCallPart"
         ? [{ id: part.toolCallId, skillName: part.skillName, toolName: part.toolName, args: part.args, ...(part.normalized ? { normalized: part.normalized } : {}) }]
@@ -240,13 +268,14 @@ export class RunRecorder {
         ...(r.isError ? { isError: true } : {}),
       })),
     };
-    this.messages.push(toolMessage);
+    this.history.append([toolMessage]);
     const finishAll: RunEvent = { ...this.runBase(), type: "finishAllToolCalls", newMessages: [toolMessage] };
     const checkpoint = this.checkpoint("proceeding");
     this.pendingCalls = [];
     this.results = [];
     this.stepNumber += 1;
-    const nextCheckpoint = this.checkpoint("proceeding");
+    // The next step starts from the same conversation: it points to the file just written.
+    const nextCheckpoint = this.checkpointWith(this.ctx.newId(), "proceeding", checkpoint.messagesRef);
     const next: RunEvent = {
       ...this.runBase(),
       stepNumber: checkpoint.stepNumber,
@@ -258,7 +287,7 @@ export class RunRecorder {
   }
 
   private lastTextInMessages(): string | undefined {
-    const last = this.messages[this.messages.length - 1];
+    const last = this.history.last();
     if (last?.type !== "expertMessage") return undefined;
     const texts = last.contents.filter((p): p is TextPart => p.type === "textPart");
     return texts[texts.length - 1]?.text;

@@ -4,6 +4,7 @@ import type { ProviderConfig, ProviderName, RuntimeName } from "../config/schema
 import type { ExpertRef, PerstackEvent } from "../model/perstack.js";
 import type { EngineExpert, EngineStart } from "../engine/engine-input.js";
 import type { ContextFile } from "../plan/context-file.js";
+import type { MessageLogs } from "./message-log.js";
 import type { RecorderContext } from "./run-recorder.js";
 
 /** An MCP stdio skill as it exists inside the agent image. */
@@ -55,7 +56,11 @@ export interface RuntimeInvocation {
   stepsBefore: number;
 }
 
-export interface StreamParser {
+/**
+ * Turns one runtime's stdout into events. Its events carry checkpoints by reference (CheckpointRef); the messages
+ * they point to are in the parser's MessageLogs, from which the collector writes each checkpoint file whole.
+ */
+export interface StreamParser extends MessageLogs {
   /** One line of the agent's stdout (without its newline). Unknown lines yield no events. */
   line(text: string): PerstackEvent[];
   /** The container exited; emits a final event if the stream did not already end the run. */

@@ -7,8 +7,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { Readable } from "node:stream";
 import type Docker from "dockerode";
-import { execa } from "execa";
-import tar from "tar-fs";
+import type tarFs from "tar-fs";
 import { BootstrapPrerequisiteError, DockerUnavailableError, ImageBuildError, InvalidOptionError, PerstackError } from "../errors.js";
 import { EXTRA_CA_CERTS_ENV } from "../config/ca-certs.js";
 import { packagePath } from "../package-root.js";
@@ -224,8 +223,8 @@ async function buildDebianImage(docker: Docker, build: DebianBuild): Promise<voi
     // needed) and takes a stream, so tar-fs packs the rootfs straight into the request. umask 0 keeps modes such as
     // /tmp's 1777 exactly; strict false skips fifos and sockets (device nodes were removed: Docker provides /dev).
     // (tar-fs 3 packs with streamx, and its types lack `umask`; Readable.from gives dockerode a Node stream.)
-    const packOptions = { umask: 0, strict: false } as tar.PackOptions;
-    const archive = Readable.from(tar.pack(rootfs, packOptions) as unknown as AsyncIterable<Buffer>);
+    const packOptions = { umask: 0, strict: false } as tarFs.PackOptions;
+    const archive = Readable.from((await loadTar()).pack(rootfs, packOptions) as unknown as AsyncIterable<Buffer>);
     const response = await docker.importImage(archive, { repo, tag, changes, message: "perstack images bootstrap" });
     await followProgress(docker, response, () => {});
     build.say(`imported ${LOCAL_BASE_IMAGES.debian}`);
@@ -257,6 +256,7 @@ const DEBOOTSTRAP_PER_PACKAGE = /^I: (Retrieving|Validating|Extracting|Unpacking
 
 async function runDebootstrap(debootstrap: string, args: string[], say: (message: string) => void): Promise<void> {
   const tail: string[] = [];
+  const { execa } = await import("execa");
   const child = execa(debootstrap, args, { all: true, reject: false, stdin: "ignore" });
   let packages = 0;
   for await (const line of child.iterable({ from: "all" })) {
@@ -360,7 +360,7 @@ async function buildNodeImage(docker: Docker, build: NodeBuild): Promise<void> {
 
     build.say(`building ${LOCAL_BASE_IMAGES.node} FROM ${LOCAL_BASE_IMAGES.debian}`);
     const t0 = Date.now();
-    const archive = Readable.from(tar.pack(context) as unknown as AsyncIterable<Buffer>);
+    const archive = Readable.from((await loadTar()).pack(context) as unknown as AsyncIterable<Buffer>);
     const response = await docker.buildImage(archive, {
       t: LOCAL_BASE_IMAGES.node,
       buildargs: { BASE_IMAGE: LOCAL_BASE_IMAGES.debian, NODE_VERSION: build.nodeVersion, NPM_VERSION: build.npmVersion },
@@ -433,6 +433,7 @@ export function compareVersions(a: string, b: string): number {
 
 async function runNpm(args: string[]): Promise<string> {
   try {
+    const { execa } = await import("execa");
     const result = await execa("npm", args, { stdin: "ignore" });
     return result.stdout;
   } catch (error) {
@@ -631,3 +632,8 @@ function splitRef(ref: string): [string, string] {
 }
 
 const short = (id: string | undefined): string => (id ? id.replace(/^sha256:/, "").slice(0, 12) : "(absent)");
+
+/** tar-fs and execa are loaded when an image is bootstrapped, not by every run that only resolves base images. */
+async function loadTar(): Promise<typeof tarFs> {
+  return (await import("tar-fs")).default;
+}

@@ -1,16 +1,20 @@
 // The one place that connects to the Docker engine. dockerode honours DOCKER_HOST and friends.
 import Docker from "dockerode";
 import { DockerUnavailableError } from "../errors.js";
+import { engineAddress } from "./docker-errors.js";
 
 export async function connectDocker(): Promise<Docker> {
   const docker = new Docker();
   try {
     await docker.ping();
   } catch (error) {
-    const where = process.env.DOCKER_HOST ?? "/var/run/docker.sock";
-    throw new DockerUnavailableError(
-      `cannot reach the Docker engine at ${where} (${(error as Error).message}); start Docker, or set DOCKER_HOST`,
-    );
+    const where = engineAddress();
+    const code = (error as { code?: string }).code;
+    if (code === "EACCES" || code === "EPERM") {
+      throw new DockerUnavailableError(`cannot use the Docker engine at ${where}: no permission; add your user to the docker group and log in again, or run as a user who may use Docker`);
+    }
+    const why = code === "ENOENT" || code === "ECONNREFUSED" ? "nothing answers there" : "it does not answer";
+    throw new DockerUnavailableError(`cannot reach the Docker engine at ${where} (${why}); start Docker, or set DOCKER_HOST`);
   }
   return docker;
 }

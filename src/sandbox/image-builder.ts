@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import type Docker from "dockerode";
-import tar from "tar-fs";
 import { ImageBuildError } from "../errors.js";
 import type { ImagePlan } from "../plan/sandbox-plan.js";
 import { imageExists } from "./docker-client.js";
@@ -39,6 +38,8 @@ export async function ensureImage(
     }
     onProgress({ image, message: `building ${image.ref}`, progress: 0 });
     // tar-fs 3 packs with streamx; Readable.from gives dockerode the Node stream it pipes into the request.
+    // Loaded only when an image is built: most runs reuse their images.
+    const { default: tar } = await import("tar-fs");
     const context = Readable.from(tar.pack(dir) as unknown as AsyncIterable<Buffer>);
     // Aborting the request makes the engine cancel the build (the legacy builder stops with the connection).
     const stream = await docker.buildImage(context, { t: image.ref, rm: true, forcerm: true, ...(signal ? { abortSignal: signal } : {}) });
@@ -87,7 +88,9 @@ export async function ensureImage(
 
 function buildFailure(image: ImagePlan, error: string, tail: string[]): string {
   const last = tail.filter((l) => l.trim()).slice(-3).join(" | ");
-  const hint = /SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER|unable to get local issuer/i.test(tail.join("\n") + error)
+  const hint = /no space left on device/i.test(tail.join("\n") + error)
+    ? `; the Docker engine's disk is full: free space with "perstack images prune" and "docker system prune", then run again`
+    : /SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER|unable to get local issuer/i.test(tail.join("\n") + error)
     ? "; behind a TLS-intercepting proxy, pass --ca-cert <file> or set PERSTACK_EXTRA_CA_CERTS"
     : /pull access denied|manifest unknown|not found: manifest|connection refused|no such host/i.test(error)
       ? `; if no registry is reachable, run "perstack images bootstrap" first`

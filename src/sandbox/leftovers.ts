@@ -11,24 +11,28 @@ export interface RemovedLeftovers {
 
 export async function removeLeftovers(docker: Docker, filter: (labels: Record<string, string>) => boolean = ownerIsGone): Promise<RemovedLeftovers> {
   const removed: RemovedLeftovers = { containers: [], volumes: [], networks: [] };
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`] } });
-  for (const info of containers) {
-    if (!filter(info.Labels)) continue;
-    await docker.getContainer(info.Id).remove({ force: true }).catch(ignoreMissing);
-    removed.containers.push(info.Names[0]?.replace(/^\//, "") ?? info.Id);
-  }
-  const volumes = (await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`] } })).Volumes ?? [];
-  for (const info of volumes) {
-    if (!filter(info.Labels ?? {})) continue;
-    await docker.getVolume(info.Name).remove().catch(ignoreMissing);
-    removed.volumes.push(info.Name);
-  }
-  const networks = await docker.listNetworks({ filters: { label: [`${MANAGED_LABEL}=true`] } });
-  for (const info of networks) {
-    if (!filter(info.Labels ?? {})) continue;
-    await docker.getNetwork(info.Id).remove().catch(ignoreMissing);
-    removed.networks.push(info.Name);
-  }
+  const managed = { filters: { label: [`${MANAGED_LABEL}=true`] } };
+  // One look at everything first (every run starts with this); then containers, which hold the rest, go first.
+  const [containers, volumeList, networks] = await Promise.all([docker.listContainers({ all: true, ...managed }), docker.listVolumes(managed), docker.listNetworks(managed)]);
+  const gone = <T>(items: T[], labelsOf: (item: T) => Record<string, string> | undefined) => items.filter((item) => filter(labelsOf(item) ?? {}));
+  await Promise.all(
+    gone(containers, (c) => c.Labels).map(async (info) => {
+      await docker.getContainer(info.Id).remove({ force: true }).catch(ignoreMissing);
+      removed.containers.push(info.Names[0]?.replace(/^\//, "") ?? info.Id);
+    }),
+  );
+  await Promise.all(
+    gone(volumeList.Volumes ?? [], (v) => v.Labels ?? undefined).map(async (info) => {
+      await docker.getVolume(info.Name).remove().catch(ignoreMissing);
+      removed.volumes.push(info.Name);
+    }),
+  );
+  await Promise.all(
+    gone(networks, (n) => n.Labels).map(async (info) => {
+      await docker.getNetwork(info.Id).remove().catch(ignoreMissing);
+      removed.networks.push(info.Name);
+    }),
+  );
   return removed;
 }
 

@@ -1,17 +1,28 @@
-// EFFECTS: carries out a SandboxPlan with the Engine API. Networks, proxy, workspace volume, agent; streams the
-// agent's output to the caller; removes everything it created after success, failure or abort.
+// EFFECTS: carries out a SandboxPlan with the Engine API. A slot on the engine, networks, proxy and gateway, workspace
+// volume, agent; streams the agent's output to the caller; removes everything it created after success, failure or
+// abort.
+//
+// What does not depend on each other happens side by side: the images are checked together, the two networks are
+// created together, and the agent's container is created (and its workspace copied in) while the proxy and the
+// gateway start, since the proxy's address on the internal network is fixed in advance. The agent starts when both
+// sidecars say they are ready.
+import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
+import { engineSharingFromEnv, type EngineSharing } from "../config/engine-env.js";
 import { SandboxError } from "../errors.js";
 import { GATEWAY_CONFIG_DIR } from "../plan/gateway-plan.js";
 import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type ResourceLimits, type SandboxPlan } from "../plan/sandbox-plan.js";
 import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../stream/line-splitter.js";
+import { explainDockerError } from "./docker-errors.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
 import { ownerLabels } from "./labels.js";
 import { bindMount, volumeMount } from "./mounts.js";
+import { createRunNetworks, type RunNetwork } from "./run-networks.js";
+import { acquireRunSlot } from "./run-slots.js";
 import { SandboxResources } from "./sandbox-resources.js";
 import { createWorkspaceVolume } from "./workspace-volume.js";
 
@@ -49,8 +60,17 @@ export interface SandboxIO {
   /** The collector stops the run (output limit); the caller knows why. */
   stop?: AbortSignal;
   workspace?: WorkspaceHooks;
-  /** Shared with the caller so it can name what is left if removal cannot finish. */
+  /**
+   * Shared with the caller so it can name what is left if removal cannot finish. When given, and the agent has
+   * exited, removal starts as the run ends but is not awaited here: the caller records and prints the result first,
+   * then awaits `resources.removeAll()` (which joins the removal under way) before it exits. Otherwise runSandbox
+   * waits for the removal.
+   */
   resources?: SandboxResources;
+  /** The subnet pool and the engine-wide run limit (default: PERSTACK_* unset). */
+  sharing?: EngineSharing;
+  /** Every run slot on the engine is taken: the run waits for one (called once). */
+  waitingForSlot?(running: number, limit: number): void;
 }
 
 export interface SandboxResult {
@@ -91,83 +111,56 @@ export function agentHardening(limits: Pick<ResourceLimits, "memoryBytes" | "nan
 
 const PROXY_READY = /Accepting HTTP Socket connections/;
 const SIDECAR_START_TIMEOUT_MS = 30_000;
+/** The attach stream can trail the agent's exit by a moment; this is only a bound in case it never ends. */
+const AGENT_OUTPUT_BOUND_MS = 5_000;
+/** Bound on the sidecars' end-of-output marks (normally a few ms), for a sidecar that died or hangs. */
+const MARK_BOUND_MS = 3_000;
+
+/** A started sidecar: `mark` resolves once everything it printed before being asked has been read. */
+interface Sidecar {
+  container: Docker.Container;
+  mark(): Promise<void>;
+}
 
 export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxIO): Promise<SandboxResult> {
   const imagesBuilt: string[] = [];
   const resources = io.resources ?? new SandboxResources(docker);
+  const sharing = io.sharing ?? engineSharingFromEnv({});
   const labels = { ...plan.labels, ...ownerLabels() };
   let aborted = false;
+  // Until the agent is known to have exited, removal is waited for here: the caller must not treat the workspace as
+  // the agent's no more while it may still be running.
+  let agentExited = false;
   try {
-    for (const image of plan.images) {
-      throwIfAborted(io.signal);
-      const result = await ensureImage(docker, image, io.buildProgress, io.signal);
-      if (result.built) imagesBuilt.push(result.ref);
-    }
+    const built = await doing("building the run's images", Promise.all(plan.images.map((image) => ensureImage(docker, image, io.buildProgress, io.signal))));
+    for (const result of built) if (result.built) imagesBuilt.push(result.ref);
 
     throwIfAborted(io.signal);
-    for (const network of plan.networks) {
-      const handle = await docker.createNetwork({
-        Name: network.name,
-        Driver: "bridge",
-        Internal: network.internal,
-        EnableIPv6: network.enableIPv6,
-        Options: network.options,
-        CheckDuplicate: true,
-        Labels: { ...labels, "perstack.role": `network-${network.role}` },
-      });
-      resources.network(network.name, handle);
-    }
-
-    // The gateway and the proxy start side by side: squid resolves the gateway's name only when a request comes.
-    const [proxy] = await Promise.all([
-      startProxy(docker, plan, io, labels, resources),
-      plan.gateway ? startGateway(docker, plan, io, labels, resources) : undefined,
-    ]);
-    const proxyIp = await addressOn(proxy, plan.networks.find((n) => n.role === "internal")!.name);
+    await doing(
+      "waiting for a free run slot",
+      acquireRunSlot(docker, {
+        limit: sharing.maxConcurrentRuns,
+        image: plan.proxy.image,
+        labels,
+        resources,
+        signal: io.signal,
+        onWaiting: (running) => io.waitingForSlot?.(running, sharing.maxConcurrentRuns),
+      }),
+    );
 
     throwIfAborted(io.signal);
-    const workspace = plan.agent.workspace;
-    if (workspace.mode === "copy") await createWorkspaceVolume(docker, plan, workspace.volumeName, labels, resources);
-    const homeDir = await writeHomeFiles(io.filesDir, plan.agent.homeFiles);
-    const agent: Docker.Container = await docker.createContainer({
-      name: plan.agent.containerName,
-      Image: plan.agent.image,
-      Cmd: plan.agent.command,
-      Env: plan.agent.env.map((entry) => `${entry.name}=${entry.source === "fixed" ? entry.value : (io.env[entry.name] ?? "")}`),
-      User: plan.agent.user,
-      WorkingDir: plan.agent.workdir,
-      Labels: { ...labels, "perstack.role": "agent" },
-      AttachStdout: true,
-      AttachStderr: true,
-      OpenStdin: false,
-      Tty: false,
-      HostConfig: {
-        NetworkMode: plan.networks.find((n) => n.role === "internal")!.name,
-        ExtraHosts: [`${plan.proxy.alias}:${proxyIp}`],
-        Dns: plan.agent.dns,
-        Sysctls: plan.agent.sysctls,
-        // The Mounts API, not Binds strings: host paths may contain ':'. Docker orders them parent first.
-        Mounts: [
-          ...(workspace.mode === "copy" ? [volumeMount(workspace.volumeName, "/workspace")] : []),
-          ...plan.agent.mounts.map((m) => bindMount(m.source, m.target, m.readOnly)),
-          ...(io.workspace?.mounts ?? []).map((m) => bindMount(m.source, m.target, false)),
-          bindMount(plan.agent.resolvConf, "/etc/resolv.conf", true),
-          ...(homeDir ? [bindMount(homeDir, AGENT_HOME_FILES, true)] : []),
-        ],
-        Tmpfs: plan.agent.tmpfs,
-        ...agentHardening(plan.agent.limits),
-      },
-    });
-    resources.container(plan.agent.containerName, agent as Docker.Container);
-    if (io.workspace?.fill) await io.workspace.fill(agent);
+    const networks = await doing("creating the run's networks", createRunNetworks(docker, plan.networks, sharing.subnetPool, labels, resources));
+    const internal = networks.find((n) => n.plan.role === "internal")!;
 
-    const stream = await agent.attach({ stream: true, stdout: true, stderr: true });
-    const streamEnded = new Promise<void>((resolve) => {
-      stream.on("end", resolve);
-      stream.on("close", resolve);
-      stream.on("error", () => resolve());
-    });
-    docker.modem.demuxStream(stream, io.agentStdout, io.agentStderr);
+    // The gateway and the proxy start side by side (squid resolves the gateway's name only when a request comes), and
+    // the agent's container with them, held at its gate. Every branch is waited for even when one fails, so nothing
+    // is created after the removal has begun.
+    const [proxy, gateway, gated] = await settleAll([
+      doing("starting the proxy", startProxy(docker, plan, io, labels, resources, networks)),
+      plan.gateway ? doing("starting the provider gateway", startGateway(docker, plan, io, labels, resources)) : Promise.resolve(undefined),
+      startGatedAgent(docker, plan, io, labels, resources, internal),
+    ] as const);
+    const agent = gated.container;
 
     const kill = () => agent.kill({ signal: "SIGKILL" }).catch(() => {});
     const onAbort = () => {
@@ -183,17 +176,17 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       void kill();
     }, plan.agent.limits.maxDurationMs);
     try {
-      // An interrupt that came while the container was being created: the listener above never saw it.
+      // An interrupt that came while the container was being started: the listener above never saw it.
       throwIfAborted(io.signal);
-      await agent.start();
+      gated.open();
       io.containerStatus("agent", "running");
-      const waited = (await agent.wait()) as { StatusCode: number };
-      // The attach stream can trail the exit by a moment; wait for it so no output is lost.
-      await Promise.race([streamEnded, delay(5_000)]);
-      // The proxy's last access-log lines are relayed by tail; give them a moment before it is removed.
-      await delay(300);
+      const waited = (await doing("waiting for the agent", agent.wait())) as { StatusCode: number };
+      agentExited = true;
+      await Promise.race([gated.outputEnded, bound(AGENT_OUTPUT_BOUND_MS)]);
+      // What the agent's last requests made the proxy and the gateway print is still on its way: wait for it.
+      if (!io.hurry?.aborted) await Promise.all([proxy.mark(), gateway?.mark()]);
       io.containerStatus("agent", `exited with code ${waited.StatusCode}`);
-      if (io.workspace?.collect && !io.hurry?.aborted) await io.workspace.collect(agent);
+      if (io.workspace?.collect && !io.hurry?.aborted) await doing("copying the agent's work back", io.workspace.collect(agent));
       return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut };
     } finally {
       clearTimeout(deadline);
@@ -204,22 +197,149 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
     throw error;
   } finally {
-    await resources.removeAll();
+    const removal = resources.removeAll();
+    if (!io.resources || !agentExited) await removal;
   }
 }
 
-async function startProxy(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources): Promise<Docker.Container> {
+/** Runs `work`, and says what was being done if the Docker engine fails it. */
+async function doing<T>(what: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw explainDockerError(error, what);
+  }
+}
+
+/** Like Promise.all, but settles every promise before rejecting with the first failure. */
+async function settleAll<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/** The agent's container, started and waiting at its gate; its output is already streaming to the caller. */
+interface GatedAgent {
+  container: Docker.Container;
+  /** Lets the agent's command start: the proxy and the gateway are ready. */
+  open(): void;
+  outputEnded: Promise<void>;
+}
+
+/**
+ * Creates and starts the agent's container while the sidecars start. Its entrypoint (templates/files/agent-entrypoint.sh)
+ * waits for one line on stdin before it runs the agent's command; `open` sends it and closes stdin, so the command
+ * sees an empty stdin as before. The container's start, the slowest part of the agent's, no longer waits for the
+ * sidecars: only the command does.
+ */
+async function startGatedAgent(
+  docker: Docker,
+  plan: SandboxPlan,
+  io: SandboxIO,
+  labels: Record<string, string>,
+  resources: SandboxResources,
+  internal: RunNetwork,
+): Promise<GatedAgent> {
+  const agent = await doing("creating the agent's container", createAgent(docker, plan, io, labels, resources, internal));
+  // Attached before it starts, so no output is lost; with stdin, for the gate.
+  const stream = (await doing("attaching to the agent", agent.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }))) as NodeJS.ReadWriteStream;
+  const outputEnded = new Promise<void>((resolve) => {
+    stream.on("end", resolve);
+    stream.on("close", resolve);
+    stream.on("error", () => resolve());
+  });
+  docker.modem.demuxStream(stream, io.agentStdout, io.agentStderr);
+  // An interrupt while the container was being created or filled: it never starts.
+  throwIfAborted(io.signal);
+  await doing("starting the agent", agent.start());
+  return {
+    container: agent,
+    open: () => {
+      stream.write("\n");
+      stream.end();
+    },
+    outputEnded,
+  };
+}
+
+/** Creates the agent's container, and in copy mode its workspace volume, filled; it starts later. */
+async function createAgent(
+  docker: Docker,
+  plan: SandboxPlan,
+  io: SandboxIO,
+  labels: Record<string, string>,
+  resources: SandboxResources,
+  internal: RunNetwork,
+): Promise<Docker.Container> {
+  const workspace = plan.agent.workspace;
+  if (workspace.mode === "copy") await createWorkspaceVolume(docker, plan, workspace.volumeName, labels, resources);
+  const homeDir = await writeHomeFiles(io.filesDir, plan.agent.homeFiles);
+  throwIfAborted(io.signal);
+  const agent: Docker.Container = await docker.createContainer({
+    name: plan.agent.containerName,
+    Image: plan.agent.image,
+    Cmd: plan.agent.command,
+    Env: plan.agent.env.map((entry) => `${entry.name}=${entry.source === "fixed" ? entry.value : (io.env[entry.name] ?? "")}`),
+    User: plan.agent.user,
+    WorkingDir: plan.agent.workdir,
+    Labels: { ...labels, "perstack.role": "agent" },
+    AttachStdout: true,
+    AttachStderr: true,
+    // For the start gate only (startGatedAgent): closed once the gate opens.
+    AttachStdin: true,
+    OpenStdin: true,
+    StdinOnce: true,
+    Tty: false,
+    HostConfig: {
+      NetworkMode: internal.plan.name,
+      ExtraHosts: [`${plan.proxy.alias}:${internal.proxyAddress}`],
+      Dns: plan.agent.dns,
+      Sysctls: plan.agent.sysctls,
+      // The Mounts API, not Binds strings: host paths may contain ':'. Docker orders them parent first.
+      Mounts: [
+        ...(workspace.mode === "copy" ? [volumeMount(workspace.volumeName, "/workspace")] : []),
+        ...plan.agent.mounts.map((m) => bindMount(m.source, m.target, m.readOnly)),
+        ...(io.workspace?.mounts ?? []).map((m) => bindMount(m.source, m.target, false)),
+        bindMount(plan.agent.resolvConf, "/etc/resolv.conf", true),
+        ...(homeDir ? [bindMount(homeDir, AGENT_HOME_FILES, true)] : []),
+      ],
+      Tmpfs: plan.agent.tmpfs,
+      ...agentHardening(plan.agent.limits),
+    },
+    NetworkingConfig: { EndpointsConfig: { [internal.plan.name]: { IPAMConfig: { IPv4Address: internal.agentAddress } } } },
+  });
+  resources.container(plan.agent.containerName, agent);
+  if (io.workspace?.fill) await io.workspace.fill(agent);
+  return agent;
+}
+
+/**
+ * The proxy, on the egress network and, at its fixed address, on the internal one. Its end-of-log
+ * mark is a request it refuses and logs (squid/entrypoint.sh), naming a secret only this process knows: the agent
+ * cannot forge it to cut the log short.
+ */
+async function startProxy(
+  docker: Docker,
+  plan: SandboxPlan,
+  io: SandboxIO,
+  labels: Record<string, string>,
+  resources: SandboxResources,
+  networks: RunNetwork[],
+): Promise<Sidecar> {
   await mkdir(io.filesDir, { recursive: true });
   const squidConf = join(io.filesDir, "squid.conf");
   await writeFile(squidConf, plan.proxy.squidConf, { mode: 0o644 });
-  const egress = plan.networks.find((n) => n.role === "egress")!.name;
-  const internal = plan.networks.find((n) => n.role === "internal")!.name;
+  const egress = networks.find((n) => n.plan.role === "egress")!;
+  const internal = networks.find((n) => n.plan.role === "internal")!;
+  const markSecret = randomBytes(16).toString("hex");
   const proxy = await docker.createContainer({
     name: plan.proxy.containerName,
     Image: plan.proxy.image,
     Labels: { ...labels, "perstack.role": "proxy" },
+    Env: [`PERSTACK_LOG_MARK=${markSecret}`],
     HostConfig: {
-      NetworkMode: egress,
+      NetworkMode: egress.plan.name,
       ExtraHosts: plan.proxy.extraHosts,
       Mounts: [bindMount(squidConf, "/etc/squid/squid.conf", true)],
       Sysctls: NO_IPV6_SYSCTLS,
@@ -227,17 +347,22 @@ async function startProxy(docker: Docker, plan: SandboxPlan, io: SandboxIO, labe
     },
   });
   resources.container(plan.proxy.containerName, proxy);
-  await docker.getNetwork(internal).connect({ Container: proxy.id, EndpointConfig: { Aliases: [plan.proxy.alias] } });
+  await docker.getNetwork(internal.plan.name).connect({
+    Container: proxy.id,
+    EndpointConfig: { Aliases: [plan.proxy.alias], IPAMConfig: { IPv4Address: internal.proxyAddress } },
+  });
 
   const cacheLog: string[] = [];
+  const marked = new Mark();
   await startSidecar(docker, proxy, io, "proxy", "the proxy", cacheLog, ({ stdout, stderr }, ready) => {
-    forEachLine(stdout, io.proxyLogLine);
+    forEachLine(stdout, (line) => (line.includes(markSecret) ? marked.seen() : io.proxyLogLine(line)));
+    stdout.on("end", () => marked.seen());
     forEachLine(stderr, (line) => {
       remember(cacheLog, line);
       if (PROXY_READY.test(line)) ready();
     });
   });
-  return proxy;
+  return { container: proxy, mark: () => marked.ask(proxy) };
 }
 
 /** How the gateway container is locked down: it holds the real credentials, so it gets no more than it needs. */
@@ -255,7 +380,7 @@ const GATEWAY_HARDENING = {
  * configured upstream), and it reaches the provider directly. Its config is a read-only bind like squid.conf; its
  * secrets go to the Engine API at creation.
  */
-async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources): Promise<Docker.Container> {
+async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources): Promise<Sidecar> {
   const gateway = plan.gateway!;
   const dir = join(io.filesDir, "gateway");
   await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -281,11 +406,42 @@ async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, la
   });
   resources.container(gateway.containerName, container);
   const errors: string[] = [];
+  const marked = new Mark();
   await startSidecar(docker, container, io, "gateway", "the provider gateway", errors, ({ stdout, stderr }, ready) => {
     forEachLine(stderr, (line) => remember(errors, line));
-    forEachLine(stdout, (line) => (line.includes('"gatewayReady"') ? ready() : io.gatewayLine?.(line)));
+    // The gateway's own records: the agent cannot make it print one of these types.
+    forEachLine(stdout, (line) => (line.includes('"gatewayReady"') ? ready() : line.includes('"gatewayMark"') ? marked.seen() : io.gatewayLine?.(line)));
+    stdout.on("end", () => marked.seen());
   });
-  return container;
+  return { container, mark: () => marked.ask(container) };
+}
+
+/**
+ * A sidecar's end-of-output mark: asked for with SIGUSR2, seen when the sidecar prints it (or its output ends). Only a
+ * bound, never a fixed wait: a sidecar that cannot answer costs MARK_BOUND_MS at most.
+ */
+class Mark {
+  private resolveSeen: () => void = () => {};
+  private readonly seenPromise = new Promise<void>((resolve) => {
+    this.resolveSeen = resolve;
+  });
+  private asked: Promise<void> | undefined;
+
+  seen(): void {
+    this.resolveSeen();
+  }
+
+  ask(container: Docker.Container): Promise<void> {
+    this.asked ??= (async () => {
+      const sent = await container.kill({ signal: "SIGUSR2" }).then(
+        () => true,
+        () => false,
+      );
+      // Not running any more: its output has ended, or will at once.
+      await Promise.race([this.seenPromise, bound(sent ? MARK_BOUND_MS : 500)]);
+    })();
+    return this.asked;
+  }
 }
 
 /**
@@ -305,8 +461,13 @@ async function startSidecar(
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   docker.modem.demuxStream(logs, stdout, stderr);
+  logs.on("end", () => {
+    stdout.end();
+    stderr.end();
+  });
   const last = () => recent.slice(-5).join(" | ");
   let onAbort: () => void = () => {};
+  let started = false;
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new SandboxError(`${what} did not start within ${SIDECAR_START_TIMEOUT_MS / 1000}s: ${last()}`)), SIDECAR_START_TIMEOUT_MS);
     onAbort = () => {
@@ -316,13 +477,16 @@ async function startSidecar(
     io.signal.addEventListener("abort", onAbort, { once: true });
     watch({ stdout, stderr }, () => {
       clearTimeout(timer);
+      started = true;
       resolve();
     });
     logs.on("end", () => {
       clearTimeout(timer);
-      reject(new SandboxError(`${what} exited at start: ${last() || "no output"}`));
+      if (!started) reject(new SandboxError(`${what} exited at start: ${last() || "no output"}`));
     });
   });
+  // When the start itself fails, nobody awaits `ready`: its rejection must not end the process.
+  ready.catch(() => undefined);
   try {
     await container.start();
     io.containerStatus(service, "starting");
@@ -351,13 +515,6 @@ async function writeHomeFiles(filesDir: string, files: HomeFile[]): Promise<stri
   return root;
 }
 
-async function addressOn(container: Docker.Container, network: string): Promise<string> {
-  const info = await container.inspect();
-  const address = info.NetworkSettings.Networks[network]?.IPAddress;
-  if (!address) throw new SandboxError(`the proxy has no address on ${network}`);
-  return address;
-}
-
 function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   const splitter = new LineSplitter(onLine, () => {}, 65_536);
   stream.on("data", (chunk: Buffer) => splitter.push(chunk));
@@ -368,6 +525,7 @@ function throwIfAborted(signal: AbortSignal): void {
   if (signal.aborted) throw new SandboxError("interrupted");
 }
 
-function delay(ms: number): Promise<void> {
+/** Resolves after `ms`: an upper bound raced against a real signal, never a wait on its own. */
+function bound(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

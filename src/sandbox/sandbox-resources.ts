@@ -8,8 +8,12 @@ type Kind = "container" | "volume" | "network";
 interface Resource {
   kind: Kind;
   name: string;
+  /** Removal order: containers, volumes, networks, then the run's slot (run-slots.ts). */
+  phase: number;
   remove(): Promise<void>;
 }
+
+const PHASE = { container: 0, volume: 1, network: 2, slot: 3 } as const;
 
 export class SandboxResources {
   private readonly live: Resource[] = [];
@@ -29,15 +33,23 @@ export class SandboxResources {
   }
 
   container(name: string, handle: Docker.Container): void {
-    this.live.push({ kind: "container", name, remove: () => handle.remove({ force: true, v: false }) });
+    this.live.push({ kind: "container", name, phase: PHASE.container, remove: () => handle.remove({ force: true, v: false }) });
   }
 
   volume(name: string): void {
-    this.live.push({ kind: "volume", name, remove: () => this.docker.getVolume(name).remove() });
+    this.live.push({ kind: "volume", name, phase: PHASE.volume, remove: () => this.docker.getVolume(name).remove() });
   }
 
   network(name: string, handle: Docker.Network): void {
-    this.live.push({ kind: "network", name, remove: () => handle.remove() });
+    this.live.push({ kind: "network", name, phase: PHASE.network, remove: () => handle.remove() });
+  }
+
+  /**
+   * The run's slot on the engine (a container that never starts): released only once everything else is gone, so
+   * the next run that gets it finds the addresses this run used free again.
+   */
+  slot(name: string, handle: Docker.Container): void {
+    this.live.push({ kind: "container", name, phase: PHASE.slot, remove: () => handle.remove({ force: true, v: false }) });
   }
 
   /** Removes one resource now (a helper that has done its job). */
@@ -54,8 +66,8 @@ export class SandboxResources {
   }
 
   /**
-   * Containers first (they hold the volumes and sit on the networks), then volumes, then networks. Concurrent callers
-   * share one pass; what fails to go stays listed in remaining().
+   * Containers first (they hold the volumes and sit on the networks), then volumes, then networks, then the slot;
+   * those of one kind side by side. Concurrent callers share one pass; what fails to go stays listed in remaining().
    */
   removeAll(): Promise<void> {
     this.removing ??= Promise.all([this.removePass(), ...this.children.map((child) => child.removeAll())]).then(() => undefined).finally(() => {
@@ -65,15 +77,18 @@ export class SandboxResources {
   }
 
   private async removePass(): Promise<void> {
-    for (const kind of ["container", "volume", "network"] as const) {
-      for (const resource of [...this.live].reverse().filter((r) => r.kind === kind)) {
-        try {
-          await resource.remove().catch(ignoreMissing);
-          this.live.splice(this.live.indexOf(resource), 1);
-        } catch {
-          // Left in the list: the caller reports it.
-        }
-      }
+    for (const phase of Object.values(PHASE)) {
+      const batch = [...this.live].reverse().filter((r) => r.phase === phase);
+      await Promise.all(
+        batch.map(async (resource) => {
+          try {
+            await resource.remove().catch(ignoreMissing);
+            this.live.splice(this.live.indexOf(resource), 1);
+          } catch {
+            // Left in the list: the caller reports it.
+          }
+        }),
+      );
     }
   }
 }

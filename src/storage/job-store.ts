@@ -1,17 +1,29 @@
 // perstack/jobs/<jobId>/: job.json, checkpoints/<id>.json, runs/<runId>/{run-setting.json, events.jsonl, raw.log}.
 // JSON documents are replaced atomically (temp file + rename) so a reader or a crash never sees half a file;
 // events and raw output are appended through streams so the collector never waits on the disk per line.
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, readdirSync, type WriteStream } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { join, relative, isAbsolute } from "node:path";
 import { isSafeId } from "../model/ids.js";
-import type { Checkpoint, Job, PerstackEvent } from "../model/perstack.js";
+import { wholeCheckpointJson } from "../model/event-messages.js";
+import type { Checkpoint, CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
+
+/** Where a checkpoint's messages come from: a run's MessageLog (runtimes/message-log.ts). */
+export interface MessagesSource {
+  readonly length: number;
+  /** The JSON array of the first `count` messages. */
+  json(count: number): string;
+}
 
 let tempCounter = 0;
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeTextAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function writeTextAtomic(path: string, text: string): Promise<void> {
   const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
-  await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o644 });
+  await writeFile(temp, text, { mode: 0o644 });
   await rename(temp, path);
 }
 
@@ -41,12 +53,25 @@ export class JobStore {
     return this.inside(join("checkpoints", `${checkedId(checkpointId, "checkpoint")}.json`));
   }
 
-  hasCheckpoint(checkpointId: string): boolean {
-    return existsSync(this.checkpointPath(checkpointId));
+  /** The ids of the checkpoint files on disk now. */
+  checkpointIds(): Set<string> {
+    const names = readdirSync(join(this.jobDir, "checkpoints"));
+    return new Set(names.filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -".json".length)));
   }
 
   writeCheckpoint(checkpoint: Checkpoint): Promise<void> {
     return writeJsonAtomic(this.checkpointPath(checkpoint.id), checkpoint);
+  }
+
+  /**
+   * A checkpoint whole, its messages the first messagesRef.count of `messages` (already JSON, so the conversation
+   * is not serialized again for every step). Not indented: a run writes one per step, each with the whole
+   * conversation, so these files are most of what a long run leaves on disk.
+   */
+  writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
+    const count = checkpoint.messagesRef.count;
+    if (count > (messages?.length ?? 0)) return Promise.reject(new Error(`checkpoint ${checkpoint.id}: its run has fewer than ${count} messages`));
+    return writeTextAtomic(this.checkpointPath(checkpoint.id), `${wholeCheckpointJson(checkpoint, messages?.json(count) ?? "[]")}\n`);
   }
 
   runDir(runId: string): string {
@@ -71,8 +96,13 @@ function checkedId(id: string, what: string): string {
   return id;
 }
 
+/** Past this many bytes of events waiting for their write, they are written at once. */
+const EVENT_BATCH_BYTES = 256 * 1024;
+
 export class RunFiles {
   private readonly events: WriteStream;
+  private pendingEvents: string[] = [];
+  private pendingBytes = 0;
   private readonly raw: WriteStream | undefined;
   private readonly stderr: WriteStream | undefined;
 
@@ -92,8 +122,23 @@ export class RunFiles {
     return writeJsonAtomic(join(this.dir, "run-setting.json"), setting);
   }
 
+  /**
+   * Events of one chunk of output (all handled before the next turn of the event loop) go to the file as one write:
+   * a write per event costs more than the event.
+   */
   appendEvent(event: PerstackEvent): void {
-    this.events.write(`${JSON.stringify(event)}\n`);
+    const line = `${JSON.stringify(event)}\n`;
+    this.pendingEvents.push(line);
+    this.pendingBytes += line.length;
+    if (this.pendingEvents.length === 1) queueMicrotask(() => this.flushEvents());
+    else if (this.pendingBytes >= EVENT_BATCH_BYTES) this.flushEvents();
+  }
+
+  private flushEvents(): void {
+    if (this.pendingEvents.length === 0) return;
+    this.events.write(this.pendingEvents.join(""));
+    this.pendingEvents = [];
+    this.pendingBytes = 0;
   }
 
   appendRaw(chunk: Buffer | string): void {
@@ -106,11 +151,12 @@ export class RunFiles {
 
   /** Bytes written but not yet on disk, over all of this run's files. */
   backlog(): number {
-    return [this.events, this.raw, this.stderr].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
+    return this.pendingBytes + [this.events, this.raw, this.stderr].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
   }
 
   /** Resolves when every file whose buffer is full has drained. */
   async drained(): Promise<void> {
+    this.flushEvents();
     await Promise.all(
       [this.events, this.raw, this.stderr].map((stream) =>
         stream && stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once("drain", () => resolve())) : undefined,
@@ -119,6 +165,7 @@ export class RunFiles {
   }
 
   async close(): Promise<void> {
+    this.flushEvents();
     await Promise.all(
       [this.events, this.raw, this.stderr].map(
         (stream) =>

@@ -1,7 +1,5 @@
 // Splits a byte stream into lines without ever holding more than one bounded line in memory. Lines longer than
 // the limit are reported as overlong (their bytes still reach raw.log through the caller) instead of parsed.
-import { StringDecoder } from "node:string_decoder";
-
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
 
 export type LineHandler = (line: string) => void;
@@ -53,8 +51,9 @@ export class LineSplitter {
     if (this.overlong > 0) {
       this.onOverlong(this.overlong);
     } else {
-      const decoder = new StringDecoder("utf8");
-      const text = decoder.write(Buffer.concat(this.parts, this.size)) + decoder.end();
+      // A line within one chunk (most of them) is decoded where it lies, without a copy.
+      const bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+      const text = bytes.toString("utf8");
       this.onLine(text.endsWith("\r") ? text.slice(0, -1) : text);
     }
     this.parts = [];

@@ -44,8 +44,9 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
       const [job] = readJobs(ws);
       expect(job!.job.status).toBe("completed");
       expect(job!.runIds).toHaveLength(1);
-      expect(job!.checkpointFiles).toHaveLength(2);
-      expect(job!.checkpoints.map((c) => [c.status, c.stepNumber]).sort()).toEqual([["completed", 2], ["proceeding", 1]]);
+      // The run's start, its one tool step, its end.
+      expect(job!.checkpointFiles).toHaveLength(3);
+      expect(job!.checkpoints.map((c) => [c.status, c.stepNumber]).sort()).toEqual([["completed", 2], ["init", 1], ["proceeding", 1]]);
       const types = job!.events.map((e) => e.type).filter((t) => !t.startsWith("docker") && !t.startsWith("skill") && t !== "proxyAccess" && t !== "providerUsage");
       expect(types).toContain("startRun");
       expect(types.filter((t) => t === "callTools")).toHaveLength(2);
@@ -136,7 +137,7 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     const first = await runCli(["run", "writer", "Write hello to hello.txt"], { cwd: ws, env: keyEnv() });
     expect(first.exitCode, first.all).toBe(0);
     const [before] = readJobs(ws);
-    const step1 = before!.checkpoints.find((c) => c.stepNumber === 1)!;
+    const step1 = before!.checkpoints.find((c) => c.stepNumber === 1 && c.status !== "init")!;
     expect(step1.status).toBe("proceeding");
     const snapshot = new Map(before!.checkpointFiles.map((f) => [f, readFileSync(join(ws, "perstack", "jobs", before!.jobId, "checkpoints", f), "utf8")]));
 
@@ -185,6 +186,57 @@ describe.skipIf(!docker)("perstack runtime: base skill, providers, stops, resume
     expect(body).toContain("Now say more");
     expect(after!.job.usage.totalTokens).toBe(firstUsage + reportedUsage(await suite.fake.requests()).inputTokens + reportedUsage(await suite.fake.requests()).outputTokens);
   }, 300_000);
+
+  it("a 40-step run records linearly: events and raw output cost the same per step late and early, `perstack log --json` expands every event", async () => {
+    // Each step writes or reads a file of 1 KB, so the conversation grows by about that much per step.
+    const text = (i: number) => `note ${i}: ${"lorem ipsum ".repeat(85)}`;
+    const steps: FakeStep[] = [];
+    for (let i = 0; i < 20; i++) {
+      steps.push({ toolUse: [{ name: "writeTextFile", input: { path: `notes-${i}.txt`, text: text(i) } }] });
+      steps.push({ toolUse: [{ name: "readTextFile", input: { path: `notes-${i}.txt` } }] });
+    }
+    steps.push({ text: "Forty steps done." });
+    await suite.fake.script(steps);
+    const ws = workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+    const result = await runCli(["run", "writer", "Write and read forty notes"], { cwd: ws, env: keyEnv() });
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.stdout).toContain("Forty steps done.");
+    const [job] = readJobs(ws);
+    expect(job!.job).toMatchObject({ status: "completed", totalSteps: 41 });
+
+    // Bytes per step, early (steps 1-20) and late (21-40), of what the collector wrote and what the engine printed.
+    const runDir = join(ws, "perstack", "jobs", job!.jobId, "runs", job!.runIds[0]!);
+    const perStep = (file: string) => {
+      const bytes = new Map<number, number>();
+      for (const line of readFileSync(join(runDir, file), "utf8").split("\n")) {
+        if (!line.startsWith("{")) continue;
+        const step = (JSON.parse(line) as { stepNumber?: number }).stepNumber;
+        if (step !== undefined) bytes.set(step, (bytes.get(step) ?? 0) + line.length + 1);
+      }
+      const sum = (from: number, to: number) => [...bytes].filter(([s]) => s >= from && s <= to).reduce((n, [, b]) => n + b, 0);
+      return { early: sum(1, 20), late: sum(21, 40), total: sum(1, 41) };
+    };
+    const events = perStep("events.jsonl");
+    const raw = perStep("raw.log");
+    // Linear: a late step costs what an early one does (a repeated history would make late steps ~3x dearer).
+    expect(events.late / events.early).toBeLessThan(1.3);
+    expect(raw.late / raw.early).toBeLessThan(1.3);
+    expect(events.total).toBeLessThan(2 * raw.total);
+    // Checkpoint files stay whole: the last holds the whole conversation.
+    const final = job!.checkpoints.find((c) => c.status === "completed")!;
+    expect(final.messages).toHaveLength(2 + 40 * 2 + 1);
+
+    const log = await runCli(["log", "--job", job!.jobId, "--json", "--take", "0"], { cwd: ws });
+    expect(log.exitCode, log.all).toBe(0);
+    expect(log.stderr).toBe("");
+    expect(log.stdout).not.toContain("messagesRef");
+    const shown = JSON.parse(log.stdout) as { events: Array<{ type: string; messages?: unknown[]; checkpoint?: { messages?: unknown[] }; nextCheckpoint?: { messages?: unknown[] } }> };
+    const generations = shown.events.filter((e) => e.type === "startGeneration").map((e) => e.messages?.length);
+    expect(generations).toEqual(Array.from({ length: 41 }, (_, i) => 2 + 2 * i));
+    for (const e of shown.events.filter((e) => e.type === "continueToNextStep")) expect(e.nextCheckpoint?.messages).toEqual(e.checkpoint?.messages);
+    const messages = await runCli(["log", "--job", job!.jobId, "--messages"], { cwd: ws });
+    expect(messages.stdout).toContain(`Messages (${final.messages.length}):`);
+  }, 600_000);
 
   it("confines the base skill to the workspace inside the container: .., absolute and symlinked paths are refused", async () => {
     const outside = mkdtempSync(join(tmpdir(), "perstack-outside-"));

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { formatEvent, formatWaiting } from "../../../src/cli/live-view.js";
-import { emptyUsage, type Checkpoint, type PerstackEvent } from "../../../src/model/perstack.js";
+import { emptyUsage, type CheckpointRef, type PerstackEvent } from "../../../src/model/perstack.js";
 
-const cp = (over: Partial<Checkpoint> = {}): Checkpoint => ({
-  id: "cp1", jobId: "j1", runId: "r1", status: "completed", stepNumber: 2, messages: [],
+const cp = (over: Partial<CheckpointRef> = {}): CheckpointRef => ({
+  id: "cp1", jobId: "j1", runId: "r1", status: "completed", stepNumber: 2, messagesRef: { checkpointId: "cp1", count: 0 },
   expert: { key: "lead", name: "lead", version: "1" }, usage: emptyUsage(), ...over,
 });
 const base = { id: "e", expertKey: "helper", timestamp: 1, jobId: "j1", runId: "child", stepNumber: 2 };

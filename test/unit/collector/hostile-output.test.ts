@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EventGuard } from "../../../src/collector/event-guard.js";
 import { RunCollector } from "../../../src/collector/run-collector.js";
-import { emptyUsage, type Checkpoint, type PerstackEvent } from "../../../src/model/perstack.js";
+import { emptyUsage, type CheckpointRef, type MessagesRef, type PerstackEvent } from "../../../src/model/perstack.js";
 import { PerstackStreamParser } from "../../../src/runtimes/perstack.js";
 import { JobStore, UnsafeJobPathError } from "../../../src/storage/job-store.js";
 
@@ -15,13 +15,14 @@ const ROOT = "root1";
 const usage = emptyUsage();
 const expert = { key: "main", name: "main", version: "1.0.0" };
 
-const checkpoint = (over: Partial<Checkpoint> = {}): Checkpoint => ({
+/** A checkpoint as the engine prints it; a file's messagesRef names itself (no messages unless told). */
+const checkpoint = (over: Partial<CheckpointRef> = {}): CheckpointRef => ({
   id: "cp1",
   jobId: JOB,
   runId: ROOT,
   status: "init",
   stepNumber: 1,
-  messages: [],
+  messagesRef: { checkpointId: over.id ?? "cp1", count: 0 },
   expert,
   usage,
   ...over,
@@ -29,10 +30,12 @@ const checkpoint = (over: Partial<Checkpoint> = {}): Checkpoint => ({
 const base = (over: Record<string, unknown> = {}) => ({ id: "ev1", expertKey: "main", timestamp: 1, jobId: JOB, runId: ROOT, stepNumber: 1, ...over });
 const line = (event: object) => `${JSON.stringify(event)}\n`;
 
-function setup(options: { maxOutputBytes?: number } = {}) {
+function setup(options: { maxOutputBytes?: number; earlierCheckpoints?: string[] } = {}) {
   const parent = mkdtempSync(join(tmpdir(), "perstack-hostile-"));
   const perstackDir = join(parent, "work", "perstack");
   const store = new JobStore(perstackDir, JOB);
+  // Checkpoints of an earlier invocation of the job: on disk before this one starts.
+  for (const id of options.earlierCheckpoints ?? []) writeFileSync(join(store.jobDir, "checkpoints", `${id}.json`), '{"kept":true}\n');
   const files = store.openRun(ROOT);
   const seen: PerstackEvent[] = [];
   let n = 0;
@@ -67,9 +70,8 @@ function tree(dir: string): string[] {
 
 describe("hostile lines on the agent's stdout", () => {
   it("forged events name no file outside the job, are not stored, and each leaves a warning", async () => {
-    const { parent, store, files, collector, seen } = setup();
     // A checkpoint of an earlier invocation that a forged event tries to replace.
-    writeFileSync(join(store.jobDir, "checkpoints", "earlier.json"), '{"kept":true}\n');
+    const { parent, store, files, collector, seen } = setup({ earlierCheckpoints: ["earlier"] });
     const forged = [
       line({ ...base({ runId: "../../../../../x" }), type: "retry", reason: "r" }),
       line({ ...base(), type: "continueToNextStep", checkpoint: checkpoint({ id: "../../../../escape", status: "proceeding" }), nextCheckpoint: checkpoint({ id: "n1" }) }),
@@ -86,7 +88,7 @@ describe("hostile lines on the agent's stdout", () => {
     await write(collector.stdout, line({ ...base(), type: "startRun", initialCheckpoint: checkpoint(), inputMessages: [] }));
     for (const text of forged) await write(collector.stdout, text);
     // A legitimate delegated run still works after all that.
-    await write(collector.stdout, line({ ...base({ runId: "child2", expertKey: "helper" }), type: "startRun", initialCheckpoint: checkpoint({ runId: "child2", expert: { ...expert, key: "helper" }, delegatedBy: { expert, toolCallId: "t", toolName: "helper", checkpointId: "cp1", runId: ROOT } }), inputMessages: [] }));
+    await write(collector.stdout, line({ ...base({ runId: "child2", expertKey: "helper" }), type: "startRun", initialCheckpoint: checkpoint({ id: "cpc2", runId: "child2", expert: { ...expert, key: "helper" }, delegatedBy: { expert, toolCallId: "t", toolName: "helper", checkpointId: "cp1", runId: ROOT } }), inputMessages: [] }));
     await write(collector.stdout, line({ ...base(), type: "completeRun", checkpoint: checkpoint({ id: "final1", status: "completed" }), text: "done", usage }));
     const outcome = await collector.finish(0);
     await files.close();
@@ -96,7 +98,7 @@ describe("hostile lines on the agent's stdout", () => {
     expect(existsSync(join(parent, "x"))).toBe(false);
     expect(readFileSync(join(store.jobDir, "checkpoints", "earlier.json"), "utf8")).toBe('{"kept":true}\n');
     expect(readdirSync(join(store.jobDir, "runs")).sort()).toEqual([ROOT, "child2"].sort());
-    expect(readdirSync(join(store.jobDir, "checkpoints")).sort()).toEqual(["earlier.json", "final1.json"]);
+    expect(readdirSync(join(store.jobDir, "checkpoints")).sort()).toEqual(["cp1.json", "cpc2.json", "earlier.json", "final1.json"]);
 
     const stored = readFileSync(join(files.dir, "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as PerstackEvent);
     const storedTypes = stored.map((e) => e.type);
@@ -144,7 +146,8 @@ describe("hostile lines on the agent's stdout", () => {
 });
 
 describe("EventGuard", () => {
-  const guard = (onDisk: string[] = []) => new EventGuard({ jobId: JOB, rootRunId: ROOT, experts: new Set(["main"]), checkpointOnDisk: (id) => onDisk.includes(id) });
+  const guard = (onDisk: string[] = [], messages = 5) =>
+    new EventGuard({ jobId: JOB, rootRunId: ROOT, experts: new Set(["main", "helper"]), checkpointOnDisk: (id) => onDisk.includes(id), messageCount: () => messages });
   const retry = (over: Record<string, unknown>) => ({ ...base(over), type: "retry", reason: "r" }) as PerstackEvent;
 
   it("accepts the root run's events and rewrites of checkpoints it wrote itself", () => {
@@ -163,6 +166,68 @@ describe("EventGuard", () => {
     expect(g.check(withDelegate({ runId: "../up" }))).toMatchObject({ ok: false, reason: expect.stringMatching(/invalid id/) });
     expect(g.check(withDelegate({ runId: "ok", checkpointId: "/abs" }))).toMatchObject({ ok: false });
     expect(g.check(retry({ id: "a b" }))).toMatchObject({ ok: false, reason: expect.stringMatching(/invalid id/) });
+  });
+
+  describe("message references", () => {
+    const ref = (checkpointId: string, count: number): MessagesRef => ({ checkpointId, count });
+    const start = (id: string, runId: string, count: number, over: Partial<CheckpointRef> = {}) =>
+      ({ ...base({ runId, expertKey: runId === ROOT ? "main" : "helper" }), type: "startRun", initialCheckpoint: checkpoint({ id, runId, messagesRef: ref(id, count), ...over }), inputMessages: [] }) as PerstackEvent;
+    const generation = (messagesRef: MessagesRef, runId = ROOT) => ({ ...base({ runId }), type: "startGeneration", messagesRef }) as PerstackEvent;
+    const step = (id: string, count: number, next: MessagesRef) =>
+      ({ ...base(), type: "continueToNextStep", checkpoint: checkpoint({ id, status: "proceeding", messagesRef: ref(id, count) }), nextCheckpoint: checkpoint({ id: `${id}n`, status: "proceeding", messagesRef: next }) }) as PerstackEvent;
+    /** A guard that has seen the root run start (c0, 2 messages) and delegate to run "kid" (k0, 1 message). */
+    function started(onDisk: string[] = []) {
+      const g = guard(onDisk);
+      expect(g.check(start("c0", ROOT, 2))).toEqual({ ok: true });
+      const delegatedBy = { expert, toolCallId: "t", toolName: "helper", checkpointId: "c0", runId: ROOT };
+      expect(g.check(start("k0", "kid", 1, { delegatedBy, expert: { ...expert, key: "helper" } }))).toEqual({ ok: true });
+      return g;
+    }
+
+    it("accepts references to checkpoint files this run wrote, within their messages", () => {
+      const g = started();
+      expect(g.check(generation(ref("c0", 2)))).toEqual({ ok: true });
+      expect(g.check(generation(ref("c0", 1)))).toEqual({ ok: true });
+      expect(g.check(step("c1", 4, ref("c1", 4)))).toEqual({ ok: true });
+      expect(g.check(generation(ref("c1", 4)))).toEqual({ ok: true });
+      expect(g.check(generation(ref("k0", 1), "kid"))).toEqual({ ok: true });
+    });
+
+    it("refuses a reference to a checkpoint that does not exist, or that exists only from before this invocation", () => {
+      const g = started(["old"]);
+      expect(g.check(generation(ref("nowhere", 0)))).toMatchObject({ ok: false, reason: expect.stringMatching(/messagesRef names checkpoint nowhere, which this run has not written/) });
+      expect(g.check(generation(ref("old", 0)))).toMatchObject({ ok: false, reason: expect.stringMatching(/checkpoint old, which this run has not written/) });
+      expect(g.check(step("c1", 2, ref("ghost", 1)))).toMatchObject({ ok: false, reason: expect.stringMatching(/nextCheckpoint\.messagesRef names checkpoint ghost/) });
+    });
+
+    it("refuses a reference to another run's checkpoint", () => {
+      const g = started();
+      expect(g.check(generation(ref("k0", 1)))).toMatchObject({ ok: false, reason: expect.stringMatching(/names checkpoint k0 of run kid, not of run root1/) });
+      expect(g.check(generation(ref("c0", 1), "kid"))).toMatchObject({ ok: false, reason: expect.stringMatching(/names checkpoint c0 of run root1, not of run kid/) });
+    });
+
+    it("refuses a reference asking for more messages than its checkpoint holds, or that is not one", () => {
+      const g = started();
+      expect(g.check(generation(ref("c0", 3)))).toMatchObject({ ok: false, reason: expect.stringMatching(/asks for 3 messages of checkpoint c0, which holds 2/) });
+      expect(g.check(generation({ checkpointId: "../c0", count: 1 }))).toMatchObject({ ok: false, reason: expect.stringMatching(/is not a reference/) });
+      expect(g.check(generation({ checkpointId: "c0", count: 1.5 }))).toMatchObject({ ok: false, reason: expect.stringMatching(/is not a reference/) });
+      expect(g.check(generation(undefined as unknown as MessagesRef))).toMatchObject({ ok: false, reason: expect.stringMatching(/is not a reference/) });
+    });
+
+    it("refuses a checkpoint file whose messages are another checkpoint's, or more than its run's conversation holds", () => {
+      const g = started();
+      const borrowed = { ...base(), type: "completeRun", checkpoint: checkpoint({ id: "c5", status: "completed", messagesRef: ref("c0", 2) }), text: "", usage } as PerstackEvent;
+      expect(g.check(borrowed)).toMatchObject({ ok: false, reason: expect.stringMatching(/refers to the messages of another checkpoint, "c0"/) });
+      expect(guard([], 1).check(start("c0", ROOT, 2))).toMatchObject({ ok: false, reason: expect.stringMatching(/claims 2 messages; run root1's conversation has 1/) });
+    });
+
+    it("refuses a checkpoint file another run wrote, or one that would shrink under earlier references", () => {
+      const g = started();
+      const kidTakesRoot = { ...base({ runId: "kid", expertKey: "helper" }), type: "completeRun", checkpoint: checkpoint({ id: "c0", runId: "kid", status: "completed", messagesRef: ref("c0", 1) }), text: "", usage } as PerstackEvent;
+      expect(g.check(kidTakesRoot)).toMatchObject({ ok: false, reason: expect.stringMatching(/checkpoint c0 was written by run root1, not kid/) });
+      const shrink = { ...base(), type: "completeRun", checkpoint: checkpoint({ id: "c0", status: "completed", messagesRef: ref("c0", 1) }), text: "", usage } as PerstackEvent;
+      expect(g.check(shrink)).toMatchObject({ ok: false, reason: expect.stringMatching(/would shrink from 2 to 1 messages/) });
+    });
   });
 });
 

@@ -4,25 +4,28 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RunCollector } from "../../../src/collector/run-collector.js";
-import { emptyUsage, type Checkpoint, type CheckpointStatus, type PerstackEvent, type Usage } from "../../../src/model/perstack.js";
+import { emptyUsage, type CheckpointRef, type CheckpointStatus, type PerstackEvent, type Usage } from "../../../src/model/perstack.js";
+import { MessageLog } from "../../../src/runtimes/message-log.js";
 import type { StreamParser } from "../../../src/runtimes/types.js";
 import { JobStore } from "../../../src/storage/job-store.js";
 
-const jsonLines: StreamParser = { line: (text) => [JSON.parse(text) as PerstackEvent], end: () => [] };
+/** Events taken as printed; every run's conversation is empty, so checkpoints hold no messages. */
+const jsonLines: StreamParser = { line: (text) => [JSON.parse(text) as PerstackEvent], end: () => [], history: () => new MessageLog() };
 
 function usage(total: number): Usage {
   return { ...emptyUsage(), inputTokens: total, totalTokens: total };
 }
 
 let seq = 0;
-function checkpoint(runId: string, expert: string, status: CheckpointStatus, stepNumber: number, tokens: number, extra: Partial<Checkpoint> = {}): Checkpoint {
+function checkpoint(runId: string, expert: string, status: CheckpointStatus, stepNumber: number, tokens: number, extra: Partial<CheckpointRef> = {}): CheckpointRef {
+  const id = `cp-${runId}-${++seq}`;
   return {
-    id: `cp-${runId}-${++seq}`,
+    id,
     jobId: "job1",
     runId,
     status,
     stepNumber,
-    messages: [],
+    messagesRef: { checkpointId: id, count: 0 },
     expert: { key: expert, name: expert, version: "1.0.0" },
     usage: usage(tokens),
     ...extra,
@@ -31,13 +34,14 @@ function checkpoint(runId: string, expert: string, status: CheckpointStatus, ste
 
 const base = (runId: string, expertKey: string, stepNumber: number) => ({ id: `ev${++seq}`, expertKey, timestamp: 1_000 + seq, jobId: "job1", runId, stepNumber });
 
-function startRun(runId: string, expert: string, initial: Checkpoint): PerstackEvent {
+function startRun(runId: string, expert: string, initial: CheckpointRef): PerstackEvent {
   return { ...base(runId, expert, initial.stepNumber), type: "startRun", initialCheckpoint: initial, inputMessages: [] };
 }
-function generation(runId: string, expert: string, step: number): PerstackEvent {
-  return { ...base(runId, expert, step), type: "startGeneration", messages: [] };
+/** A generation starting from the messages of checkpoint `from`, a file the run wrote before. */
+function generation(runId: string, expert: string, step: number, from: CheckpointRef): PerstackEvent {
+  return { ...base(runId, expert, step), type: "startGeneration", messagesRef: from.messagesRef };
 }
-function complete(runId: string, expert: string, cp: Checkpoint, text: string): PerstackEvent {
+function complete(runId: string, expert: string, cp: CheckpointRef, text: string): PerstackEvent {
   return { ...base(runId, expert, cp.stepNumber), type: "completeRun", checkpoint: cp, text, usage: cp.usage };
 }
 
@@ -83,17 +87,17 @@ function delegation(rootInitialTokens = 0) {
   const events: PerstackEvent[] = [
     { ...base("root", "lead", 0), type: "initializeRuntime", runtime: "perstack" } as unknown as PerstackEvent,
     startRun("root", "lead", rootInit),
-    generation("root", "lead", 1),
+    generation("root", "lead", 1, rootInit),
     { ...base("root", "lead", 1), type: "stopRunByDelegate", checkpoint: rootStop },
     startRun("child", "helper", childInit),
-    generation("child", "helper", 1),
-    { ...base("child", "helper", 1), type: "continueToNextStep", checkpoint: childStep, nextCheckpoint: childStep },
-    generation("child", "helper", 2),
+    generation("child", "helper", 1, childInit),
+    { ...base("child", "helper", 1), type: "continueToNextStep", checkpoint: childStep, nextCheckpoint: { ...childStep, id: `${childStep.id}-next`, stepNumber: 2 } },
+    generation("child", "helper", 2, childStep),
     // A retried generation of the same step is not another step.
-    generation("child", "helper", 2),
+    generation("child", "helper", 2, childStep),
     complete("child", "helper", childDone, "the child's answer"),
-    generation("root", "lead", 2),
-    generation("root", "lead", 3),
+    generation("root", "lead", 2, rootStop),
+    generation("root", "lead", 3, rootStop),
     complete("root", "lead", rootDone, "the final answer"),
   ];
   return { events, rootDone, childDone, rootStop, childInit };
@@ -128,7 +132,7 @@ describe("RunCollector with delegated runs", () => {
       runtime: { name: "perstack" },
     });
     expect(typeof setting.startedAt).toBe("number");
-    for (const cp of [rootStop, childDone]) expect(existsSync(join(store.jobDir, "checkpoints", `${cp.id}.json`))).toBe(true);
+    for (const cp of [rootStop, childDone, childInit]) expect(existsSync(join(store.jobDir, "checkpoints", `${cp.id}.json`))).toBe(true);
     expect(outcome.status).toBe("completed");
   });
 
@@ -176,7 +180,7 @@ describe("RunCollector with delegated runs", () => {
     });
     const error = { name: "APIError", message: "boom", isRetryable: false };
     const last = { ...base("root", "lead", 1), type, checkpoint: stop, ...(type === "stopRunByError" ? { error } : {}) } as PerstackEvent;
-    await feed([startRun("root", "lead", init), generation("root", "lead", 1), last]);
+    await feed([startRun("root", "lead", init), generation("root", "lead", 1, init), last]);
     const outcome = await collector.finish(0);
     await files.close();
     expect(outcome).toMatchObject({ status, steps: 1, usage: { totalTokens: 4 }, lastCheckpoint: { id: stop.id } });

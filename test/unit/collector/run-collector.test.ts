@@ -48,7 +48,8 @@ describe("RunCollector", () => {
     expect(events.map((e) => e.type)).toEqual(seen.map((e) => e.type));
     expect(events.at(-1).type).toBe("completeRun");
     const checkpoints = readdirSync(join(jobDir, "checkpoints"));
-    expect(checkpoints).toHaveLength(3);
+    // The initial state, the two tool steps, the end.
+    expect(checkpoints).toHaveLength(4);
     expect(readdirSync(join(jobDir, "checkpoints")).every((f) => f.endsWith(".json"))).toBe(true);
   });
 

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EngineExpert, EngineInput, EngineStart } from "../../../src/engine/engine-input.js";
 import { runEngineJob } from "../../../src/engine/engine-job.js";
 import { EventSink } from "../../../src/engine/event-sink.js";
-import { addUsage, emptyUsage, type Checkpoint, type PerstackEvent } from "../../../src/model/perstack.js";
+import { addUsage, emptyUsage, type Checkpoint, type ExpandedEvent, type PerstackEvent } from "../../../src/model/perstack.js";
+import { PerstackStreamParser } from "../../../src/runtimes/perstack.js";
+import { expandEvents } from "../../support/parser-feed.js";
 import { startFakeModels } from "../../fake-models/server.ts";
 import { postScript } from "../../support/fake-models-server.js";
 import type { FakeModelsHandle, ProtocolName, Step } from "../../fake-models/server.ts";
@@ -43,7 +45,10 @@ const PROVIDERS: Record<"anthropic" | "openai" | "gemini", { provider: () => Pro
 };
 
 interface Run {
-  events: PerstackEvent[];
+  /** In Perstack's shape: what the engine printed, read by the host's parser, references resolved. */
+  events: ExpandedEvent[];
+  /** The lines the engine printed. */
+  lines: string[];
   workspace: string;
 }
 
@@ -77,18 +82,26 @@ async function run(options: {
     runtimeVersion: "test",
     start: options.start ?? { kind: "query", query: "Write hello to hello.txt" },
   };
-  const events: PerstackEvent[] = [];
-  const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+  const parser = new PerstackStreamParser({
+    jobId: "job1", runId: input.runId, expert: { key: input.expertKey, name: input.expertKey, version: "1.0.0" }, instruction: "", query: "", runtime: "perstack", metadata: {}, newId: () => "host-id", now: Date.now,
+  });
+  const lines: string[] = [];
+  const recorded: PerstackEvent[] = [];
+  const sink = new EventSink("job1", (line) => {
+    lines.push(line.trimEnd());
+    recorded.push(...parser.line(line.trimEnd()));
+  });
   await runEngineJob(input, { sink, env: p.env, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, sleep: () => Promise.resolve() });
-  return { events, workspace };
+  return { events: expandEvents(parser, recorded), lines, workspace };
 }
 
-const types = (events: PerstackEvent[], runId?: string) =>
+type AnyEvent = PerstackEvent | ExpandedEvent;
+const types = (events: AnyEvent[], runId?: string) =>
   events.filter((e) => !runId || e.runId === runId).map((e) => e.type).filter((t) => !t.startsWith("stream") && !t.startsWith("skill") && !t.includes("Streaming"));
-const checkpointsOf = (events: PerstackEvent[]) =>
+const checkpointsOf = (events: ExpandedEvent[]) =>
   events.flatMap((e) => ("checkpoint" in e && e.checkpoint ? [e.checkpoint as Checkpoint] : []));
-const ofType = <T extends PerstackEvent["type"]>(events: PerstackEvent[], type: T) =>
-  events.filter((e): e is Extract<PerstackEvent, { type: T }> => e.type === type);
+const ofType = <E extends AnyEvent, T extends E["type"]>(events: E[], type: T) =>
+  events.filter((e): e is Extract<E, { type: T }> => e.type === type);
 
 const WRITE_THEN_COMPLETE: Step[] = [
   { thinking: "I will write the file.", toolUse: [{ name: "writeTextFile", input: { path: "hello.txt", text: "hello" } }] },

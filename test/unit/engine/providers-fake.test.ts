@@ -169,7 +169,7 @@ describe("providers against the fake model server", () => {
     await setScript(protocol, [{ toolUse: [{ name: "writeTextFile", input: { path: "a.txt", text: "hi" } }] }, { text: "done" }]);
     const calls: unknown[] = [];
     const result = streamText({
-      model: createLanguageModel(provider(), model, env, options?.()),
+      model: await createLanguageModel(provider(), model, env, options?.()),
       prompt: "Write hi to a.txt, then say done.",
       maxRetries: 0,
       tools: {

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { PerstackEvent } from "../../../src/model/perstack.js";
+import type { ExpandedEvent } from "../../../src/model/perstack.js";
 import { ClaudeStreamParser, claudeUsage, splitToolName } from "../../../src/runtimes/claude-code.js";
+import { feedParser } from "../../support/parser-feed.js";
 
 function parser() {
   let n = 0;
@@ -18,10 +19,8 @@ function parser() {
   });
 }
 
-function feed(lines: string[], exitCode = 0): PerstackEvent[] {
-  const p = parser();
-  const events = lines.flatMap((line) => p.line(line));
-  return [...events, ...p.end({ exitCode, stderrTail: "" })];
+function feed(lines: string[], exitCode = 0): ExpandedEvent[] {
+  return feedParser(parser(), lines, exitCode);
 }
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/claude-code/${name}`, import.meta.url), "utf8").split("\n").filter(Boolean);

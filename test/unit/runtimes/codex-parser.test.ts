@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { feedParser, fixtureLines, recorderContext } from "../../support/parser-feed.js";
-import type { PerstackEvent } from "../../../src/model/perstack.js";
+import type { ExpandedEvent } from "../../../src/model/perstack.js";
 import { CodexStreamParser } from "../../../src/runtimes/codex.js";
 
 const fixture = (name: string) => fixtureLines("codex", name);
 
-const feed = (lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] =>
+const feed = (lines: string[], exitCode = 0, stderrTail = ""): ExpandedEvent[] =>
   feedParser(new CodexStreamParser(recorderContext("codex")), lines, exitCode, stderrTail);
 
 describe("Codex stream parser, on output recorded from the real CLI", () => {

@@ -2,10 +2,10 @@
 // installed on this project's machines).
 import { describe, expect, it } from "vitest";
 import { feedParser, recorderContext } from "../../support/parser-feed.js";
-import type { PerstackEvent } from "../../../src/model/perstack.js";
+import type { ExpandedEvent } from "../../../src/model/perstack.js";
 import { CursorStreamParser } from "../../../src/runtimes/cursor.js";
 
-const feed = (lines: object[], exitCode = 0, stderrTail = ""): PerstackEvent[] =>
+const feed = (lines: object[], exitCode = 0, stderrTail = ""): ExpandedEvent[] =>
   feedParser(new CursorStreamParser(recorderContext("cursor")), lines.map((l) => JSON.stringify(l)), exitCode, stderrTail);
 
 const init = { type: "system", subtype: "init", apiKeySource: "env", cwd: "/workspace", session_id: "s1", model: "auto", permissionMode: "default" };

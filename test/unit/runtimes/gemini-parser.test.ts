@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { feedParser, fixtureLines, recorderContext } from "../../support/parser-feed.js";
-import type { PerstackEvent } from "../../../src/model/perstack.js";
+import type { ExpandedEvent } from "../../../src/model/perstack.js";
 import { GeminiStreamParser, splitGeminiToolName } from "../../../src/runtimes/gemini.js";
 
 const fixture = (name: string) => fixtureLines("gemini", name);
 
-const feed = (lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] =>
+const feed = (lines: string[], exitCode = 0, stderrTail = ""): ExpandedEvent[] =>
   feedParser(new GeminiStreamParser(recorderContext("gemini")), lines, exitCode, stderrTail);
 
 describe("Gemini CLI stream parser, on output recorded from the real CLI", () => {

@@ -1,17 +1,19 @@
 import { describe, expect, it } from "vitest";
-import type { Checkpoint, PerstackEvent } from "../../../src/model/perstack.js";
+import type { CheckpointRef, ExpandedEvent, Message, PerstackEvent } from "../../../src/model/perstack.js";
 import { PerstackStreamParser } from "../../../src/runtimes/perstack.js";
-import { feedParser, recorderContext } from "../../support/parser-feed.js";
+import { feedParser, feedParserRecorded, recorderContext } from "../../support/parser-feed.js";
 
 const usage = { inputTokens: 3, outputTokens: 2, reasoningTokens: 0, totalTokens: 5, cachedInputTokens: 0 };
 const expert = { key: "e", name: "e", version: "1" };
-const checkpoint = (over: Partial<Checkpoint> = {}): Checkpoint => ({
+const query: Message = { type: "userMessage", id: "m1", contents: [{ type: "textPart", text: "q" }] };
+/** A checkpoint as the engine prints it: its messages by reference (to itself, one message unless told). */
+const checkpoint = (over: Partial<CheckpointRef> = {}): CheckpointRef => ({
   id: "cp1",
   jobId: "j",
   runId: "r",
   status: "init",
   stepNumber: 1,
-  messages: [{ type: "userMessage", id: "m1", contents: [{ type: "textPart", text: "q" }] }],
+  messagesRef: { checkpointId: over.id ?? "cp1", count: 1 },
   expert,
   usage,
   ...over,
@@ -19,25 +21,60 @@ const checkpoint = (over: Partial<Checkpoint> = {}): Checkpoint => ({
 const base = { id: "ev", expertKey: "e", timestamp: 1, jobId: "j", runId: "r", stepNumber: 1 };
 const line = (event: object) => JSON.stringify(event);
 
-const startRun = line({ ...base, type: "startRun", initialCheckpoint: checkpoint(), inputMessages: [] });
+const startRun = line({ ...base, type: "startRun", initialCheckpoint: checkpoint({ appendMessages: [query] }), inputMessages: [query] });
 const next = line({
   ...base,
   type: "continueToNextStep",
   checkpoint: checkpoint({ id: "cp2", status: "proceeding" }),
-  nextCheckpoint: checkpoint({ id: "cp3", status: "proceeding", stepNumber: 2 }),
+  nextCheckpoint: checkpoint({ id: "cp3", status: "proceeding", stepNumber: 2, messagesRef: { checkpointId: "cp2", count: 1 } }),
 });
 const complete = line({ ...base, stepNumber: 2, type: "completeRun", checkpoint: checkpoint({ id: "cp4", status: "completed", stepNumber: 2 }), text: "done", usage });
 
 const parser = () => new PerstackStreamParser(recorderContext("perstack"));
-const feed = (lines: string[], exitCode = 0, stderrTail = ""): PerstackEvent[] => feedParser(parser(), lines, exitCode, stderrTail);
+const feed = (lines: string[], exitCode = 0, stderrTail = ""): ExpandedEvent[] => feedParser(parser(), lines, exitCode, stderrTail);
+const feedRecorded = (lines: string[], exitCode = 0): PerstackEvent[] => feedParserRecorded(parser(), lines, exitCode);
 
 describe("built-in engine stream parser", () => {
   it("passes valid events through unchanged and adds nothing once the root run completed", () => {
     const init = line({ id: "i", timestamp: 1, jobId: "j", runId: "r", type: "initializeRuntime", runtime: "perstack", model: "m" });
     const skill = line({ id: "s", timestamp: 1, jobId: "j", runId: "r", type: "skillConnected", skillName: "base" });
-    const events = feed([init, skill, startRun, next, complete]);
+    const events = feedRecorded([init, skill, startRun, next, complete]);
     expect(events.map((e) => e.type)).toEqual(["initializeRuntime", "skillConnected", "startRun", "continueToNextStep", "completeRun"]);
     expect(events[4]).toEqual(JSON.parse(complete));
+    expect(events[3]).toEqual(JSON.parse(next));
+  });
+
+  it("takes a checkpoint's appendMessages into its run's log and off the recorded event", () => {
+    const p = parser();
+    const [start] = feedParserRecorded(p, [startRun]);
+    if (start?.type !== "startRun") throw new Error("startRun");
+    expect(start.initialCheckpoint).not.toHaveProperty("appendMessages");
+    expect(start.initialCheckpoint.messagesRef).toEqual({ checkpointId: "cp1", count: 1 });
+    expect(p.history("r")?.head(1)).toEqual([query]);
+    const answer: Message = { type: "expertMessage", id: "m2", contents: [{ type: "textPart", text: "a" }] };
+    p.line(line({ ...base, type: "completeRun", checkpoint: checkpoint({ id: "cp9", status: "completed", messagesRef: { checkpointId: "cp9", count: 2 }, appendMessages: [answer] }), text: "a", usage }));
+    expect(p.history("r")?.json(2)).toBe(JSON.stringify([query, answer]));
+  });
+
+  it("refuses messages that do not continue the run's log exactly, or arrive on a checkpoint that is not a file", () => {
+    const p = parser();
+    p.line(startRun);
+    const gap = checkpoint({ id: "cp5", status: "completed", messagesRef: { checkpointId: "cp5", count: 3 }, appendMessages: [query] });
+    expect(() => p.line(line({ ...base, type: "completeRun", checkpoint: gap, text: "", usage }))).toThrow(/claims 3 messages, but run r had 1 and it adds 1/);
+    const onNext = { ...checkpoint({ id: "cp6", messagesRef: { checkpointId: "cp2", count: 1 } }), appendMessages: [query] };
+    expect(() => p.line(line({ ...base, type: "continueToNextStep", checkpoint: checkpoint({ id: "cp2" }), nextCheckpoint: onNext }))).toThrow(/appendMessages on its nextCheckpoint/);
+    expect(p.history("r")?.length).toBe(1);
+  });
+
+  it("refuses an event that carries its messages both inline and by reference, or inline only (the old shape)", () => {
+    const both = { ...checkpoint({ id: "cp7", status: "completed" }), messages: [query] };
+    expect(() => parser().line(line({ ...base, type: "completeRun", checkpoint: both, text: "", usage }))).toThrow(/invalid at checkpoint\.messages/);
+    const { messagesRef: _ref, ...inline } = both;
+    void _ref;
+    expect(() => parser().line(line({ ...base, type: "completeRun", checkpoint: inline, text: "", usage }))).toThrow(/invalid at checkpoint\.messagesRef/);
+    expect(() => parser().line(line({ ...base, type: "startGeneration", messages: [query] }))).toThrow(/invalid at messagesRef/);
+    expect(() => parser().line(line({ ...base, type: "startGeneration", messagesRef: { checkpointId: "../x", count: 1 } }))).toThrow(/invalid at messagesRef\.checkpointId/);
+    expect(() => parser().line(line({ ...base, type: "startGeneration", messagesRef: { checkpointId: "cp1", count: -1 } }))).toThrow(/invalid at messagesRef\.count/);
   });
 
   it("refuses lines that are not JSON objects: the engine prints nothing else, so another process wrote them", () => {
@@ -71,7 +108,7 @@ describe("built-in engine stream parser", () => {
 
   it("accepts every streaming and delegation event shape", () => {
     const child = { ...base, runId: "child", expertKey: "d" };
-    const events = feed(
+    const events = feedRecorded(
       [
         startRun,
         line({ ...base, type: "startStreamingRunResult" }),

@@ -27,6 +27,31 @@ describe("SandboxResources", () => {
     expect(removalCommands(resources.remaining())).toEqual(["docker rm -f agent"]);
   });
 
+  it("releases the run's slot last, after the networks, whatever the order they came in", async () => {
+    const log: string[] = [];
+    const resources = new SandboxResources({} as Docker);
+    resources.slot("perstack-slot-7", handle(log, "slot") as unknown as Docker.Container);
+    resources.network("net-a", handle(log, "network net-a") as unknown as Docker.Network);
+    resources.network("net-b", handle(log, "network net-b") as unknown as Docker.Network);
+    resources.container("proxy", handle(log, "container proxy") as unknown as Docker.Container);
+    await resources.removeAll();
+    expect(log).toEqual(["container proxy", "network net-b", "network net-a", "slot"]);
+    expect(resources.remaining()).toEqual([]);
+  });
+
+  it("a second removeAll while one is under way joins it", async () => {
+    let release: () => void = () => {};
+    const slow = { remove: () => new Promise<void>((resolve) => (release = resolve)) };
+    const resources = new SandboxResources({} as Docker);
+    resources.container("agent", slow as unknown as Docker.Container);
+    const first = resources.removeAll();
+    const second = resources.removeAll();
+    expect(resources.remaining()).toHaveLength(1);
+    release();
+    await Promise.all([first, second]);
+    expect(resources.remaining()).toEqual([]);
+  });
+
   it("names exactly what is left, one command per kind", () => {
     expect(removalCommands([
       { kind: "network", name: "n1" },
@@ -42,7 +67,8 @@ describe("exit codes of errors", () => {
     const badInput = [errors.ConfigNotFoundError, errors.ConfigSyntaxError, errors.ConfigSchemaError, errors.UnknownExpertError, errors.UnknownRuntimeError,
       errors.RuntimeNotAvailableError, errors.UnsupportedConfigError, errors.MissingEnvError, errors.InvalidOptionError, errors.JobNotFoundError,
       errors.CheckpointNotFoundError, errors.CannotContinueError];
-    const failures = [errors.DockerUnavailableError, errors.ImageBuildError, errors.SandboxError, errors.BootstrapPrerequisiteError, errors.WorkspaceCopyError];
+    const failures = [errors.DockerUnavailableError, errors.ImageBuildError, errors.SandboxError, errors.BootstrapPrerequisiteError, errors.WorkspaceCopyError,
+      errors.EngineDiskFullError, errors.SubnetPoolExhaustedError];
     for (const type of badInput) expect(new type("x").exitCode, type.name).toBe(2);
     for (const type of failures) expect(new type("x").exitCode, type.name).toBe(1);
   });

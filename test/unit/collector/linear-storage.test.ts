@@ -1,0 +1,195 @@
+// Issue 12: what a run records grows linearly with its steps. Events name their messages by reference to the
+// checkpoint files (which stay whole), so a step's events cost what the step added, whatever came before; the
+// collector holds the conversation once; and every reference reads back to the messages Perstack's shape puts there.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runInNewContext } from "node:vm";
+import { setFlagsFromString } from "node:v8";
+import { afterAll, describe, expect, it } from "vitest";
+import { runLogCommand } from "../../../src/cli/log-command.js";
+import { RunCollector } from "../../../src/collector/run-collector.js";
+import { CheckpointFileMessages } from "../../../src/history/checkpoint-messages.js";
+import { expandRecord } from "../../../src/model/event-messages.js";
+import { newId } from "../../../src/model/ids.js";
+import type { Checkpoint, CheckpointRef, Job, Message } from "../../../src/model/perstack.js";
+import { ClaudeStreamParser } from "../../../src/runtimes/claude-code.js";
+import { JobStore, type MessagesSource } from "../../../src/storage/job-store.js";
+import { capturedIo } from "../history/job-fixtures.js";
+import { recordedClaudeStream, replicateClaudeStream } from "../../support/stream-replicate.js";
+
+const JOB = "job1";
+const RUN = "run1";
+const RECORDING = recordedClaudeStream();
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+/** A fresh perstack/ directory, removed after the tests. */
+function perstackDir(prefix: string): string {
+  const parent = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(parent);
+  return join(parent, "perstack");
+}
+
+/** success.jsonl's tool turns take 7 lines for 3 steps; its head and tail 3 lines. */
+const linesFor = (steps: number) => 3 + Math.ceil((steps * 7) / 3);
+
+function collector(store: JobStore) {
+  const files = store.openRun(RUN);
+  const parser = new ClaudeStreamParser({
+    jobId: JOB, runId: RUN, expert: { key: "e", name: "e", version: "1.0.0" }, instruction: "Be brief.", query: "Write hello.",
+    runtime: "claude-code", metadata: { runtimeVersion: "2.1.330" }, newId, now: Date.now,
+  });
+  const collector = new RunCollector({ jobId: JOB, runId: RUN, store, files, parser, newId, now: Date.now, onEvent: () => undefined });
+  return { collector, files, parser };
+}
+
+const write = (stream: NodeJS.WritableStream, data: string) => new Promise<void>((resolve) => stream.write(data, () => resolve()));
+
+/** A Claude Code run of about `steps` tool steps through the collector into a fresh perstack/ directory. */
+async function recordRun(steps: number) {
+  const dir = perstackDir("perstack-linear-");
+  const store = new JobStore(dir, JOB);
+  const { collector: c, files } = collector(store);
+  const lines = replicateClaudeStream(RECORDING, linesFor(steps));
+  await write(c.stdout, `${lines.join("\n")}\n`);
+  const outcome = await c.finish(0);
+  await files.close();
+  await store.writeJob({ id: JOB, status: "completed", coordinatorExpertKey: "e", totalSteps: outcome.steps, usage: outcome.usage, startedAt: 1, finishedAt: 2, runtime: "claude-code", latestCheckpointId: outcome.lastCheckpoint!.id });
+  const eventsPath = join(files.dir, "events.jsonl");
+  const events = readFileSync(eventsPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Tool steps; the final answer's generation is one more step of its own.
+  const toolSteps = events.filter((e) => e.type === "continueToNextStep").length;
+  return { dir, store, outcome, events, toolSteps, eventsBytes: statSync(eventsPath).size, rawBytes: statSync(join(files.dir, "raw.log")).size };
+}
+
+const readCheckpointFile = (store: JobStore, id: string) => JSON.parse(readFileSync(store.checkpointPath(id), "utf8")) as Checkpoint;
+
+describe("events.jsonl grows linearly with the run's steps", () => {
+  it("bytes per step stay flat from 50 to 200 steps, within a small factor of the agent's own output", async () => {
+    const runs = await Promise.all([50, 100, 200].map(recordRun));
+    const perStep = runs.map((r) => r.eventsBytes / r.toolSteps);
+    expect(runs.map((r) => r.toolSteps)).toEqual([50, 100, 200]);
+    // Linear: twice the steps, twice the bytes (a repeated history would make it four times).
+    expect(runs[2]!.eventsBytes / runs[1]!.eventsBytes).toBeGreaterThan(1.8);
+    expect(runs[2]!.eventsBytes / runs[1]!.eventsBytes).toBeLessThan(2.2);
+    expect(Math.max(...perStep) / Math.min(...perStep)).toBeLessThan(1.1);
+    for (const run of runs) expect(run.eventsBytes / run.rawBytes).toBeLessThan(3);
+  });
+
+  it("checkpoint files stay whole, one per step besides the start and the end, each resumable as Perstack's", async () => {
+    const { store, events, outcome } = await recordRun(30);
+    const files = readdirSync(join(store.jobDir, "checkpoints"));
+    expect(files).toHaveLength(30 + 2);
+    const final = readCheckpointFile(store, outcome.lastCheckpoint!.id);
+    expect(final.status).toBe("completed");
+    // instruction, query, then per step the expert's call and the tool result, then the final answer.
+    expect(final.messages).toHaveLength(2 + 30 * 2 + 1);
+    expect(JSON.stringify(final.messages.at(-1))).toContain("All done: wrote hello.txt");
+    for (const event of events) {
+      for (const field of ["checkpoint", "initialCheckpoint"] as const) {
+        const ref = event[field] as CheckpointRef | undefined;
+        if (!ref) continue;
+        expect(ref).not.toHaveProperty("messages");
+        expect(ref.messagesRef.checkpointId).toBe(ref.id);
+        const file = readCheckpointFile(store, ref.id);
+        expect(file.messages).toHaveLength(ref.messagesRef.count);
+        const { messagesRef: _ref, ...header } = ref;
+        void _ref;
+        expect(file).toEqual({ ...header, messages: file.messages });
+      }
+    }
+  });
+
+  it("every reference reads back from the checkpoint files: each step starts from the messages its previous step ended with", async () => {
+    const { dir, events } = await recordRun(12);
+    const files = new CheckpointFileMessages(dir, JOB);
+    const expanded = events.map((event) => expandRecord(event, files.resolve));
+    let previous: Message[] | undefined;
+    let generations = 0;
+    for (const event of expanded) {
+      if (event.type === "startGeneration") {
+        generations += 1;
+        expect(event).not.toHaveProperty("messagesRef");
+        const messages = event.messages as Message[];
+        if (previous) expect(messages).toEqual(previous);
+        else expect(messages.map((m) => m.type)).toEqual(["instructionMessage", "userMessage"]);
+      }
+      if (event.type === "continueToNextStep") {
+        const [checkpoint, next] = [event.checkpoint as Checkpoint, event.nextCheckpoint as Checkpoint];
+        expect(next.messages).toEqual(checkpoint.messages);
+        expect(next.stepNumber).toBe(checkpoint.stepNumber + 1);
+        expect(checkpoint.messages.at(-1)?.type).toBe("toolMessage");
+        previous = checkpoint.messages;
+      }
+    }
+    expect(generations).toBe(13);
+  });
+
+  it("`perstack log --json` shows each event in Perstack's shape, its messages read back from the files", async () => {
+    const { dir } = await recordRun(12);
+    const io = capturedIo(dir);
+    expect(await runLogCommand({ json: true, take: 0 }, io)).toBe(0);
+    expect(io.err).toBe("");
+    const out = JSON.parse(io.out) as { job: Job; events: Array<Record<string, unknown>>; warnings?: string[] };
+    expect(out.warnings).toBeUndefined();
+    const generations = out.events.filter((e) => e.type === "startGeneration");
+    expect(generations.map((e) => (e.messages as unknown[]).length)).toEqual([2, ...Array.from({ length: 12 }, (_, i) => 4 + 2 * i)]);
+    for (const event of out.events) {
+      expect(JSON.stringify(event)).not.toContain("messagesRef");
+      for (const field of ["checkpoint", "nextCheckpoint", "initialCheckpoint"]) {
+        if (event[field]) expect(Array.isArray((event[field] as Checkpoint).messages), `${String(event.type)}.${field}`).toBe(true);
+      }
+    }
+  });
+});
+
+/** A store that records where checkpoints would go without writing them whole: 10k whole files are ~tens of GB. */
+class CountingStore extends JobStore {
+  checkpoints = 0;
+  override writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
+    this.checkpoints += 1;
+    if (checkpoint.messagesRef.count > (messages?.length ?? 0)) return Promise.reject(new Error(`checkpoint ${checkpoint.id} has no messages`));
+    return Promise.resolve();
+  }
+}
+
+describe("the collector on a 10k-step stream", () => {
+  it("holds the conversation once: memory grows with what the run said, never with its events", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const heap = () => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const dir = perstackDir("perstack-memory-");
+    const store = new CountingStore(dir, JOB);
+    const { collector: c, files, parser } = collector(store);
+    const lines = replicateClaudeStream(RECORDING, linesFor(10_000));
+    const body = lines.slice(0, -2);
+    const before = heap();
+    const samples: Array<{ steps: number; heap: number; logBytes: number }> = [];
+    const chunk = 2_000;
+    for (let at = 0; at < body.length; at += chunk) {
+      await write(c.stdout, `${body.slice(at, at + chunk).join("\n")}\n`);
+      await files.drained();
+      const log = parser.history(RUN)!;
+      samples.push({ steps: parser.runRecorder.steps, heap: heap() - before, logBytes: log.json(log.length).length });
+    }
+    await write(c.stdout, `${lines.slice(-2).join("\n")}\n`);
+    const outcome = await c.finish(0);
+    await files.close();
+    expect(outcome.status).toBe("completed");
+    expect(outcome.steps).toBe(10_000 + 1);
+    expect(store.checkpoints).toBe(10_000 + 2);
+    const half = samples.find((s) => s.steps >= 5_000)!;
+    const last = samples.at(-1)!;
+    // What the heap gained is about what the conversation weighs (its JSON text), and it gains it linearly.
+    expect(last.heap).toBeLessThan(3 * last.logBytes + 20 * 1024 * 1024);
+    expect(last.heap / last.steps).toBeLessThan(2 * (half.heap / half.steps) + 1024);
+    const eventsBytes = statSync(join(files.dir, "events.jsonl")).size;
+    expect(eventsBytes / outcome.steps).toBeLessThan(4_000);
+  }, 120_000);
+});
