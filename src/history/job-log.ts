@@ -6,6 +6,8 @@ import { CheckpointNotFoundError, InvalidOptionError, RunNotFoundError } from ".
 import { isSafeId } from "../model/ids.js";
 import type { Checkpoint, Job } from "../model/perstack.js";
 import { jobsDir, listJobs, listRunIds, readCheckpoint, readJob } from "../storage/job-reader.js";
+import { expandRecord } from "../model/event-messages.js";
+import { CheckpointFileMessages } from "./checkpoint-messages.js";
 import { EventPage, selectsEvent, type EventSelector, type Paging } from "./event-selection.js";
 import { mergeByTimestamp, newReadProblems, readEventsFile } from "./events-stream.js";
 import { EventTotalsCounter, shownCounts, type EventTotals, type ShownCounts } from "./job-summary.js";
@@ -111,6 +113,29 @@ function pickRuns(perstackDir: string, job: Job, query: LogQuery, checkpoint: Ch
   return [runId];
 }
 
+/** Fields whose messages events.jsonl holds by reference (model/event-messages.ts). */
+const REFERENCED_FIELDS = new Set(["messages", "checkpoint", "nextCheckpoint", "initialCheckpoint"]);
+
+/**
+ * Whether an event is selected. A --filter that looks into messages or checkpoints is matched against Perstack's
+ * shape, the messages read back from the checkpoint files, as users of Perstack's `perstack log --filter` expect;
+ * other filters are matched against the event as recorded, without reading any file.
+ */
+function eventMatcher(perstackDir: string, jobId: string, selector: EventSelector): (event: LoggedEvent) => boolean {
+  const first = selector.filter?.segments[0];
+  if (!first || first.kind !== "field" || !REFERENCED_FIELDS.has(first.name)) return (event) => selectsEvent(selector, event);
+  const files = new CheckpointFileMessages(perstackDir, jobId);
+  return (event) => {
+    let shaped: LoggedEvent = event;
+    try {
+      shaped = expandRecord(event, files.resolve) as LoggedEvent;
+    } catch {
+      // A reference that cannot be read back: matched as recorded (the --json output says why).
+    }
+    return selectsEvent(selector, shaped);
+  };
+}
+
 /** undefined: there are no jobs at all. */
 export async function readJobLog(perstackDir: string, query: LogQuery): Promise<JobLog | undefined> {
   const picked = pickJob(perstackDir, query);
@@ -122,7 +147,7 @@ export async function readJobLog(perstackDir: string, query: LogQuery): Promise<
 
   const problems = newReadProblems();
   const files = runIds.map((runId) => ({ runId, path: join(jobsDir(perstackDir), job.id, "runs", runId, "events.jsonl") }));
-  const page = new EventPage((event) => selectsEvent(query.selector, event), query.paging);
+  const page = new EventPage(eventMatcher(perstackDir, job.id, query.selector), query.paging);
   const totals = new EventTotalsCounter();
   const checkpoints: CheckpointHeader[] = [];
   for await (const event of mergeByTimestamp(files.map((file) => readEventsFile(file, problems)))) {

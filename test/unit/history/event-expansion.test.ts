@@ -101,6 +101,21 @@ describe("perstack log --json expands message references", () => {
   });
 });
 
+describe("perstack log --filter on messages", () => {
+  it("matches Perstack's shape: the messages events name by reference are read back to be matched", async () => {
+    const dir = perstackDir();
+    writeJob(dir, referencedJob());
+    const io = capturedIo(dir);
+    // Only step 2's generation holds the answer among its messages.
+    expect(await runLogCommand({ json: true, take: 0, filter: '.messages[].type == "expertMessage"' }, io)).toBe(0);
+    const events = (JSON.parse(io.out) as { events: Array<{ type: string; stepNumber: number }> }).events;
+    expect(events.map((e) => [e.type, e.stepNumber])).toEqual([["startGeneration", 2]]);
+    const io2 = capturedIo(dir);
+    expect(await runLogCommand({ json: true, take: 0, filter: '.checkpoint.messages[].id == "a1"' }, io2)).toBe(0);
+    expect((JSON.parse(io2.out) as { events: Array<{ type: string }> }).events.map((e) => e.type)).toEqual(["continueToNextStep", "completeRun"]);
+  });
+});
+
 describe("perstack log --json's layout", () => {
   it("written a piece at a time, it is exactly JSON.stringify's, indented or not", async () => {
     const dir = perstackDir();
