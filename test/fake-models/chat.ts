@@ -22,7 +22,7 @@
 
 import type { ServerResponse } from "node:http";
 import type { ApiRequest, ErrorSpec, Protocol, RecordedRequest, ReportedUsage, Step } from "./script.ts";
-import { ScriptState, chunk, countAssistantRuns, estimateTokens, isObject, openEventStream, sendJson, uniqueId } from "./script.ts";
+import { ScriptState, chunk, countAssistantRuns, estimateTokens, objectMessages, isObject, openEventStream, sendJson, uniqueId } from "./script.ts";
 import { errorBody } from "./openai.ts";
 
 interface ChatBody {
@@ -61,11 +61,6 @@ const SIDE_REPLY = "OK";
 const EXHAUSTED_REPLY = "The fake Chat Completions script has no more steps.";
 const SYSTEM_FINGERPRINT = "fp_fake";
 
-function messagesOf(body: ChatBody): Array<Record<string, unknown>> {
-  if (!Array.isArray(body.messages)) return [];
-  return body.messages.filter((m: unknown): m is Record<string, unknown> => isObject(m));
-}
-
 /** The text of a message's content: a string, or its `text` parts joined by newlines. */
 function contentText(content: unknown): string | undefined {
   if (typeof content === "string") return content;
@@ -78,7 +73,7 @@ function contentText(content: unknown): string | undefined {
 
 /** The text of the conversation's first user message (system and developer messages come before it). */
 function firstUserText(body: ChatBody): string | undefined {
-  const first = messagesOf(body).find((m) => m.role === "user");
+  const first = objectMessages(body).find((m) => m.role === "user");
   return first ? contentText(first.content) : undefined;
 }
 
@@ -237,7 +232,7 @@ export function createChat(): Protocol {
       const body = parsed.value as ChatBody;
       if (isMainConversation(body)) {
         entry.kind = "main";
-        entry.turn = countAssistantRuns(messagesOf(body));
+        entry.turn = countAssistantRuns(objectMessages(body));
         answerMain(res, body, entry, entry.turn);
       } else {
         entry.kind = "side";

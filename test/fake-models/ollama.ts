@@ -19,7 +19,7 @@
 
 import type { ServerResponse } from "node:http";
 import type { ApiRequest, ErrorSpec, Protocol, RecordedRequest, ReportedUsage, Step } from "./script.ts";
-import { ScriptState, chunk, countAssistantRuns, estimateTokens, isObject, sendJson } from "./script.ts";
+import { ScriptState, chunk, countAssistantRuns, estimateTokens, objectMessages, isObject, sendJson } from "./script.ts";
 
 interface OllamaChatBody {
   model?: unknown;
@@ -58,14 +58,9 @@ const EXHAUSTED_REPLY = "The fake Ollama script has no more steps.";
 const VERSION = "0.13.0";
 const FAKE_MODEL = "llama3.2:latest";
 
-function messagesOf(body: OllamaChatBody): Array<Record<string, unknown>> {
-  if (!Array.isArray(body.messages)) return [];
-  return body.messages.filter((m: unknown): m is Record<string, unknown> => isObject(m));
-}
-
 /** The content of the conversation's first user message (Ollama message content is a string). */
 function firstUserText(body: OllamaChatBody): string | undefined {
-  const first = messagesOf(body).find((m) => m.role === "user");
+  const first = objectMessages(body).find((m) => m.role === "user");
   if (!first) return undefined;
   return typeof first.content === "string" ? first.content : "";
 }
@@ -204,7 +199,7 @@ export function createOllama(): Protocol {
       const body = parsed.value as OllamaChatBody;
       if (isMainConversation(body)) {
         entry.kind = "main";
-        entry.turn = countAssistantRuns(messagesOf(body));
+        entry.turn = countAssistantRuns(objectMessages(body));
         answerMain(res, body, entry, entry.turn);
       } else {
         entry.kind = "side";

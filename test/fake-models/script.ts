@@ -267,6 +267,12 @@ function redactHeaders(
 }
 
 /** A rough token estimate: the CLIs only need plausible non-zero numbers for their usage and cost totals. */
+/** The object entries of a request body's `messages` array (Chat Completions, Ollama): anything else is ignored. */
+export function objectMessages(body: { messages?: unknown }): Array<Record<string, unknown>> {
+  if (!Array.isArray(body.messages)) return [];
+  return body.messages.filter((m: unknown): m is Record<string, unknown> => isObject(m));
+}
+
 /**
  * How many model turns a role-tagged message list holds: one per maximal run of assistant messages (a client
  * that splits one response into several assistant messages still counts it once). Clients resend the whole

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Step } from "../fake-models/server.ts";
+import type { ChatUsage } from "../fake-models/chat.ts";
 import { useFakeModels } from "../support/fake-models-server.ts";
 
 const fake = useFakeModels("chat");
@@ -37,16 +38,6 @@ function post(payload: unknown, headers: Record<string, string> = {}, path = "/c
   });
 }
 
-interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  prompt_tokens_details: { cached_tokens: number };
-  completion_tokens_details: { reasoning_tokens: number };
-  prompt_cache_hit_tokens: number;
-  prompt_cache_miss_tokens: number;
-}
-
 interface ToolCall {
   id: string;
   type: string;
@@ -62,7 +53,7 @@ interface Completion {
     message: { role: string; content: string | null; reasoning_content?: string; tool_calls?: ToolCall[] };
     finish_reason: string;
   }>;
-  usage: Usage;
+  usage: ChatUsage;
 }
 
 async function reply(payload: unknown, headers: Record<string, string> = {}): Promise<Completion> {
@@ -112,7 +103,7 @@ function assemble(chunks: Array<Record<string, unknown>>): { role?: string; cont
   return out;
 }
 
-function expectConsistentUsage(usage: Usage): void {
+function expectConsistentUsage(usage: ChatUsage): void {
   expect(usage.prompt_tokens).toBeGreaterThan(0);
   expect(usage.completion_tokens).toBeGreaterThan(0);
   expect(usage.total_tokens).toBe(usage.prompt_tokens + usage.completion_tokens);
@@ -206,14 +197,14 @@ describe("fake Chat Completions server", () => {
     // Without stream_options.include_usage, the usage rides on the finish chunk (as DeepSeek sends it).
     const last = chunks.at(-1)!;
     expect(last.choices).toEqual([{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }]);
-    expectConsistentUsage(last.usage as Usage);
+    expectConsistentUsage(last.usage as ChatUsage);
     expect(chunks.slice(0, -1).every((c) => !("usage" in c))).toBe(true);
 
     const [entry] = await requestLog();
     expect(entry!.usage).toEqual({
       vendor: last.usage,
-      inputTokens: (last.usage as Usage).prompt_tokens,
-      outputTokens: (last.usage as Usage).completion_tokens,
+      inputTokens: (last.usage as ChatUsage).prompt_tokens,
+      outputTokens: (last.usage as ChatUsage).completion_tokens,
     });
   });
 
@@ -224,7 +215,7 @@ describe("fake Chat Completions server", () => {
     expect(done).toBe(true);
     const last = chunks.at(-1)!;
     expect(last.choices).toEqual([]);
-    expectConsistentUsage(last.usage as Usage);
+    expectConsistentUsage(last.usage as ChatUsage);
     for (const chunk of chunks.slice(0, -1)) expect(chunk.usage).toBeNull();
     expect(chunks.at(-2)!.choices).toEqual([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]);
     expect(assemble(chunks).content).toBe("Counted.");
@@ -232,7 +223,7 @@ describe("fake Chat Completions server", () => {
 
   it("reports the same usage for the same request and step, whatever ids it generated", async () => {
     const step: Step = { thinking: "Plan.", text: "Go.", toolUse: [{ name: "exec", input: { cmd: "ls" } }] };
-    const usages: Usage[] = [];
+    const usages: ChatUsage[] = [];
     for (let round = 0; round < 12; round++) {
       await setScript([step]);
       usages.push((await reply(body([user]))).usage);
