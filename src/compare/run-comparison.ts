@@ -14,7 +14,7 @@ import { loadConfig } from "../config/load.js";
 import { applyRunFlags } from "../config/run-flags.js";
 import { findExpert } from "../config/resolve.js";
 import { DEFAULTS } from "../config/schema.js";
-import { BadInputError, PerstackError } from "../errors.js";
+import { BadInputError } from "../errors.js";
 import { newId, prepareRun, type RunRequest } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
 import type { BaseImage, BaseImageRole } from "../plan/sandbox-plan.js";
@@ -245,7 +245,6 @@ async function runOne(
     // Its own resources: a run that ends must not remove the containers of the runs beside it.
     await runJob(docker, prepared, { signal: hooks.signal, hurry: hooks.hurry, resources: hooks.resources.child(), onEvent: () => undefined });
   } catch (error) {
-    if (!(error instanceof PerstackError) && !(error instanceof Error)) throw error;
     // A run that got a job is compared with what it recorded; one that did not is reported as not started.
     if (!jobId) return { spec, failure: oneLine(error) };
   }
