@@ -6,10 +6,11 @@
 // this invocation started) decides how the job ends.
 //
 // Events are recorded as the parser made them, with their checkpoints by reference: each costs what it adds to the
-// run, however long the run. Checkpoint files are written whole, cut from the parser's MessageLogs when their turn
-// in the write queue comes (the logs only grow, so the cut is the same then as now).
+// run, however long the run. A step's checkpoint is appended to its run's checkpoints.jsonl, naming lines of the
+// run's messages.jsonl (storage/run-history-log.ts); the one a run stops on is a file, whole, cut from the parser's
+// MessageLog when its turn in the write queue comes (the logs only grow, so the cut is the same then as now).
 import { Writable } from "node:stream";
-import { expandEvent, fileCheckpointsOf, type MessagesResolver } from "../model/event-messages.js";
+import { expandEvent, fileCheckpointsOf, isWrittenWhole, type MessagesResolver } from "../model/event-messages.js";
 import { addUsage, emptyUsage, type CheckpointError, type CheckpointRef, type ExpandedEvent, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
 import type { MeteredUsage, SandboxWarningCode } from "../model/perstack.js";
 import type { StreamParser } from "../runtimes/types.js";
@@ -304,9 +305,15 @@ export class RunCollector {
   }
 
   private emit(event: PerstackEvent): void {
-    this.filesFor(event).appendEvent(event);
+    const files = this.filesFor(event);
+    files.appendEvent(event);
     // The guard let the event through only if the run's log holds these messages; the log never shrinks.
-    for (const file of fileCheckpointsOf(event)) this.queue(() => this.options.store.writeCheckpointFrom(file, this.options.parser.history(event.runId)));
+    const history = this.options.parser.history(event.runId);
+    for (const file of fileCheckpointsOf(event)) {
+      // A step's checkpoint is a line of the run's checkpoints.jsonl; the one a run stops on (or one that cannot be a
+      // line) a file, whole, from the write queue.
+      if (isWrittenWhole(file) || !history || !files.appendCheckpoint(file, history)) this.queue(() => this.options.store.writeCheckpointFrom(file, history));
+    }
     const checkpoint = "checkpoint" in event ? event.checkpoint : undefined;
     if (checkpoint) {
       const run = this.usage.get(event.runId);

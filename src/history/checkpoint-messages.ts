@@ -3,7 +3,7 @@
 // stays at a few checkpoints however long the job. A file is trusted no more than an event: it must be a valid
 // checkpoint of the job and of the event's run, and hold the messages asked for.
 import type { Message, MessagesRef } from "../model/perstack.js";
-import { readCheckpoint } from "../storage/job-reader.js";
+import { readCheckpoint, RunHistoryFiles } from "../storage/job-reader.js";
 
 const KEEP_FILES = 4;
 
@@ -12,12 +12,16 @@ type Read = { ok: true; runId: string; messages: Message[] } | { ok: false; reas
 export class CheckpointFileMessages {
   /** The files read last, oldest first (a Map keeps insertion order). */
   private readonly recent = new Map<string, Read>();
+  /** Step checkpoints are lines of their run's files: each file is read once, not once per checkpoint. */
+  private readonly runs: RunHistoryFiles;
 
   constructor(
     private readonly perstackDir: string,
     private readonly jobId: string,
     private readonly keep = KEEP_FILES,
-  ) {}
+  ) {
+    this.runs = new RunHistoryFiles(perstackDir, jobId);
+  }
 
   /** The messages `ref` names for an event of run `runId`; throws an Error saying why they cannot be had. */
   readonly resolve = (runId: string, ref: MessagesRef): Message[] => {
@@ -37,7 +41,7 @@ export class CheckpointFileMessages {
     }
     let read: Read;
     try {
-      const checkpoint = readCheckpoint(this.perstackDir, this.jobId, checkpointId);
+      const checkpoint = readCheckpoint(this.perstackDir, this.jobId, checkpointId, this.runs);
       read = { ok: true, runId: checkpoint.runId, messages: checkpoint.messages };
     } catch (error) {
       read = { ok: false, reason: (error as Error).message };

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CheckpointNotFoundError, InvalidOptionError, RunNotFoundError } from "../errors.js";
 import { isSafeId } from "../model/ids.js";
 import type { Checkpoint, Job } from "../model/perstack.js";
-import { jobsDir, listJobs, listRunIds, readCheckpoint, readJob } from "../storage/job-reader.js";
+import { hasCheckpoint, jobsDir, listJobs, listRunIds, readCheckpoint, readJob } from "../storage/job-reader.js";
 import { expandRecord } from "../model/event-messages.js";
 import { CheckpointFileMessages } from "./checkpoint-messages.js";
 import { EventPage, selectsEvent, type EventSelector, type Paging } from "./event-selection.js";
@@ -66,7 +66,7 @@ export interface JobLog {
 
 const LIST_JOBS = "list jobs with `perstack jobs`";
 
-/** The newest job holding `relativePath` (a run directory or a checkpoint file). */
+/** The newest job holding `relativePath` (a run directory). */
 function findJobHolding(perstackDir: string, relativePath: string): Job | undefined {
   return listJobs(perstackDir).jobs.find((job) => existsSync(join(jobsDir(perstackDir), job.id, relativePath)));
 }
@@ -80,7 +80,8 @@ function pickJob(perstackDir: string, query: LogQuery): { job: Job; isLatest: bo
     return { job, isLatest: false };
   }
   if (query.checkpointId !== undefined) {
-    const job = isSafeId(query.checkpointId) ? findJobHolding(perstackDir, join("checkpoints", `${query.checkpointId}.json`)) : undefined;
+    const id = query.checkpointId;
+    const job = listJobs(perstackDir).jobs.find((candidate) => hasCheckpoint(perstackDir, candidate.id, id));
     if (!job) throw new CheckpointNotFoundError(`checkpoint ${JSON.stringify(query.checkpointId)} is in no job in ${jobsDir(perstackDir)}; ${LIST_JOBS}, then pass --job <jobId>`);
     return { job, isLatest: false };
   }

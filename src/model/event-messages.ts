@@ -52,6 +52,26 @@ export function wholeCheckpointJson(ref: CheckpointRef, messagesJson: string): s
   return `${head.slice(0, -1)},"messages":${messagesJson}${tail === "{}" ? "}" : `,${tail.slice(1)}`}`;
 }
 
+/** Checkpoint statuses a run stops on. Its file is written whole: `--continue` and tools outside read that one. */
+const STOP_STATUSES = new Set(["completed", "stoppedByInteractiveTool", "stoppedByDelegate", "stoppedByExceededMaxSteps", "stoppedByError"]);
+
+/** Whether a checkpoint's file holds its messages itself rather than naming lines of its run's messages.jsonl. */
+export function isWrittenWhole(ref: CheckpointRef): boolean {
+  return STOP_STATUSES.has(ref.status);
+}
+
+/**
+ * A checkpoint file that names its messages instead of holding them: `messagesLog.count` is how many lines of its
+ * run's runs/<runId>/messages.jsonl they are (job-store.ts). Every field of Perstack's checkpoint but `messages`.
+ */
+export function loggedCheckpointJson(ref: CheckpointRef): string {
+  const { messagesRef, appendMessages: _append, id, jobId, runId, status, stepNumber, ...rest } = ref;
+  void _append;
+  const head = JSON.stringify({ id, jobId, runId, status, stepNumber, messagesLog: { count: messagesRef.count } });
+  const tail = JSON.stringify(rest);
+  return tail === "{}" ? head : `${head.slice(0, -1)},${tail.slice(1)}`;
+}
+
 /** A recorded event in Perstack's shape. Throws UnresolvedMessagesError when a reference cannot be resolved. */
 export function expandEvent(event: PerstackEvent, resolve: MessagesResolver): ExpandedEvent {
   return expandRecord(event as unknown as Record<string, unknown>, resolve) as unknown as ExpandedEvent;

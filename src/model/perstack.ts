@@ -142,7 +142,8 @@ export interface Checkpoint {
  * Where a recorded event's messages are, instead of a copy of them: the first `count` messages of
  * checkpoints/<checkpointId>.json, a checkpoint file of the same job and the same run. Every checkpoint a run writes
  * holds a prefix of one growing conversation, so one reference per event keeps events.jsonl linear in the run's
- * length while the checkpoint files stay whole (Perstack's shape, and each one can be resumed from).
+ * length. (A step's checkpoint file in turn names lines of its run's messages.jsonl; storage/job-store.ts. Read back,
+ * every checkpoint is whole, in Perstack's shape, and can be resumed from.)
  */
 export interface MessagesRef {
   checkpointId: string;

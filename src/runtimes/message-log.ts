@@ -34,6 +34,11 @@ export class MessageLog {
     return this.lastMessage;
   }
 
+  /** Messages `start` to `end` (exclusive) as JSON lines, each ending in a newline: what messages.jsonl holds. */
+  lines(start: number, end: number): string {
+    return end > start ? `${this.texts.slice(start, end).join("\n")}\n` : "";
+  }
+
   /** The JSON array of the first `count` messages, as a checkpoint file holds them. */
   json(count: number): string {
     return `[${this.texts.slice(0, count).join(",")}]`;

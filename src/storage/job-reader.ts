@@ -1,13 +1,17 @@
 // Reads back what job-store.ts wrote: job.json, checkpoints and the list of jobs and runs, validated, for continuing
 // a job and for `perstack log` / `perstack jobs`. Every failure is one error that names the file and says how to
 // find the right one.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { CheckpointNotFoundError, JobNotFoundError } from "../errors.js";
 import { isSafeId } from "../model/ids.js";
 import type { Checkpoint, Job } from "../model/perstack.js";
 import { checkpointSchema, usageSchema } from "../model/perstack-schema.js";
+import { CHECKPOINTS_FILE } from "./run-history-log.js";
+import { RunHistoryFiles } from "./run-history-files.js";
+
+export { RunHistoryFiles } from "./run-history-files.js";
 
 const jobSchema = z.looseObject({
   id: z.string().min(1),
@@ -140,22 +144,59 @@ export function runRuntimeName(perstackDir: string, jobId: string, runId: string
   return typeof name === "string" && name !== "" ? name : undefined;
 }
 
-export function readCheckpoint(perstackDir: string, jobId: string, checkpointId: string): Checkpoint {
+/**
+ * A checkpoint whole, in Perstack's shape: checkpoints/<id>.json (the one a run stopped on), or a step's line of a
+ * run's checkpoints.jsonl, its messages read from the run's messages.jsonl (run-history-log.ts). `runs` caches those
+ * files, so reading many checkpoints of one job reads each once. Files are trusted no more than the agent: the result
+ * is validated whole.
+ */
+export function readCheckpoint(perstackDir: string, jobId: string, checkpointId: string, runs: RunHistoryFiles = new RunHistoryFiles(perstackDir, jobId)): Checkpoint {
   const dir = join(jobsDir(perstackDir), jobId, "checkpoints");
   // A checkpoint id is a file name: anything that could leave the directory is simply not one of this job's.
   const path = join(dir, `${checkpointId}.json`);
-  const read = isSafeId(checkpointId) && isSafeId(jobId) ? readJson(path) : { ok: false as const, reason: "missing" };
+  const safe = isSafeId(checkpointId) && isSafeId(jobId);
+  let read = safe ? readJson(path) : { ok: false as const, reason: "missing" };
+  let where = path;
+  if (!read.ok && read.reason === "missing" && safe) {
+    const logged = runs.checkpoint(checkpointId);
+    if (logged) {
+      read = { ok: true, value: logged.value };
+      where = `${logged.path} (checkpoint ${checkpointId})`;
+    }
+  }
   if (!read.ok) {
     if (read.reason === "missing") {
-      throw new CheckpointNotFoundError(`checkpoint ${checkpointId} is not in job ${jobId}: no ${path}; list the job's checkpoints with \`perstack log --job ${jobId} --summary\``);
+      throw new CheckpointNotFoundError(`checkpoint ${checkpointId} is not in job ${jobId}: no ${path}, nor a line of a run's ${CHECKPOINTS_FILE}; list the job's checkpoints with \`perstack log --job ${jobId} --summary\``);
     }
     throw new CheckpointNotFoundError(`${path}: cannot read checkpoint: ${read.reason}`);
   }
-  const parsed = checkpointSchema.safeParse(read.value);
-  if (!parsed.success) throw new CheckpointNotFoundError(`${path}: not a valid checkpoint (${firstIssue(parsed.error)})`);
+  const parsed = checkpointSchema.safeParse(withLoggedMessages(read.value, where, runs));
+  if (!parsed.success) throw new CheckpointNotFoundError(`${where}: not a valid checkpoint (${firstIssue(parsed.error)})`);
   const checkpoint = parsed.data as unknown as Checkpoint;
   if (checkpoint.jobId !== jobId) {
-    throw new CheckpointNotFoundError(`${path}: checkpoint belongs to job ${checkpoint.jobId}, not ${jobId}`);
+    throw new CheckpointNotFoundError(`${where}: checkpoint belongs to job ${checkpoint.jobId}, not ${jobId}`);
   }
   return checkpoint;
+}
+
+/** Whether job `jobId` has checkpoint `checkpointId`, as a file or a line. */
+export function hasCheckpoint(perstackDir: string, jobId: string, checkpointId: string): boolean {
+  if (!isSafeId(checkpointId) || !isSafeId(jobId)) return false;
+  return existsSync(join(jobsDir(perstackDir), jobId, "checkpoints", `${checkpointId}.json`)) || new RunHistoryFiles(perstackDir, jobId).checkpoint(checkpointId) !== undefined;
+}
+
+/** A checkpoint's content with `messagesLog` replaced by the messages it names, in Perstack's place. */
+function withLoggedMessages(value: unknown, where: string, runs: RunHistoryFiles): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !("messagesLog" in value)) return value;
+  const { messagesLog, ...rest } = value as Record<string, unknown>;
+  if ("messages" in rest) throw new CheckpointNotFoundError(`${where}: not a valid checkpoint (both messages and messagesLog)`);
+  const count = (messagesLog as { count?: unknown } | null)?.count;
+  if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) {
+    throw new CheckpointNotFoundError(`${where}: not a valid checkpoint (messagesLog.count: not a whole number)`);
+  }
+  if (typeof rest.runId !== "string" || !isSafeId(rest.runId)) throw new CheckpointNotFoundError(`${where}: not a valid checkpoint (runId)`);
+  const messages = runs.messages(rest.runId, count);
+  if (!messages.ok) throw new CheckpointNotFoundError(`${where}: cannot read its ${count} messages: ${messages.reason}`);
+  const { id, jobId, status, stepNumber, runId, ...tail } = rest;
+  return { id, jobId, runId, status, stepNumber, messages: messages.value, ...tail };
 }

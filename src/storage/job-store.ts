@@ -1,19 +1,21 @@
-// perstack/jobs/<jobId>/: job.json, checkpoints/<id>.json, runs/<runId>/{run-setting.json, events.jsonl, raw.log}.
-// JSON documents are replaced atomically (temp file + rename) so a reader or a crash never sees half a file;
-// events and raw output are appended through streams so the collector never waits on the disk per line.
+// perstack/jobs/<jobId>/: job.json, checkpoints/<id>.json, runs/<runId>/{run-setting.json, events.jsonl,
+// messages.jsonl, checkpoints.jsonl, raw.log}. JSON documents are replaced atomically (temp file + rename) so a reader
+// or a crash never sees half a file; events, messages, step checkpoints and raw output are appended through streams so
+// the collector never waits on the disk per line.
+//
+// Storage stays linear in a run's length: a step's checkpoint is a line of its run's checkpoints.jsonl that names its
+// messages in messages.jsonl (run-history-log.ts). The checkpoint a run stops on is a file, whole, in Perstack's shape,
+// for `--continue` and for tools that read the files; job-reader.ts reads any checkpoint back whole, so each one can
+// be resumed from.
 import { createWriteStream, mkdirSync, readdirSync, type WriteStream } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { join, relative, isAbsolute } from "node:path";
 import { isSafeId } from "../model/ids.js";
 import { wholeCheckpointJson } from "../model/event-messages.js";
 import type { Checkpoint, CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
+import { RunHistoryLog, type MessagesSource } from "./run-history-log.js";
 
-/** Where a checkpoint's messages come from: a run's MessageLog (runtimes/message-log.ts). */
-export interface MessagesSource {
-  readonly length: number;
-  /** The JSON array of the first `count` messages. */
-  json(count: number): string;
-}
+export type { MessagesSource } from "./run-history-log.js";
 
 let tempCounter = 0;
 
@@ -63,15 +65,11 @@ export class JobStore {
     return writeJsonAtomic(this.checkpointPath(checkpoint.id), checkpoint);
   }
 
-  /**
-   * A checkpoint whole, its messages the first messagesRef.count of `messages` (already JSON, so the conversation
-   * is not serialized again for every step). Not indented: a run writes one per step, each with the whole
-   * conversation, so these files are most of what a long run leaves on disk.
-   */
-  writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
+  /** A checkpoint file, whole: its messages the first messagesRef.count of `messages`. Not indented. */
+  async writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
     const count = checkpoint.messagesRef.count;
-    if (count > (messages?.length ?? 0)) return Promise.reject(new Error(`checkpoint ${checkpoint.id}: its run has fewer than ${count} messages`));
-    return writeTextAtomic(this.checkpointPath(checkpoint.id), `${wholeCheckpointJson(checkpoint, messages?.json(count) ?? "[]")}\n`);
+    if (count > (messages?.length ?? 0)) throw new Error(`checkpoint ${checkpoint.id}: its run has fewer than ${count} messages`);
+    await writeTextAtomic(this.checkpointPath(checkpoint.id), `${wholeCheckpointJson(checkpoint, messages?.json(count) ?? "[]")}\n`);
   }
 
   runDir(runId: string): string {
@@ -105,6 +103,7 @@ export class RunFiles {
   private pendingBytes = 0;
   private readonly raw: WriteStream | undefined;
   private readonly stderr: WriteStream | undefined;
+  private readonly history: RunHistoryLog;
 
   constructor(
     readonly dir: string,
@@ -112,6 +111,7 @@ export class RunFiles {
   ) {
     mkdirSync(dir, { recursive: true });
     this.events = createWriteStream(join(dir, "events.jsonl"), { flags: "a" });
+    this.history = new RunHistoryLog(dir);
     if (options.logs !== false) {
       this.raw = createWriteStream(join(dir, "raw.log"), { flags: "a" });
       this.stderr = createWriteStream(join(dir, "stderr.log"), { flags: "a" });
@@ -141,6 +141,11 @@ export class RunFiles {
     this.pendingBytes = 0;
   }
 
+  /** A step checkpoint as a line of checkpoints.jsonl (run-history-log.ts); false: write it as a file instead. */
+  appendCheckpoint(checkpoint: CheckpointRef, messages: MessagesSource): boolean {
+    return this.history.append(checkpoint, messages);
+  }
+
   appendRaw(chunk: Buffer | string): void {
     this.raw?.write(chunk);
   }
@@ -151,14 +156,14 @@ export class RunFiles {
 
   /** Bytes written but not yet on disk, over all of this run's files. */
   backlog(): number {
-    return this.pendingBytes + [this.events, this.raw, this.stderr].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
+    return this.pendingBytes + [this.events, this.raw, this.stderr, ...this.history.streams()].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
   }
 
   /** Resolves when every file whose buffer is full has drained. */
   async drained(): Promise<void> {
     this.flushEvents();
     await Promise.all(
-      [this.events, this.raw, this.stderr].map((stream) =>
+      [this.events, this.raw, this.stderr, ...this.history.streams()].map((stream) =>
         stream && stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once("drain", () => resolve())) : undefined,
       ),
     );
@@ -167,10 +172,10 @@ export class RunFiles {
   async close(): Promise<void> {
     this.flushEvents();
     await Promise.all(
-      [this.events, this.raw, this.stderr].map(
-        (stream) =>
-          stream && new Promise<void>((resolve) => stream.end(() => resolve())),
-      ),
+      [
+        ...[this.events, this.raw, this.stderr].map((stream) => stream && new Promise<void>((resolve) => stream.end(() => resolve()))),
+        this.history.close(),
+      ],
     );
   }
 }

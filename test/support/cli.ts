@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
+import { readCheckpoint } from "../../src/storage/job-reader.js";
 
 export const CLI = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
 
@@ -61,6 +62,8 @@ export interface RunOnDisk {
   setting: Record<string, unknown> | undefined;
   events: EventOnDisk[];
   raw: string;
+  /** The ids of the step checkpoints in its checkpoints.jsonl. */
+  loggedCheckpointIds: string[];
 }
 
 export interface JobOnDisk {
@@ -79,6 +82,10 @@ export interface JobOnDisk {
   runs: RunOnDisk[];
   /** Every run's events, in file order per run, runs in directory order. */
   allEvents: EventOnDisk[];
+  /**
+   * Every checkpoint read back whole, as `--continue` reads it: the files (checkpoints a run stopped on), then the
+   * step checkpoints of each run's checkpoints.jsonl.
+   */
   checkpoints: CheckpointOnDisk[];
   /** checkpoints/*.json file names. */
   checkpointFiles: string[];
@@ -102,6 +109,7 @@ function readRun(dir: string, runId: string): RunOnDisk {
     setting: setting === undefined ? undefined : (JSON.parse(setting) as Record<string, unknown>),
     events: events.split("\n").filter(Boolean).map((l) => JSON.parse(l) as EventOnDisk),
     raw: readOptional(join(runDir, "raw.log")) ?? "",
+    loggedCheckpointIds: (readOptional(join(runDir, "checkpoints.jsonl")) ?? "").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id),
   };
 }
 
@@ -126,7 +134,9 @@ export function readJobs(workspace: string): JobOnDisk[] {
       events: readFileSync(join(runDir, "events.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)),
       runs,
       allEvents: runs.flatMap((r) => r.events),
-      checkpoints: checkpointFiles.map((f) => JSON.parse(readFileSync(join(dir, "checkpoints", f), "utf8")) as CheckpointOnDisk),
+      checkpoints: [...checkpointFiles.map((f) => f.replace(/\.json$/, "")), ...runs.flatMap((r) => r.loggedCheckpointIds)].map(
+        (id) => readCheckpoint(join(workspace, "perstack"), jobId, id) as unknown as CheckpointOnDisk,
+      ),
       checkpointFiles,
       raw: readFileSync(join(runDir, "raw.log"), "utf8"),
     };

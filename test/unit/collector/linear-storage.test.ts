@@ -1,6 +1,7 @@
 // Issue 12: what a run records grows linearly with its steps. Events name their messages by reference to the
-// checkpoint files (which stay whole), so a step's events cost what the step added, whatever came before; the
-// collector holds the conversation once; and every reference reads back to the messages Perstack's shape puts there.
+// checkpoint files, and a step's checkpoint file names lines of the run's messages.jsonl (the conversation written
+// once), so a step costs what it added, whatever came before; the checkpoint a run stops on is whole; the collector
+// holds the conversation once; and every reference and every checkpoint reads back in Perstack's shape.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +15,8 @@ import { expandRecord } from "../../../src/model/event-messages.js";
 import { newId } from "../../../src/model/ids.js";
 import type { Checkpoint, CheckpointRef, Job, Message } from "../../../src/model/perstack.js";
 import { ClaudeStreamParser } from "../../../src/runtimes/claude-code.js";
-import { JobStore, type MessagesSource } from "../../../src/storage/job-store.js";
+import { readCheckpoint } from "../../../src/storage/job-reader.js";
+import { JobStore } from "../../../src/storage/job-store.js";
 import { capturedIo } from "../history/job-fixtures.js";
 import { recordedClaudeStream, replicateClaudeStream } from "../../support/stream-replicate.js";
 
@@ -61,7 +63,14 @@ async function recordRun(steps: number) {
   const events = readFileSync(eventsPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
   // Tool steps; the final answer's generation is one more step of its own.
   const toolSteps = events.filter((e) => e.type === "continueToNextStep").length;
-  return { dir, store, outcome, events, toolSteps, eventsBytes: statSync(eventsPath).size, rawBytes: statSync(join(files.dir, "raw.log")).size };
+  return { dir, store, files, outcome, events, toolSteps, eventsBytes: statSync(eventsPath).size, rawBytes: statSync(join(files.dir, "raw.log")).size };
+}
+
+/** Bytes of every file under `dir`. */
+function treeBytes(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .reduce((sum, entry) => sum + statSync(join(entry.parentPath, entry.name)).size, 0);
 }
 
 const readCheckpointFile = (store: JobStore, id: string) => JSON.parse(readFileSync(store.checkpointPath(id), "utf8")) as Checkpoint;
@@ -78,28 +87,49 @@ describe("events.jsonl grows linearly with the run's steps", () => {
     for (const run of runs) expect(run.eventsBytes / run.rawBytes).toBeLessThan(3);
   });
 
-  it("checkpoint files stay whole, one per step besides the start and the end, each resumable as Perstack's", async () => {
-    const { store, events, outcome } = await recordRun(30);
-    const files = readdirSync(join(store.jobDir, "checkpoints"));
-    expect(files).toHaveLength(30 + 2);
+  it("a step's checkpoint is a line naming lines of messages.jsonl, the run's last a whole file; each reads back whole", async () => {
+    const { dir, store, events, outcome, files } = await recordRun(30);
+    // One file: the checkpoint the run stopped on. The start and the 30 steps are lines of checkpoints.jsonl.
+    expect(readdirSync(join(store.jobDir, "checkpoints"))).toEqual([`${outcome.lastCheckpoint!.id}.json`]);
+    const lines = (name: string) => readFileSync(join(files.dir, name), "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    const logged = new Map(lines("checkpoints.jsonl").map((line) => [line.id as string, line]));
+    expect(logged.size).toBe(30 + 1);
     const final = readCheckpointFile(store, outcome.lastCheckpoint!.id);
     expect(final.status).toBe("completed");
     // instruction, query, then per step the expert's call and the tool result, then the final answer.
     expect(final.messages).toHaveLength(2 + 30 * 2 + 1);
     expect(JSON.stringify(final.messages.at(-1))).toContain("All done: wrote hello.txt");
+    // messages.jsonl: the conversation once, a message per line, a prefix of the final checkpoint's.
+    const conversation = lines("messages.jsonl");
+    expect(conversation).toEqual(final.messages.slice(0, conversation.length));
+    let steps = 0;
     for (const event of events) {
       for (const field of ["checkpoint", "initialCheckpoint"] as const) {
         const ref = event[field] as CheckpointRef | undefined;
         if (!ref) continue;
         expect(ref).not.toHaveProperty("messages");
         expect(ref.messagesRef.checkpointId).toBe(ref.id);
-        const file = readCheckpointFile(store, ref.id);
-        expect(file.messages).toHaveLength(ref.messagesRef.count);
         const { messagesRef: _ref, ...header } = ref;
         void _ref;
-        expect(file).toEqual({ ...header, messages: file.messages });
+        if (ref.status === "completed") {
+          expect(readCheckpointFile(store, ref.id)).toEqual({ ...header, messages: final.messages });
+        } else {
+          steps += 1;
+          // Every field of Perstack's checkpoint but the messages, which are the first `count` lines of the run's log.
+          expect(logged.get(ref.id)).toEqual({ ...header, messagesLog: { count: ref.messagesRef.count } });
+        }
+        expect(readCheckpoint(dir, JOB, ref.id)).toEqual({ ...header, messages: final.messages.slice(0, ref.messagesRef.count) });
       }
     }
+    expect(steps).toBe(30 + 1);
+  });
+
+  it("all a job's files together grow linearly too: bytes per step flat from 50 to 200 steps", async () => {
+    const runs = await Promise.all([50, 100, 200].map(recordRun));
+    const perStep = runs.map((r) => treeBytes(r.store.jobDir) / r.toolSteps);
+    expect(Math.max(...perStep) / Math.min(...perStep)).toBeLessThan(1.15);
+    // Against the agent's own output: the run records it (raw.log) plus what it means, each about its size.
+    for (const run of runs) expect(treeBytes(run.store.jobDir) / run.rawBytes).toBeLessThan(4);
   });
 
   it("every reference reads back from the checkpoint files: each step starts from the messages its previous step ended with", async () => {
@@ -145,18 +175,8 @@ describe("events.jsonl grows linearly with the run's steps", () => {
   });
 });
 
-/** A store that records where checkpoints would go without writing them whole: 10k whole files are ~tens of GB. */
-class CountingStore extends JobStore {
-  checkpoints = 0;
-  override writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
-    this.checkpoints += 1;
-    if (checkpoint.messagesRef.count > (messages?.length ?? 0)) return Promise.reject(new Error(`checkpoint ${checkpoint.id} has no messages`));
-    return Promise.resolve();
-  }
-}
-
 describe("the collector on a 10k-step stream", () => {
-  it("holds the conversation once: memory grows with what the run said, never with its events", async () => {
+  it("holds the conversation once and writes it once: memory and disk grow with what the run said, never with its events", async () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
     const heap = () => {
@@ -165,7 +185,7 @@ describe("the collector on a 10k-step stream", () => {
       return process.memoryUsage().heapUsed;
     };
     const dir = perstackDir("perstack-memory-");
-    const store = new CountingStore(dir, JOB);
+    const store = new JobStore(dir, JOB);
     const { collector: c, files, parser } = collector(store);
     const lines = replicateClaudeStream(RECORDING, linesFor(10_000));
     const body = lines.slice(0, -2);
@@ -183,7 +203,8 @@ describe("the collector on a 10k-step stream", () => {
     await files.close();
     expect(outcome.status).toBe("completed");
     expect(outcome.steps).toBe(10_000 + 1);
-    expect(store.checkpoints).toBe(10_000 + 2);
+    expect(readdirSync(join(store.jobDir, "checkpoints"))).toHaveLength(1);
+    expect(readFileSync(join(files.dir, "checkpoints.jsonl"), "utf8").split("\n")).toHaveLength(10_000 + 1 + 1);
     const half = samples.find((s) => s.steps >= 5_000)!;
     const last = samples.at(-1)!;
     // What the heap gained is about what the conversation weighs (its JSON text), and it gains it linearly.
@@ -191,5 +212,9 @@ describe("the collector on a 10k-step stream", () => {
     expect(last.heap / last.steps).toBeLessThan(2 * (half.heap / half.steps) + 1024);
     const eventsBytes = statSync(join(files.dir, "events.jsonl")).size;
     expect(eventsBytes / outcome.steps).toBeLessThan(4_000);
+    // Everything the job wrote, 10k checkpoint files included, against the agent's own output: a small factor.
+    expect(treeBytes(store.jobDir) / statSync(join(files.dir, "raw.log")).size).toBeLessThan(4);
+    // And the last checkpoint reads back whole, every message of the 10k steps in it.
+    expect(readCheckpoint(dir, JOB, outcome.lastCheckpoint!.id).messages).toHaveLength(2 + 10_000 * 2 + 1);
   }, 120_000);
 });

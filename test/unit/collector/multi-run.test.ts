@@ -7,6 +7,7 @@ import { RunCollector } from "../../../src/collector/run-collector.js";
 import { emptyUsage, type CheckpointRef, type CheckpointStatus, type PerstackEvent, type Usage } from "../../../src/model/perstack.js";
 import { MessageLog } from "../../../src/runtimes/message-log.js";
 import type { StreamParser } from "../../../src/runtimes/types.js";
+import { readCheckpoint } from "../../../src/storage/job-reader.js";
 import { JobStore } from "../../../src/storage/job-store.js";
 
 /** Events taken as printed; every run's conversation is empty, so checkpoints hold no messages. */
@@ -132,7 +133,10 @@ describe("RunCollector with delegated runs", () => {
       runtime: { name: "perstack" },
     });
     expect(typeof setting.startedAt).toBe("number");
-    for (const cp of [rootStop, childDone, childInit]) expect(existsSync(join(store.jobDir, "checkpoints", `${cp.id}.json`))).toBe(true);
+    // Where a run stopped is a file; a start or a step is a line of its run's checkpoints.jsonl. Each reads back.
+    for (const cp of [rootStop, childDone]) expect(existsSync(join(store.jobDir, "checkpoints", `${cp.id}.json`))).toBe(true);
+    expect(readFileSync(join(runDir("child"), "checkpoints.jsonl"), "utf8")).toContain(`"id":"${childInit.id}"`);
+    for (const cp of [rootStop, childDone, childInit]) expect(readCheckpoint(store.perstackDir, "job1", cp.id).runId).toBe(cp.runId);
     expect(outcome.status).toBe("completed");
   });
 

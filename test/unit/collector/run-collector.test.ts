@@ -47,10 +47,10 @@ describe("RunCollector", () => {
     const events = readFileSync(join(runDir, "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(events.map((e) => e.type)).toEqual(seen.map((e) => e.type));
     expect(events.at(-1).type).toBe("completeRun");
-    const checkpoints = readdirSync(join(jobDir, "checkpoints"));
-    // The initial state, the two tool steps, the end.
-    expect(checkpoints).toHaveLength(4);
+    // The end is a file; the initial state and the two tool steps are lines of the run's checkpoints.jsonl.
+    expect(readdirSync(join(jobDir, "checkpoints"))).toHaveLength(1);
     expect(readdirSync(join(jobDir, "checkpoints")).every((f) => f.endsWith(".json"))).toBe(true);
+    expect(readFileSync(join(runDir, "checkpoints.jsonl"), "utf8").trim().split("\n")).toHaveLength(3);
   });
 
   it("turns proxy log lines into proxyAccess events", async () => {

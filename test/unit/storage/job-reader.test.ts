@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CheckpointNotFoundError, JobNotFoundError } from "../../../src/errors.js";
 import { emptyUsage } from "../../../src/model/perstack.js";
-import { latestJobId, listJobs, listRunIds, readCheckpoint, readJob, runRuntimeName } from "../../../src/storage/job-reader.js";
+import { hasCheckpoint, latestJobId, listJobs, listRunIds, readCheckpoint, readJob, runRuntimeName } from "../../../src/storage/job-reader.js";
 
 function perstackDir(jobs: Record<string, { startedAt: number; checkpoints?: Record<string, unknown> }>) {
   const dir = join(mkdtempSync(join(tmpdir(), "perstack-reader-")), "perstack");
@@ -46,10 +46,46 @@ describe("job-reader", () => {
     const dir = perstackDir({ a: { startedAt: 1, checkpoints: { c1: cp("c1"), bad: { id: "bad" }, other: cp("other", "b") } } });
     expect(readCheckpoint(dir, "a", "c1").id).toBe("c1");
     expect(() => readCheckpoint(dir, "a", "c2")).toThrow(CheckpointNotFoundError);
-    expect(() => readCheckpoint(dir, "a", "c2")).toThrow(/checkpoint c2 is not in job a: no .*checkpoints\/c2\.json; list the job's checkpoints with `perstack log --job a --summary`$/);
+    expect(() => readCheckpoint(dir, "a", "c2")).toThrow(/checkpoint c2 is not in job a: no .*checkpoints\/c2\.json, nor a line of a run's checkpoints\.jsonl; list the job's checkpoints with `perstack log --job a --summary`$/);
     expect(() => readCheckpoint(dir, "a", "../job")).toThrow(/checkpoint \.\.\/job is not in job a/);
     expect(() => readCheckpoint(dir, "a", "bad")).toThrow(/not a valid checkpoint/);
     expect(() => readCheckpoint(dir, "a", "other")).toThrow(/belongs to job b, not a/);
+  });
+
+  it("a step checkpoint is a line of its run's checkpoints.jsonl, its messages the first lines of messages.jsonl; bad lines are refused", () => {
+    const { messages: _none, ...header } = cp("s1");
+    void _none;
+    const logged = (id: string, count: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ ...header, id, status: "proceeding", messagesLog: { count }, ...extra });
+    const dir = perstackDir({ a: { startedAt: 1, checkpoints: { both: { ...JSON.parse(logged("both", 1)), messages: [] } } } });
+    const user = (text: string) => ({ type: "userMessage", id: text, contents: [{ type: "textPart", id: `${text}-t`, text }] });
+    const run = (id: string) => {
+      mkdirSync(join(dir, "jobs", "a", "runs", id), { recursive: true });
+      return (name: string, text: string) => writeFileSync(join(dir, "jobs", "a", "runs", id, name), text);
+    };
+    const r = run("r");
+    // A last line still being written is not there yet: not a message, not a checkpoint.
+    r("messages.jsonl", `${JSON.stringify(user("one"))}\n${JSON.stringify(user("two"))}\n{"type":"user`);
+    r("checkpoints.jsonl", [logged("s1", 2), logged("s2", 3), logged("s0", 0), logged("neg", -1), "not json", logged("../up", 1), logged("claims", 1, { runId: "r2" }), '{"id":"partial"'].join("\n"));
+    // A run with checkpoints but no messages.jsonl.
+    run("r3")("checkpoints.jsonl", `${logged("lost", 1, { runId: "r3" })}\n`);
+    const s1 = readCheckpoint(dir, "a", "s1");
+    expect(s1.messages.map((m) => m.id)).toEqual(["one", "two"]);
+    expect(s1).not.toHaveProperty("messagesLog");
+    expect(hasCheckpoint(dir, "a", "s1")).toBe(true);
+    expect(readCheckpoint(dir, "a", "s0").messages).toEqual([]);
+    expect(() => readCheckpoint(dir, "a", "s2")).toThrow(/runs\/r\/checkpoints\.jsonl \(checkpoint s2\): cannot read its 3 messages: its run's messages\.jsonl holds 2$/);
+    expect(() => readCheckpoint(dir, "a", "neg")).toThrow(/\(checkpoint neg\): not a valid checkpoint \(messagesLog\.count: not a whole number\)/);
+    expect(() => readCheckpoint(dir, "a", "both")).toThrow(/both\.json: not a valid checkpoint \(both messages and messagesLog\)/);
+    expect(() => readCheckpoint(dir, "a", "lost")).toThrow(/cannot read its 1 messages: .*runs\/r3\/messages\.jsonl is missing/);
+    // A line that claims another run than the one it is in, an unsafe id, a line not yet ended: not checkpoints.
+    for (const id of ["claims", "partial"]) {
+      expect(hasCheckpoint(dir, "a", id)).toBe(false);
+      expect(() => readCheckpoint(dir, "a", id)).toThrow(new RegExp(`checkpoint ${id} is not in job a`));
+    }
+    expect(() => readCheckpoint(dir, "a", "../up")).toThrow(/checkpoint \.\.\/up is not in job a/);
+    // A message line that is not a message fails validation like a whole checkpoint's would.
+    r("messages.jsonl", `${JSON.stringify(user("one"))}\n{"type":"nope"}\n`);
+    expect(() => readCheckpoint(dir, "a", "s1")).toThrow(/\(checkpoint s1\): not a valid checkpoint \(messages\.1/);
   });
 
   it("lists valid jobs newest first and says why each other directory is skipped", () => {
