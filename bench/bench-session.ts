@@ -27,6 +27,9 @@ const AGENT_HOME_FILES = "/etc/perstack/home";
 const PROXY_VARIABLES = new Set(["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"]);
 const FAKE_KEY = "bench-key-not-a-secret";
 
+/** How long a run's sandbox may take to be gone after the run's process exits. */
+const TEARDOWN_BOUND_MS = 30_000;
+
 export interface ProcessRun {
   exitCode: number | null;
   signal: string | null;
@@ -50,6 +53,11 @@ export interface PerstackRun extends ProcessRun {
   /** Images the run reported building (its dockerBuildProgress "built <ref>" events). */
   imagesBuilt: string[];
   completed: boolean;
+  /**
+   * From the process's exit until nothing of its sandbox is left on the engine (its teardown process finishes after
+   * it exits), when waited for (completedRun); undefined otherwise, or when it took over TEARDOWN_BOUND_MS.
+   */
+  teardownMs: number | undefined;
 }
 
 /** The parts of a `perstack run --dry-run` plan a bare run needs. */
@@ -93,14 +101,30 @@ export class BenchSession {
       ...new Set(events.flatMap((e) => (e.type === "dockerBuildProgress" && typeof e.message === "string" && /^built \S+$/.test(e.message) ? [e.message.slice(6)] : []))),
     ];
     const jobId = events.find((e) => typeof e.jobId === "string")?.jobId;
-    return { ...run, events, jobId, imagesBuilt, completed: run.exitCode === 0 && events.some((e) => e.type === "completeRun") };
+    return { ...run, events, jobId, imagesBuilt, completed: run.exitCode === 0 && events.some((e) => e.type === "completeRun"), teardownMs: undefined };
   }
 
-  /** Like perstackRun, but a run that did not complete is an error that says why. */
+  /**
+   * Waits (bounded, polling the engine) until no container or network of job `jobId` is left: the time it took, or
+   * undefined. The next measurement must not share the machine with a run's teardown, which ends after its process.
+   */
+  async sandboxGone(jobId: string | undefined): Promise<number | undefined> {
+    if (jobId === undefined) return undefined;
+    const start = performance.now();
+    const filters = { label: [`perstack.job=${jobId}`] };
+    while (performance.now() - start < TEARDOWN_BOUND_MS) {
+      const [containers, networks] = await Promise.all([this.docker.listContainers({ all: true, filters }), this.docker.listNetworks({ filters })]);
+      if (containers.length === 0 && networks.length === 0) return performance.now() - start;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return undefined;
+  }
+
+  /** Like perstackRun, but a run that did not complete is an error that says why; returns once its sandbox is gone. */
   async completedRun(cwd: string, expert: string, query: string, timeoutMs: number, flags: string[] = []): Promise<PerstackRun> {
     const run = await this.perstackRun(cwd, expert, query, timeoutMs, flags);
     if (!run.completed) throw new Error(`perstack run ${expert} did not complete: ${describeFailure(run)}`);
-    return run;
+    return { ...run, teardownMs: await this.sandboxGone(run.jobId) };
   }
 
   /** The plan a run in `cwd` would carry out (`perstack run --dry-run`), for the bare run of the same agent. */

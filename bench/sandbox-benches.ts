@@ -75,6 +75,8 @@ export interface P1Result {
   p1BareMedianMs: number;
   p1SandboxedMs: number[];
   p1BareMs: number[];
+  /** After each sandboxed run's exit, until its sandbox was gone from the engine. */
+  p1TeardownAfterExitMs: number[];
 }
 
 /**
@@ -94,18 +96,22 @@ export async function sandboxOverhead(session: BenchSession, fake: BenchFake, re
   };
   await bare();
   const sandboxed: number[] = [];
+  const teardowns: number[] = [];
   const bareMs: number[] = [];
   for (let i = 0; i < repeats; i++) {
     say(`P1: pair ${i + 1}/${repeats}`);
-    sandboxed.push((await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS)).ms);
+    const run = await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS);
+    sandboxed.push(run.ms);
+    if (run.teardownMs !== undefined) teardowns.push(run.teardownMs);
     bareMs.push(await bare());
   }
   const s = median(sandboxed);
   const b = median(bareMs);
+  const gone = teardowns.length > 0 ? `; its sandbox gone a median ${seconds(median(teardowns))} after it exits (waited for before the next run)` : "";
   return {
-    result: { p1Ratio: s / b, p1SandboxedMedianMs: s, p1BareMedianMs: b, p1SandboxedMs: sandboxed, p1BareMs: bareMs },
+    result: { p1Ratio: s / b, p1SandboxedMedianMs: s, p1BareMedianMs: b, p1SandboxedMs: sandboxed, p1BareMs: bareMs, p1TeardownAfterExitMs: teardowns },
     rows: [
-      { measure: "P1 trivial run, sandboxed (perstack run)", value: seconds(s), detail: `median of ${repeats}; ${sandboxed.map(seconds).join(", ")}` },
+      { measure: "P1 trivial run, sandboxed (perstack run)", value: seconds(s), detail: `median of ${repeats}; ${sandboxed.map(seconds).join(", ")}${gone}` },
       { measure: "P1 same engine, bare docker run --rm", value: seconds(b), detail: `median of ${repeats}; ${bareMs.map(seconds).join(", ")}` },
       { measure: "P1 ratio sandboxed / bare", value: `${(s / b).toFixed(2)}x`, detail: "p1Ratio" },
     ],
@@ -143,7 +149,11 @@ export interface P4Result {
   p4Concurrency: number;
   p4SingleMedianMs: number;
   p4BatchMedianMs: number;
+  /** Until every sandbox of the batch was gone from the engine (teardown ends after the processes). */
+  p4BatchCleanMedianMs: number;
   p4FailedRuns: number;
+  /** The same measure for bare `docker run`s of the engine: what the machine allows with no sandbox at all. */
+  p4BareRatio: number;
 }
 
 /** P4: `concurrency` trivial runs started together (wall time until the last exits) against one run alone. */
@@ -154,6 +164,7 @@ export async function concurrentRuns(session: BenchSession, fake: BenchFake, con
   await session.completedRun(single, EXPERT, TRIVIAL_QUERY, FIRST_RUN_TIMEOUT_MS);
   const singles: number[] = [];
   const batches: number[] = [];
+  const cleanBatches: number[] = [];
   let failed = 0;
   const failures: string[] = [];
   for (let i = 0; i < repeats; i++) {
@@ -163,20 +174,40 @@ export async function concurrentRuns(session: BenchSession, fake: BenchFake, con
     const start = performance.now();
     const runs: PerstackRun[] = await Promise.all(workspaces.map((ws) => session.perstackRun(ws, EXPERT, TRIVIAL_QUERY, BATCH_TIMEOUT_MS)));
     batches.push(performance.now() - start);
+    for (const run of runs) await session.sandboxGone(run.jobId);
+    cleanBatches.push(performance.now() - start);
     for (const run of runs.filter((r) => !r.completed)) {
       failed += 1;
       failures.push(describeFailure(run));
     }
   }
   if (failed > 0) say(`P4: ${failed} of ${concurrency * repeats} concurrent runs did not complete; first: ${failures[0]}`);
+  // The floor on this machine: the same engine and model call in bare `docker run`s, one alone and as many at once.
+  const plan = await session.agentPlan(single, EXPERT, TRIVIAL_QUERY);
+  const bareSingles: number[] = [];
+  const bareBatches: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    say(`P4: bare docker run alone, then ${concurrency} at once (${i + 1}/${repeats})`);
+    bareSingles.push((await session.bareRun(plan, fake.sandboxUrl, BARE_TIMEOUT_MS)).ms);
+    const start = performance.now();
+    await Promise.all(workspaces.map(() => session.bareRun(plan, fake.sandboxUrl, BARE_TIMEOUT_MS)));
+    bareBatches.push(performance.now() - start);
+  }
   const s = median(singles);
   const b = median(batches);
+  const clean = median(cleanBatches);
+  const bareRatio = median(bareBatches) / median(bareSingles);
   return {
-    result: { p4Ratio: b / s, p4Concurrency: concurrency, p4SingleMedianMs: s, p4BatchMedianMs: b, p4FailedRuns: failed },
+    result: { p4Ratio: b / s, p4Concurrency: concurrency, p4SingleMedianMs: s, p4BatchMedianMs: b, p4BatchCleanMedianMs: clean, p4FailedRuns: failed, p4BareRatio: bareRatio },
     rows: [
       { measure: "P4 one trivial run alone", value: seconds(s), detail: `median of ${repeats}` },
-      { measure: `P4 ${concurrency} trivial runs at once (all done)`, value: seconds(b), detail: `median of ${repeats}; ${failed} run(s) failed` },
+      { measure: `P4 ${concurrency} trivial runs at once (all done)`, value: seconds(b), detail: `median of ${repeats}; ${failed} run(s) failed; every sandbox gone at ${seconds(clean)}` },
       { measure: `P4 ratio ${concurrency} at once / one`, value: `${(b / s).toFixed(2)}x`, detail: `p4Ratio (${concurrency}x serial work would be ${concurrency}.00x)` },
+      {
+        measure: `P4 floor: ${concurrency} bare docker runs at once / one`,
+        value: `${bareRatio.toFixed(2)}x`,
+        detail: `p4BareRatio: ${seconds(median(bareBatches))} / ${seconds(median(bareSingles))}, the same engine with no sandbox (median of ${repeats})`,
+      },
     ],
   };
 }

@@ -15,6 +15,15 @@ if (major < MINIMUM[0]! || (major === MINIMUM[0] && minor < MINIMUM[1]!)) {
   );
   process.exitCode = 1;
 } else {
-  // main.js runs the CLI as it loads; its own errors end in one line and an exit code.
-  void import("./main.js");
+  // Node's compile cache (in the system's temporary directory) spares every later start compiling the CLI's modules
+  // again: about 30 ms of each run. Loaded here, not imported: this module has no static imports (see above).
+  void import("node:module")
+    .then((module) => {
+      if (!process.env.NODE_COMPILE_CACHE && module.enableCompileCache) module.enableCompileCache();
+    })
+    .catch(function () {
+      // A cache that cannot be used only costs the time it would have saved.
+    })
+    // main.js runs the CLI as it loads; its own errors end in one line and an exit code.
+    .then(() => import("./main.js"));
 }

@@ -12,6 +12,7 @@ import { perstackDirOf, prepareRun } from "../job/prepare-run.js";
 import { runJob } from "../job/run-job.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
 import { removalCommands, SandboxResources } from "../sandbox/sandbox-resources.js";
+import { handOffTeardown } from "../sandbox/teardown-handoff.js";
 import { baseImagesFor } from "./base-image-choice.js";
 import { RUN_EXIT as EXIT } from "./exit-codes.js";
 import { handleInterrupts } from "./interrupts.js";
@@ -83,6 +84,7 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
       signal: abortSignal,
       hurry: hurrySignal,
       resources,
+      leaveRemovalToCaller: true,
       onWaitingForSlot: (running) => say(process.stderr, `waiting for a free run slot (${running} running)…`),
       onEvent: (event, expanded) => {
         if (event.type === "stopRunByInteractiveTool" && event.runId !== prepared.plan.runId) askers.push(event.checkpoint);
@@ -112,8 +114,9 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
       say(process.stderr, `warning: no price for ${result.unpricedModels.join(", ")} in the price table, so job.json's metered.costUsd is null; add it with --pricing <file> or to pricing/prices.json`);
     }
     if (!options.json) say(process.stderr, `job ${result.jobId}: ${result.outcome.status} · ${result.jobDir}`);
-    // The result is recorded and printed; the sandbox's removal, under way since the agent exited, ends before we do.
-    await resources.removeAll();
+    // The result is recorded and printed. The sandbox goes to a teardown process that outlives us (or, if it cannot
+    // start, is removed here): the command ends without waiting on Docker for it.
+    await removeSandbox(resources, interrupts.hurry.aborted || abortSignal.aborted);
     const left = resources.remaining();
     if (left.length > 0) say(process.stderr, `perstack: could not remove ${left.map((r) => `${r.kind} ${r.name}`).join(", ")}; remove with: ${removalCommands(left).join(" && ")}`);
     if (result.interrupted) return EXIT.interrupted;
@@ -124,6 +127,16 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
     await resources.removeAll();
     interrupts.dispose();
   }
+}
+
+/** Hands the sandbox to a teardown process; after an interrupt (the user waits for the removal), removes it here. */
+async function removeSandbox(resources: SandboxResources, interrupted: boolean): Promise<void> {
+  const items = resources.teardownItems();
+  if (!interrupted && items.length > 0 && (await handOffTeardown({ ownerPid: process.pid, items }))) {
+    resources.forgetAll();
+    return;
+  }
+  await resources.removeAll();
 }
 
 export async function exportCommand(expertKey: string, options: RunOptions & { out: string; force?: boolean }): Promise<number> {

@@ -7,10 +7,12 @@
 // run's conversation, and every other reference names a checkpoint file of the same run that this invocation wrote,
 // within that checkpoint's messages.
 import { isSafeId } from "../model/ids.js";
-import { fileCheckpointsOf, parseMessagesRef } from "../model/event-messages.js";
+import { fileCheckpointOf, parseMessagesRef } from "../model/event-messages.js";
 import { HOST_ONLY_EVENT_TYPES, type CheckpointRef, type PerstackEvent } from "../model/perstack.js";
 
 export type GuardVerdict = { ok: true } | { ok: false; reason: string };
+
+const ACCEPTED: GuardVerdict = Object.freeze({ ok: true });
 
 export interface EventGuardOptions {
   jobId: string;
@@ -25,13 +27,22 @@ export interface EventGuardOptions {
 
 const MAX_RUNS = 10_000;
 
+/** A checkpoint file this invocation wrote: its run, and how many messages it holds. */
+interface WrittenCheckpoint {
+  id: string;
+  runId: string;
+  count: number;
+}
+
 export class EventGuard {
   private readonly runs = new Set<string>();
   /**
    * Checkpoint files this invocation wrote, with their run and message count: rewriting one of them is fine, any
    * other existing file is not; references may name them.
    */
-  private readonly written = new Map<string, { runId: string; count: number }>();
+  private readonly written = new Map<string, WrittenCheckpoint>();
+  /** The last run id found safe: nearly every event names the same run, so its id is tested once. */
+  private safeRunId: string | undefined;
 
   constructor(private readonly options: EventGuardOptions) {
     this.runs.add(options.rootRunId);
@@ -40,7 +51,7 @@ export class EventGuard {
   check(event: PerstackEvent): GuardVerdict {
     if (HOST_ONLY_EVENT_TYPES.has(event.type)) return refuse(`"${event.type}" events come only from the host`);
     if (event.jobId !== this.options.jobId) return refuse(`event "${event.type}" names job ${clip(event.jobId)}, not ${this.options.jobId}`);
-    if (!isSafeId(event.runId)) return refuse(`event "${event.type}" has an invalid run id ${clip(event.runId)}`);
+    if (!this.isSafeRunId(event.runId)) return refuse(`event "${event.type}" has an invalid run id ${clip(event.runId)}`);
     if (!isSafeId(event.id)) return refuse(`event "${event.type}" has an invalid id ${clip(event.id)}`);
     if ("expertKey" in event && this.options.experts && !this.options.experts.has(event.expertKey)) {
       return refuse(`event "${event.type}" names expert ${clip(event.expertKey)}, which this job does not have`);
@@ -49,29 +60,24 @@ export class EventGuard {
       const announced = event.type === "startRun" ? this.announcedChild(event.initialCheckpoint) : undefined;
       if (announced !== true) return refuse(announced ?? `event "${event.type}" belongs to run ${event.runId}, which was never started`);
     }
-    const files = fileCheckpointsOf(event);
-    for (const checkpoint of [...files, ...(event.type === "continueToNextStep" ? [event.nextCheckpoint] : [])]) {
-      const problem = this.checkpointProblem(checkpoint, event.runId);
-      if (problem) return refuse(`event "${event.type}": ${problem}`);
-    }
-    // The files first: the event's other references may name them (nextCheckpoint names the event's checkpoint).
-    const fresh = new Map<string, { runId: string; count: number }>();
-    for (const checkpoint of files) {
-      const problem = this.selfReferenceProblem(checkpoint, event.runId);
-      if (problem) return refuse(`event "${event.type}": ${problem}`);
-      fresh.set(checkpoint.id, { runId: event.runId, count: checkpoint.messagesRef.count });
-    }
-    const references = [
-      ...(event.type === "continueToNextStep" ? [{ field: "nextCheckpoint.messagesRef", ref: event.nextCheckpoint.messagesRef as unknown }] : []),
-      ...(event.type === "startGeneration" ? [{ field: "messagesRef", ref: event.messagesRef as unknown }] : []),
-    ];
-    for (const { field, ref } of references) {
-      const problem = this.referenceProblem(ref, event.runId, fresh);
-      if (problem) return refuse(`event "${event.type}": ${field} ${problem}`);
-    }
+    const file = fileCheckpointOf(event);
+    const next = event.type === "continueToNextStep" ? event.nextCheckpoint : undefined;
+    const checkpointProblem = (file && this.checkpointProblem(file, event.runId)) ?? (next && this.checkpointProblem(next, event.runId));
+    if (checkpointProblem) return refuse(`event "${event.type}": ${checkpointProblem}`);
+    // The file first: the event's other reference may name it (nextCheckpoint names the event's checkpoint).
+    const fileProblem = file && this.selfReferenceProblem(file, event.runId);
+    if (fileProblem) return refuse(`event "${event.type}": ${fileProblem}`);
+    const fresh = file && { id: file.id, runId: event.runId, count: file.messagesRef.count };
+    const reference = next
+      ? { field: "nextCheckpoint.messagesRef", ref: next.messagesRef as unknown }
+      : event.type === "startGeneration"
+        ? { field: "messagesRef", ref: event.messagesRef as unknown }
+        : undefined;
+    const referenceProblem = reference && this.referenceProblem(reference.ref, event.runId, fresh);
+    if (referenceProblem) return refuse(`event "${event.type}": ${reference.field} ${referenceProblem}`);
     if (event.type === "startRun") this.runs.add(event.runId);
-    for (const [id, file] of fresh) this.written.set(id, file);
-    return { ok: true };
+    if (fresh) this.written.set(fresh.id, fresh);
+    return ACCEPTED;
   }
 
   /** A checkpoint written as a file names its own messages: itself, and no more than the run's conversation holds. */
@@ -89,14 +95,21 @@ export class EventGuard {
   }
 
   /** A reference from elsewhere names a checkpoint file of the same run written by this invocation. */
-  private referenceProblem(value: unknown, runId: string, fresh: ReadonlyMap<string, { runId: string; count: number }>): string | undefined {
+  private referenceProblem(value: unknown, runId: string, fresh: WrittenCheckpoint | undefined): string | undefined {
     const ref = parseMessagesRef(value);
     if (!ref) return "is not a reference ({checkpointId, count})";
-    const target = fresh.get(ref.checkpointId) ?? this.written.get(ref.checkpointId);
+    const target = fresh?.id === ref.checkpointId ? fresh : this.written.get(ref.checkpointId);
     if (!target) return `names checkpoint ${ref.checkpointId}, which this run has not written`;
     if (target.runId !== runId) return `names checkpoint ${ref.checkpointId} of run ${target.runId}, not of run ${runId}`;
     if (ref.count > target.count) return `asks for ${ref.count} messages of checkpoint ${ref.checkpointId}, which holds ${target.count}`;
     return undefined;
+  }
+
+  private isSafeRunId(runId: string): boolean {
+    if (runId === this.safeRunId) return true;
+    if (!isSafeId(runId)) return false;
+    this.safeRunId = runId;
+    return true;
   }
 
   /** true, or why a startRun for an unknown run is refused. */
@@ -112,13 +125,25 @@ export class EventGuard {
     if (!isSafeId(checkpoint.id)) return `checkpoint id ${clip(checkpoint.id)} is not a safe id`;
     if (checkpoint.jobId !== this.options.jobId) return `checkpoint ${checkpoint.id} names job ${clip(checkpoint.jobId)}`;
     if (checkpoint.runId !== runId) return `checkpoint ${checkpoint.id} names run ${clip(checkpoint.runId)}, not ${runId}`;
-    for (const id of [checkpoint.delegatedBy?.checkpointId, checkpoint.delegatedBy?.runId, ...(checkpoint.delegateTo ?? []).flatMap((d) => [d.runId, d.checkpointId])]) {
-      if (id !== undefined && !isSafeId(id)) return `checkpoint ${checkpoint.id} refers to an invalid id ${clip(id)}`;
+    const { delegatedBy, delegateTo } = checkpoint;
+    if (delegatedBy) {
+      const problem = this.invalidIdIn(checkpoint, delegatedBy.checkpointId) ?? this.invalidIdIn(checkpoint, delegatedBy.runId);
+      if (problem) return problem;
     }
-    if (!this.written.has(checkpoint.id) && this.options.checkpointOnDisk(checkpoint.id)) {
+    for (const delegate of delegateTo ?? []) {
+      const problem = this.invalidIdIn(checkpoint, delegate.runId) ?? this.invalidIdIn(checkpoint, delegate.checkpointId);
+      if (problem) return problem;
+    }
+    // The files on disk before this invocation are few; the ones it wrote, as many as its steps: asked second.
+    if (this.options.checkpointOnDisk(checkpoint.id) && !this.written.has(checkpoint.id)) {
       return `checkpoint ${checkpoint.id} already exists from before this run and is not replaced`;
     }
     return undefined;
+  }
+
+  /** An id a checkpoint refers to (undefined when it names none) must be a safe one. */
+  private invalidIdIn(checkpoint: CheckpointRef, id: string | undefined): string | undefined {
+    return id !== undefined && !isSafeId(id) ? `checkpoint ${checkpoint.id} refers to an invalid id ${clip(id)}` : undefined;
   }
 }
 

@@ -10,7 +10,7 @@
 // run's messages.jsonl (storage/run-history-log.ts); the one a run stops on is a file, whole, cut from the parser's
 // MessageLog when its turn in the write queue comes (the logs only grow, so the cut is the same then as now).
 import { Writable } from "node:stream";
-import { expandEvent, fileCheckpointsOf, isWrittenWhole, type MessagesResolver } from "../model/event-messages.js";
+import { expandEvent, fileCheckpointOf, isWrittenWhole, type MessagesResolver } from "../model/event-messages.js";
 import { addUsage, emptyUsage, type CheckpointError, type CheckpointRef, type ExpandedEvent, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
 import type { MeteredUsage, SandboxWarningCode } from "../model/perstack.js";
 import type { StreamParser } from "../runtimes/types.js";
@@ -72,6 +72,12 @@ const MAX_WARNINGS = 100;
  * waits on its stdout. Below it, the container never waits on the disk.
  */
 const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
+/**
+ * Past this much unwritten output the next chunk is taken after a turn of the event loop, where finished writes are
+ * reported and the next ones started: a writer that never yields (one in the same process) would otherwise leave the
+ * disk idle until MAX_BACKLOG_BYTES, and the collector waiting on it then.
+ */
+const YIELD_BACKLOG_BYTES = 1024 * 1024;
 
 export class RunCollector {
   readonly stdout: Writable;
@@ -83,8 +89,8 @@ export class RunCollector {
   private outcome: Omit<RunOutcome, "usage" | "steps"> | undefined;
   /** A delegated run stopped for an interactive answer: the job waits for it if the root run never ended. */
   private childWaiting: CheckpointRef | undefined;
-  /** "runId\0stepNumber" of every generation started. */
-  private readonly steps = new Set<string>();
+  /** Per run, the step numbers of the generations started. */
+  private readonly steps = new Map<string, Set<number>>();
   /** Per run: the usage it started from and the usage of its latest checkpoint. */
   private readonly usage = new Map<string, { start: Usage; latest: Usage }>();
   private readonly childFiles = new Map<string, RunFiles>();
@@ -135,8 +141,13 @@ export class RunCollector {
 
   /** Memory stays bounded when the disk is slower than the agent's output. */
   private afterWrite(callback: () => void): void {
-    if (this.options.files.backlog() < MAX_BACKLOG_BYTES) {
+    const backlog = this.options.files.backlog();
+    if (backlog < YIELD_BACKLOG_BYTES) {
       callback();
+      return;
+    }
+    if (backlog < MAX_BACKLOG_BYTES) {
+      setImmediate(callback);
       return;
     }
     void this.options.files.drained().then(callback, callback);
@@ -270,7 +281,9 @@ export class RunCollector {
       (this.childWaiting
         ? { status: "stoppedByInteractiveTool", lastCheckpoint: this.childWaiting }
         : { status: "stoppedByError", error });
-    return { ...outcome, usage, steps: this.steps.size };
+    let steps = 0;
+    for (const run of this.steps.values()) steps += run.size;
+    return { ...outcome, usage, steps };
   }
 
   private async closeChildren(): Promise<void> {
@@ -309,11 +322,10 @@ export class RunCollector {
     files.appendEvent(event);
     // The guard let the event through only if the run's log holds these messages; the log never shrinks.
     const history = this.options.parser.history(event.runId);
-    for (const file of fileCheckpointsOf(event)) {
-      // A step's checkpoint is a line of the run's checkpoints.jsonl; the one a run stops on (or one that cannot be a
-      // line) a file, whole, from the write queue.
-      if (isWrittenWhole(file) || !history || !files.appendCheckpoint(file, history)) this.queue(() => this.options.store.writeCheckpointFrom(file, history));
-    }
+    const file = fileCheckpointOf(event);
+    // A step's checkpoint is a line of the run's checkpoints.jsonl; the one a run stops on (or one that cannot be a
+    // line) a file, whole, from the write queue.
+    if (file && (isWrittenWhole(file) || !history || !files.appendCheckpoint(file, history))) this.queue(() => this.options.store.writeCheckpointFrom(file, history));
     const checkpoint = "checkpoint" in event ? event.checkpoint : undefined;
     if (checkpoint) {
       const run = this.usage.get(event.runId);
@@ -324,10 +336,19 @@ export class RunCollector {
       const start = event.initialCheckpoint.usage;
       this.usage.set(event.runId, { start, latest: this.usage.get(event.runId)?.latest ?? start });
     }
-    if (event.type === "startGeneration") this.steps.add(`${event.runId}\0${event.stepNumber}`);
+    if (event.type === "startGeneration") this.stepsOf(event.runId).add(event.stepNumber);
     if (event.runId === this.options.runId) this.recordOutcome(event);
     else if (event.type === "stopRunByInteractiveTool") this.childWaiting = event.checkpoint;
     this.options.onEvent(event, () => expandEvent(event, this.resolveMessages));
+  }
+
+  private stepsOf(runId: string): Set<number> {
+    let steps = this.steps.get(runId);
+    if (!steps) {
+      steps = new Set();
+      this.steps.set(runId, steps);
+    }
+    return steps;
   }
 
   /** Messages the guard let a reference name: a prefix of the run's log. */

@@ -36,6 +36,12 @@ export interface EngineDeps {
   nodePath: string;
   createModel?: (input: EngineInput, env: NodeJS.ProcessEnv) => LanguageModel | Promise<LanguageModel>;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Resolves once the host says the proxy and the gateway are up (main.ts reads its line on stdin). Until then the
+   * engine loads, reads its input and starts its local skills, but calls no model and starts no other skill.
+   * Default: at once.
+   */
+  networkReady?: Promise<void>;
 }
 
 export class EngineInputError extends Error {
@@ -87,6 +93,7 @@ export async function runEngineJob(input: EngineInput, deps: EngineDeps): Promis
     },
     isResumedDelegate: (toolCallId) => resumable.has(toolCallId),
     metadata,
+    networkReady: deps.networkReady ?? Promise.resolve(),
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
   };
   if (setupError) return failedRun(context, first, setupError);

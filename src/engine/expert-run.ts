@@ -76,6 +76,8 @@ export interface JobContext {
   /** For checkpoints' metadata. */
   metadata: Record<string, unknown>;
   sleep?: (ms: number) => Promise<void>;
+  /** Resolves once the sandbox's way out is up: nothing reaches the network before (engine-job.ts). */
+  networkReady: Promise<void>;
 }
 
 export interface RunStart {
@@ -135,6 +137,8 @@ export class ExpertRun {
     this.emit({ type: "startRun", initialCheckpoint: this.checkpoint("init"), inputMessages: this.start.inputMessages });
     this.skills = new SkillManager({
       skills: this.job.skillSpecs(this.start.expert),
+      networkReady: this.job.networkReady,
+      isLocal: (spec) => this.job.baseSkillNames(this.start.expert).has(spec.name),
       emit: (event) => this.job.sink.runtimeEvent(this.runId, event),
       eventBase: () => this.job.sink.runtimeBase(this.runId),
     });
@@ -146,6 +150,8 @@ export class ExpertRun {
         return this.fail({ name: "SkillStartError", message: errorText(error), isRetryable: false });
       }
       this.tools = buildExpertTools(this.start.expert, this.skills.tools(), this.job.baseSkillNames(this.start.expert), this.job.input.experts);
+      // The first model call needs the gateway.
+      await this.job.networkReady;
       return await this.loop();
     } catch (error) {
       return this.fail({ name: (error as Error).name || "EngineError", message: errorText(error), isRetryable: false });

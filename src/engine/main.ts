@@ -28,6 +28,28 @@ function readInput(argv: string[]): EngineInput {
   return input;
 }
 
+/**
+ * The host starts this container while the proxy and the gateway are still starting and sends one line on stdin once
+ * they are ready, then closes it. The engine waits for that line (or the end of stdin: docker-compose and a plain
+ * docker run give none) only before it needs the network, so its own start overlaps the sidecars'. The entrypoint
+ * leaves the line to the engine when PERSTACK_START_GATE is "engine" (runtimes/perstack.ts).
+ */
+function startGate(): Promise<void> {
+  return new Promise((resolve) => {
+    const open = () => {
+      process.stdin.off("data", onData);
+      process.stdin.pause();
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      if (chunk.includes(0x0a)) open();
+    };
+    process.stdin.on("data", onData);
+    process.stdin.once("end", open);
+    process.stdin.once("error", open);
+  });
+}
+
 async function main(): Promise<number> {
   let input: EngineInput;
   try {
@@ -41,6 +63,7 @@ async function main(): Promise<number> {
   });
   await runEngineJob(input, {
     sink,
+    networkReady: startGate(),
     env: process.env,
     baseSkillEntry: fileURLToPath(new URL("./base-skill/server.js", import.meta.url)),
     nodePath: process.execPath,

@@ -26,6 +26,8 @@ export interface RunJobHooks {
    * removal may still be under way when runJob returns: the caller awaits `resources.removeAll()` before it exits.
    */
   resources?: SandboxResources;
+  /** With `resources`: the caller removes the sandbox once the agent has exited (run-sandbox.ts). */
+  leaveRemovalToCaller?: boolean;
   /** Every run slot on the engine is taken: this run waits for one (called once). */
   onWaitingForSlot?(running: number, limit: number): void;
 }
@@ -157,7 +159,7 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
       ...(hooks.hurry ? { hurry: hooks.hurry } : {}),
       stop: stop.signal,
       workspace: hooksForWorkspace,
-      ...(hooks.resources ? { resources: hooks.resources } : {}),
+      ...(hooks.resources ? { resources: hooks.resources, leaveRemovalToCaller: hooks.leaveRemovalToCaller === true } : {}),
       sharing: prepared.sharing,
       ...(hooks.onWaitingForSlot ? { waitingForSlot: hooks.onWaitingForSlot } : {}),
     });

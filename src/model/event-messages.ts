@@ -16,10 +16,10 @@ export class UnresolvedMessagesError extends Error {
   override name = "UnresolvedMessagesError";
 }
 
-/** The checkpoints an event carries that are written as files (its `checkpoint`, startRun's `initialCheckpoint`). */
-export function fileCheckpointsOf(event: PerstackEvent): CheckpointRef[] {
-  if (event.type === "startRun") return [event.initialCheckpoint];
-  return "checkpoint" in event ? [event.checkpoint] : [];
+/** The checkpoint an event carries that is written as a file (its `checkpoint`, startRun's `initialCheckpoint`), if any. */
+export function fileCheckpointOf(event: PerstackEvent): CheckpointRef | undefined {
+  if (event.type === "startRun") return event.initialCheckpoint;
+  return "checkpoint" in event ? event.checkpoint : undefined;
 }
 
 /** A reference as read from a file, checked: a safe checkpoint id and a whole count; anything else is undefined. */
@@ -40,16 +40,16 @@ export function wholeCheckpoint(ref: CheckpointRef, messages: Message[]): Checkp
 }
 
 /**
- * The same checkpoint as JSON text, given its messages already as a JSON array (MessageLog.json): what the collector
- * writes to checkpoints/<id>.json without serializing the conversation again.
+ * The same checkpoint as JSON text around its messages' JSON array: `before`, the array, then `after` is the file the
+ * collector writes to checkpoints/<id>.json, from messages already serialized (MessageLog), never serialized again.
  */
-export function wholeCheckpointJson(ref: CheckpointRef, messagesJson: string): string {
+export function wholeCheckpointJsonAround(ref: CheckpointRef): { before: string; after: string } {
   const { messagesRef: _ref, appendMessages: _append, id, jobId, runId, status, stepNumber, ...rest } = ref;
   void _ref;
   void _append;
   const head = JSON.stringify({ id, jobId, runId, status, stepNumber });
   const tail = JSON.stringify(rest);
-  return `${head.slice(0, -1)},"messages":${messagesJson}${tail === "{}" ? "}" : `,${tail.slice(1)}`}`;
+  return { before: `${head.slice(0, -1)},"messages":`, after: tail === "{}" ? "}" : `,${tail.slice(1)}` };
 }
 
 /** Checkpoint statuses a run stops on. Its file is written whole: `--continue` and tools outside read that one. */
@@ -67,9 +67,79 @@ export function isWrittenWhole(ref: CheckpointRef): boolean {
 export function loggedCheckpointJson(ref: CheckpointRef): string {
   const { messagesRef, appendMessages: _append, id, jobId, runId, status, stepNumber, ...rest } = ref;
   void _append;
-  const head = JSON.stringify({ id, jobId, runId, status, stepNumber, messagesLog: { count: messagesRef.count } });
-  const tail = JSON.stringify(rest);
-  return tail === "{}" ? head : `${head.slice(0, -1)},${tail.slice(1)}`;
+  return JSON.stringify({ id, jobId, runId, status, stepNumber, messagesLog: { count: messagesRef.count }, ...rest });
+}
+
+/** How deep fields are compared when a nextCheckpoint is recorded; a field that differs deeper is recorded whole. */
+const COMPARE_DEPTH = 4;
+
+/**
+ * The event as events.jsonl records it. continueToNextStep's nextCheckpoint is its `checkpoint` under another id and
+ * step number, so it is recorded as what it changes, `"nextCheckpoint": {"checkpointWith": {"id": …, "stepNumber": …}}`
+ * (about half the event's bytes), whenever it has the checkpoint's fields in the checkpoint's order; expandRecord gives
+ * it back whole. A whole checkpoint always has an id, so the two forms never mix. Any other event is as it is.
+ */
+export function recordedEvent(event: PerstackEvent): object {
+  if (event.type !== "continueToNextStep") return event;
+  const changes = changesFrom(event.checkpoint, event.nextCheckpoint);
+  return changes ? { ...event, nextCheckpoint: { checkpointWith: changes } } : event;
+}
+
+/**
+ * The fields of `next` whose JSON differs from `base`'s, if `next` has the same fields in the same order (so that
+ * `{...base, ...changes}` is `next`, down to the text JSON.stringify makes of it); undefined otherwise.
+ */
+function changesFrom(base: object, next: object): Record<string, unknown> | undefined {
+  const keys = Object.keys(base);
+  const nextKeys = Object.keys(next);
+  if (keys.length !== nextKeys.length) return undefined;
+  const changes: Record<string, unknown> = {};
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (nextKeys[i] !== key) return undefined;
+    const was = (base as Record<string, unknown>)[key];
+    const value = (next as Record<string, unknown>)[key];
+    if (sameJson(was, value, COMPARE_DEPTH)) continue;
+    // A field JSON leaves out (undefined) can neither be replaced nor replace one; one named __proto__ cannot be set.
+    if (was === undefined || value === undefined || key === "__proto__") return undefined;
+    changes[key] = value;
+  }
+  return changes;
+}
+
+/** Whether two values of an event make the same JSON, looking `depth` levels deep (deeper: assumed different). */
+function sameJson(a: unknown, b: unknown, depth: number): boolean {
+  if (a === b) return true;
+  if (depth === 0 || typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  const otherKeys = Object.keys(b);
+  if (keys.length !== otherKeys.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (otherKeys[i] !== key || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth - 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * A recorded nextCheckpoint, whole: one recorded by its changes is the event's recorded checkpoint with them in place.
+ * Read from a file, neither is trusted: the changes may only replace fields the checkpoint has.
+ */
+function wholeNextCheckpoint(event: Record<string, unknown>): unknown {
+  const next = event.nextCheckpoint;
+  if (!isRecordObject(next) || !Object.hasOwn(next, "checkpointWith") || Object.keys(next).length !== 1) return next;
+  const changes = next.checkpointWith;
+  const base = event.checkpoint;
+  if (!isRecordObject(changes)) throw new UnresolvedMessagesError("nextCheckpoint.checkpointWith: not an object of fields");
+  if (!isRecordObject(base)) throw new UnresolvedMessagesError("nextCheckpoint.checkpointWith: the event has no checkpoint to apply it to");
+  for (const key of Object.keys(changes)) {
+    if (!Object.hasOwn(base, key)) throw new UnresolvedMessagesError(`nextCheckpoint.checkpointWith: ${JSON.stringify(key.slice(0, 80))} is not a field of the event's checkpoint`);
+  }
+  return { ...base, ...changes };
+}
+
+function isRecordObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** A recorded event in Perstack's shape. Throws UnresolvedMessagesError when a reference cannot be resolved. */
@@ -100,7 +170,7 @@ export function expandRecord(event: Record<string, unknown>, resolve: MessagesRe
     out = { ...rest, messages: [...messagesAt("messagesRef", messagesRef), ...after] };
   }
   for (const field of CHECKPOINT_FIELDS) {
-    const checkpoint = event[field];
+    const checkpoint = field === "nextCheckpoint" ? wholeNextCheckpoint(event) : event[field];
     if (typeof checkpoint !== "object" || checkpoint === null || !("messagesRef" in checkpoint)) continue;
     const ref = checkpoint as CheckpointRef;
     out ??= { ...event };

@@ -1,8 +1,8 @@
 // One run's conversation as the host knows it. It only grows: every checkpoint of the run holds a prefix of it
 // (its first `count` messages), so events name messages by count instead of copying them, and a checkpoint file is
-// cut from the log when it is written. Messages are kept as their JSON text, each serialized once: a checkpoint file
-// is then a join of texts rather than a serialization of the whole conversation again, and the log weighs about what
-// the file does.
+// cut from the log when it is written. Messages are kept as their JSON text, each serialized once: messages.jsonl and
+// a checkpoint file are then written from these texts rather than from a serialization of the conversation again, and
+// the log weighs about what the file does.
 import type { Message } from "../model/perstack.js";
 
 export class MessageLog {
@@ -34,14 +34,9 @@ export class MessageLog {
     return this.lastMessage;
   }
 
-  /** Messages `start` to `end` (exclusive) as JSON lines, each ending in a newline: what messages.jsonl holds. */
-  lines(start: number, end: number): string {
-    return end > start ? `${this.texts.slice(start, end).join("\n")}\n` : "";
-  }
-
-  /** The JSON array of the first `count` messages, as a checkpoint file holds them. */
-  json(count: number): string {
-    return `[${this.texts.slice(0, count).join(",")}]`;
+  /** Message `index` as JSON text, on one line: what messages.jsonl holds. */
+  text(index: number): string {
+    return this.texts[index]!;
   }
 }
 

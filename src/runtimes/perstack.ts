@@ -6,7 +6,7 @@ import { PROVIDER_NAMES } from "../config/schema.js";
 import { engineInputSchema, ENGINE_INPUT_HOME_PATH, PROVIDER_HEADERS_ENV, type EngineInput } from "../engine/engine-input.js";
 import { providerApiHosts, providerKeyEnv } from "../engine/provider-env.js";
 import { perstackEventSchema } from "../model/event-schema.js";
-import { fileCheckpointsOf } from "../model/event-messages.js";
+import { fileCheckpointOf } from "../model/event-messages.js";
 import { emptyUsage, type CheckpointError, type CheckpointRef, type PerstackEvent, type RunEvent } from "../model/perstack.js";
 import { packagePath } from "../package-root.js";
 import { compileCacheWarmer, engineContextFiles, ENGINE_IMAGE_DIR } from "./engine-files.js";
@@ -92,6 +92,8 @@ export const perstack: RuntimeAdapter = {
       NODE_OPTIONS: "--disable-warning=UNDICI-EHPA",
       PERSTACK_WORKSPACE: WORKSPACE,
       NODE_ENV: "production",
+      // The engine waits for the host's start line itself, after its own start-up (engine/main.ts).
+      PERSTACK_START_GATE: "engine",
     };
   },
   homeFiles(invocation) {
@@ -184,7 +186,7 @@ export class PerstackStreamParser implements StreamParser {
     if (event.type === "continueToNextStep" && event.nextCheckpoint.appendMessages) {
       throw new Error(`engine event "continueToNextStep" has appendMessages on its nextCheckpoint; only a checkpoint written as a file brings messages`);
     }
-    const [file] = fileCheckpointsOf(event);
+    const file = fileCheckpointOf(event);
     const added = file?.appendMessages;
     if (!file || !added) return event;
     const log = this.logs.get(event.runId) ?? new MessageLog();

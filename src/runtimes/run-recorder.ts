@@ -274,8 +274,8 @@ export class RunRecorder {
     this.pendingCalls = [];
     this.results = [];
     this.stepNumber += 1;
-    // The next step starts from the same conversation: it points to the file just written.
-    const nextCheckpoint = this.checkpointWith(this.ctx.newId(), "proceeding", checkpoint.messagesRef);
+    // The next step starts from the same checkpoint under its own id and step: it points to the file just written.
+    const nextCheckpoint: CheckpointRef = { ...checkpoint, id: this.ctx.newId(), stepNumber: this.stepNumber };
     const next: RunEvent = {
       ...this.runBase(),
       stepNumber: checkpoint.stepNumber,

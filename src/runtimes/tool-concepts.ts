@@ -53,5 +53,12 @@ export function normalizeBuiltinTool(runtime: string, toolName: string, args: un
   if (!map) return undefined;
   const normalized = map(typeof args === "object" && args !== null ? (args as Args) : {});
   if (!normalized) return undefined;
-  return { toolName: normalized.toolName, args: Object.fromEntries(Object.entries(normalized.args).filter(([, v]) => v !== undefined)) };
+  return { toolName: normalized.toolName, args: definedOnly(normalized.args) };
+}
+
+/** The arguments that have a value (the table's own keys, never the agent's). */
+function definedOnly(args: Args): Args {
+  const out: Args = {};
+  for (const key of Object.keys(args)) if (args[key] !== undefined) out[key] = args[key];
+  return out;
 }

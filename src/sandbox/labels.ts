@@ -1,6 +1,7 @@
 // Labels mark everything a run creates, so that cleanup finds it after success, failure, Ctrl-C, or a crash of
 // an earlier run (whose owner process is gone).
 import { hostname } from "node:os";
+import { teardownProcessOf } from "./teardown-handoff.js";
 
 export const MANAGED_LABEL = "perstack.managed";
 export const OWNER_PID_LABEL = "perstack.owner-pid";
@@ -10,7 +11,10 @@ export function ownerLabels(): Record<string, string> {
   return { [OWNER_PID_LABEL]: String(process.pid), [OWNER_HOST_LABEL]: hostname() };
 }
 
-/** True when the labels name a process on this host that no longer exists. */
+/**
+ * True when the labels name a process on this host that no longer exists, and that did not hand its sandbox to a
+ * teardown process still at work (teardown-handoff.ts).
+ */
 export function ownerIsGone(labels: Record<string, string> | undefined): boolean {
   if (!labels) return false;
   const pid = Number(labels[OWNER_PID_LABEL]);
@@ -20,6 +24,6 @@ export function ownerIsGone(labels: Record<string, string> | undefined): boolean
     process.kill(pid, 0);
     return false;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
+    return (error as NodeJS.ErrnoException).code === "ESRCH" && teardownProcessOf(pid) === undefined;
   }
 }

@@ -67,6 +67,11 @@ export interface SandboxIO {
    * waits for the removal.
    */
   resources?: SandboxResources;
+  /**
+   * With `resources`: once the agent has exited, leave the removal to the caller altogether (it hands the sandbox to
+   * a teardown process, teardown-handoff.ts). Before that, or on failure, removal is waited for here as always.
+   */
+  leaveRemovalToCaller?: boolean;
   /** The subnet pool and the engine-wide run limit (default: PERSTACK_* unset). */
   sharing?: EngineSharing;
   /** Every run slot on the engine is taken: the run waits for one (called once). */
@@ -197,8 +202,10 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
     throw error;
   } finally {
-    const removal = resources.removeAll();
-    if (!io.resources || !agentExited) await removal;
+    if (!(io.resources && agentExited && io.leaveRemovalToCaller)) {
+      const removal = resources.removeAll();
+      if (!io.resources || !agentExited) await removal;
+    }
   }
 }
 

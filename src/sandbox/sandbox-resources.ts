@@ -2,6 +2,7 @@
 // Ctrl-C, and so that whatever could not be removed can be named exactly (with the command that removes it).
 import type Docker from "dockerode";
 import { ignoreMissing } from "./leftovers.js";
+import type { TeardownItem } from "./teardown-handoff.js";
 
 type Kind = "container" | "volume" | "network";
 
@@ -58,6 +59,17 @@ export class SandboxResources {
     if (!resource) return;
     await resource.remove().catch(ignoreMissing);
     this.live.splice(this.live.indexOf(resource), 1);
+  }
+
+  /** Everything not removed yet, this set's and its children's, with its removal phase (teardown-handoff.ts). */
+  teardownItems(): TeardownItem[] {
+    return [...this.live.map(({ kind, name, phase }) => ({ kind, name, phase })), ...this.children.flatMap((child) => child.teardownItems())];
+  }
+
+  /** A teardown process removes it all now: this set, and its children, hold nothing any more. */
+  forgetAll(): void {
+    this.live.length = 0;
+    for (const child of this.children) child.forgetAll();
   }
 
   /** What has been created and not (yet) removed. */

@@ -11,8 +11,9 @@ import { createWriteStream, mkdirSync, readdirSync, type WriteStream } from "nod
 import { rename, writeFile } from "node:fs/promises";
 import { join, relative, isAbsolute } from "node:path";
 import { isSafeId } from "../model/ids.js";
-import { wholeCheckpointJson } from "../model/event-messages.js";
+import { recordedEvent, wholeCheckpointJsonAround } from "../model/event-messages.js";
 import type { Checkpoint, CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
+import { LineWriter } from "../stream/line-writer.js";
 import { RunHistoryLog, type MessagesSource } from "./run-history-log.js";
 
 export type { MessagesSource } from "./run-history-log.js";
@@ -23,10 +24,45 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeTextAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-async function writeTextAtomic(path: string, text: string): Promise<void> {
+async function writeTextAtomic(path: string, text: string | Iterable<Buffer>): Promise<void> {
   const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
   await writeFile(temp, text, { mode: 0o644 });
   await rename(temp, path);
+}
+
+/** How much of a long text is encoded at a time. */
+const CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * The pieces of a text as UTF-8, a chunk at a time, each piece encoded straight into its chunk: a whole checkpoint's
+ * conversation is never one string (joined, then copied again to be encoded). Each chunk is written (writeFile awaits
+ * its write) before the next is asked for, so the next is encoded into the same memory.
+ */
+function* utf8Chunks(pieces: Iterable<string>): Generator<Buffer> {
+  let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  let used = 0;
+  for (const piece of pieces) {
+    // A UTF-16 code unit takes at most 3 bytes of UTF-8.
+    const room = piece.length * 3;
+    if (used + room > chunk.length) {
+      if (used > 0) yield chunk.subarray(0, used);
+      if (room > chunk.length) chunk = Buffer.allocUnsafe(room);
+      used = 0;
+    }
+    used += chunk.write(piece, used);
+  }
+  if (used > 0) yield chunk.subarray(0, used);
+}
+
+/** A checkpoint file's text, in pieces: its fields, its first `count` messages (from their JSON texts), a newline. */
+function* wholeCheckpointPieces(checkpoint: CheckpointRef, messages: MessagesSource | undefined, count: number): Generator<string> {
+  const { before, after } = wholeCheckpointJsonAround(checkpoint);
+  yield `${before}[`;
+  for (let index = 0; messages && index < count; index++) {
+    if (index > 0) yield ",";
+    yield messages.text(index);
+  }
+  yield `]${after}\n`;
 }
 
 /**
@@ -69,7 +105,7 @@ export class JobStore {
   async writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
     const count = checkpoint.messagesRef.count;
     if (count > (messages?.length ?? 0)) throw new Error(`checkpoint ${checkpoint.id}: its run has fewer than ${count} messages`);
-    await writeTextAtomic(this.checkpointPath(checkpoint.id), `${wholeCheckpointJson(checkpoint, messages?.json(count) ?? "[]")}\n`);
+    await writeTextAtomic(this.checkpointPath(checkpoint.id), utf8Chunks(wholeCheckpointPieces(checkpoint, messages, count)));
   }
 
   runDir(runId: string): string {
@@ -94,13 +130,9 @@ function checkedId(id: string, what: string): string {
   return id;
 }
 
-/** Past this many bytes of events waiting for their write, they are written at once. */
-const EVENT_BATCH_BYTES = 256 * 1024;
-
 export class RunFiles {
   private readonly events: WriteStream;
-  private pendingEvents: string[] = [];
-  private pendingBytes = 0;
+  private readonly eventLines: LineWriter;
   private readonly raw: WriteStream | undefined;
   private readonly stderr: WriteStream | undefined;
   private readonly history: RunHistoryLog;
@@ -111,6 +143,7 @@ export class RunFiles {
   ) {
     mkdirSync(dir, { recursive: true });
     this.events = createWriteStream(join(dir, "events.jsonl"), { flags: "a" });
+    this.eventLines = new LineWriter(this.events);
     this.history = new RunHistoryLog(dir);
     if (options.logs !== false) {
       this.raw = createWriteStream(join(dir, "raw.log"), { flags: "a" });
@@ -122,23 +155,9 @@ export class RunFiles {
     return writeJsonAtomic(join(this.dir, "run-setting.json"), setting);
   }
 
-  /**
-   * Events of one chunk of output (all handled before the next turn of the event loop) go to the file as one write:
-   * a write per event costs more than the event.
-   */
+  /** Events of one chunk of output (all handled before the next turn of the event loop) go to the file as one write. */
   appendEvent(event: PerstackEvent): void {
-    const line = `${JSON.stringify(event)}\n`;
-    this.pendingEvents.push(line);
-    this.pendingBytes += line.length;
-    if (this.pendingEvents.length === 1) queueMicrotask(() => this.flushEvents());
-    else if (this.pendingBytes >= EVENT_BATCH_BYTES) this.flushEvents();
-  }
-
-  private flushEvents(): void {
-    if (this.pendingEvents.length === 0) return;
-    this.events.write(this.pendingEvents.join(""));
-    this.pendingEvents = [];
-    this.pendingBytes = 0;
+    this.eventLines.line(JSON.stringify(recordedEvent(event)));
   }
 
   /** A step checkpoint as a line of checkpoints.jsonl (run-history-log.ts); false: write it as a file instead. */
@@ -156,12 +175,13 @@ export class RunFiles {
 
   /** Bytes written but not yet on disk, over all of this run's files. */
   backlog(): number {
-    return this.pendingBytes + [this.events, this.raw, this.stderr, ...this.history.streams()].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
+    return this.eventLines.queued + this.history.queued() + [this.events, this.raw, this.stderr, ...this.history.streams()].reduce((sum, stream) => sum + (stream?.writableLength ?? 0), 0);
   }
 
   /** Resolves when every file whose buffer is full has drained. */
   async drained(): Promise<void> {
-    this.flushEvents();
+    this.eventLines.flush();
+    this.history.flush();
     await Promise.all(
       [this.events, this.raw, this.stderr, ...this.history.streams()].map((stream) =>
         stream && stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once("drain", () => resolve())) : undefined,
@@ -170,7 +190,7 @@ export class RunFiles {
   }
 
   async close(): Promise<void> {
-    this.flushEvents();
+    this.eventLines.flush();
     await Promise.all(
       [
         ...[this.events, this.raw, this.stderr].map((stream) => stream && new Promise<void>((resolve) => stream.end(() => resolve()))),

@@ -9,33 +9,29 @@
 import { createWriteStream, statSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { loggedCheckpointJson } from "../model/event-messages.js";
+import { LineWriter } from "../stream/line-writer.js";
 import type { CheckpointRef } from "../model/perstack.js";
 
 /** Where a checkpoint's messages come from: a run's MessageLog (runtimes/message-log.ts). */
 export interface MessagesSource {
   readonly length: number;
-  /** The JSON array of the first `count` messages. */
-  json(count: number): string;
-  /** Messages `start` to `end` as JSON lines, each ending in a newline. */
-  lines(start: number, end: number): string;
+  /** Message `index` as JSON text, on one line. */
+  text(index: number): string;
 }
 
 export const MESSAGES_FILE = "messages.jsonl";
 export const CHECKPOINTS_FILE = "checkpoints.jsonl";
 
-/** One write to messages.jsonl, and the checkpoint lines that wait for it. */
-interface MessagesWrite {
-  done: boolean;
-  after: string[];
+interface LogFiles {
+  streams: [WriteStream, WriteStream];
+  messages: LineWriter;
+  checkpoints: LineWriter;
 }
 
 export class RunHistoryLog {
-  private messages: WriteStream | undefined;
-  private checkpoints: WriteStream | undefined;
   /** undefined until the first checkpoint; false when the files were there before (see append). */
-  private usable: boolean | undefined;
+  private files: LogFiles | false | undefined;
   private messagesWritten = 0;
-  private lastWrite: MessagesWrite | undefined;
 
   constructor(private readonly dir: string) {}
 
@@ -45,49 +41,59 @@ export class RunHistoryLog {
    * twice), so their lines may be another conversation's; the caller writes that checkpoint whole instead.
    */
   append(checkpoint: CheckpointRef, source: MessagesSource): boolean {
-    if (this.usable === undefined) {
-      this.usable = sizeOf(join(this.dir, MESSAGES_FILE)) === 0 && sizeOf(join(this.dir, CHECKPOINTS_FILE)) === 0;
-      if (this.usable) {
-        this.messages = createWriteStream(join(this.dir, MESSAGES_FILE), { flags: "a" });
-        this.checkpoints = createWriteStream(join(this.dir, CHECKPOINTS_FILE), { flags: "a" });
-      }
-    }
-    const [messages, checkpoints] = [this.messages, this.checkpoints];
-    if (!this.usable || !messages || !checkpoints) return false;
-    const line = `${loggedCheckpointJson(checkpoint)}\n`;
-    const count = checkpoint.messagesRef.count;
-    if (count > this.messagesWritten) {
-      const write: MessagesWrite = { done: false, after: [line] };
-      const text = source.lines(this.messagesWritten, count);
-      this.messagesWritten = count;
-      this.lastWrite = write;
-      // Callbacks of one stream run in order, so checkpoint lines keep theirs. A failed write leaves its checkpoints
-      // out; the stream's error reaches the collector through drained() and close().
-      messages.write(text, (error) => {
-        write.done = true;
-        if (!error) checkpoints.write(write.after.join(""));
-      });
-    } else if (this.lastWrite && !this.lastWrite.done) {
-      this.lastWrite.after.push(line);
-    } else {
-      checkpoints.write(line);
-    }
+    this.files ??= this.open();
+    if (!this.files) return false;
+    const { messages, checkpoints } = this.files;
+    const line = loggedCheckpointJson(checkpoint);
+    // The guard lets no checkpoint name more messages than the log holds; the log is not read past its end anyway.
+    const count = Math.min(checkpoint.messagesRef.count, source.length);
+    for (let index = this.messagesWritten; index < count; index++) messages.line(source.text(index));
+    this.messagesWritten = Math.max(this.messagesWritten, checkpoint.messagesRef.count);
+    // Callbacks of one stream run in order, so checkpoint lines keep theirs. A failed write leaves its checkpoints
+    // out; the stream's error reaches the collector through drained() and close().
+    messages.whenWritten((error) => {
+      if (!error) checkpoints.line(line);
+    });
     return true;
   }
 
   streams(): WriteStream[] {
-    return [this.messages, this.checkpoints].filter((s): s is WriteStream => s !== undefined);
+    return this.files ? this.files.streams : [];
   }
 
-  /** Ends messages.jsonl first: its last callbacks write the checkpoint lines that waited for it. */
+  /** Bytes of lines not yet handed to the files' streams. */
+  queued(): number {
+    return this.files ? this.files.messages.queued + this.files.checkpoints.queued : 0;
+  }
+
+  /** Hands every queued line to the files' streams. */
+  flush(): void {
+    if (!this.files) return;
+    this.files.messages.flush();
+    this.files.checkpoints.flush();
+  }
+
+  /** Ends messages.jsonl first: its last callbacks queue the checkpoint lines that waited for it. */
   async close(): Promise<void> {
-    await endStream(this.messages);
-    await endStream(this.checkpoints);
+    if (!this.files) return;
+    const { streams: [messages, checkpoints], messages: messageLines, checkpoints: checkpointLines } = this.files;
+    messageLines.flush();
+    await endStream(messages);
+    checkpointLines.flush();
+    await endStream(checkpoints);
+  }
+
+  /** The files, if this run has none yet; false if it has (see append). */
+  private open(): LogFiles | false {
+    if (sizeOf(join(this.dir, MESSAGES_FILE)) !== 0 || sizeOf(join(this.dir, CHECKPOINTS_FILE)) !== 0) return false;
+    const messages = createWriteStream(join(this.dir, MESSAGES_FILE), { flags: "a" });
+    const checkpoints = createWriteStream(join(this.dir, CHECKPOINTS_FILE), { flags: "a" });
+    return { streams: [messages, checkpoints], messages: new LineWriter(messages), checkpoints: new LineWriter(checkpoints) };
   }
 }
 
-function endStream(stream: WriteStream | undefined): Promise<void> {
-  return stream ? new Promise<void>((resolve) => stream.end(() => resolve())) : Promise.resolve();
+function endStream(stream: WriteStream): Promise<void> {
+  return new Promise<void>((resolve) => stream.end(() => resolve()));
 }
 
 /** A file's size, 0 when it is not there. */

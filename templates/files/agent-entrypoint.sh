@@ -17,6 +17,8 @@ if [ -d /etc/perstack/home ]; then
 fi
 # The host starts this container while the proxy and the provider gateway are still starting, and sends one line on
 # stdin once they are ready (then closes it, so the command sees an empty stdin). Without an open stdin (docker-compose,
-# a plain docker run) the read ends at once.
-read -r _ || true
+# a plain docker run) the read ends at once. The built-in engine reads the line itself, once it has started up.
+if [ "${PERSTACK_START_GATE:-}" != "engine" ]; then
+  read -r _ || true
+fi
 exec "$@"

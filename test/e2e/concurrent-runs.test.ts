@@ -4,7 +4,7 @@
 import type Docker from "dockerode";
 import { describe, expect, it } from "vitest";
 import { readJobs, runCli } from "../support/cli.js";
-import { requireDocker } from "../support/docker.js";
+import { leftAfterTeardown, requireDocker } from "../support/docker.js";
 import { fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
@@ -13,21 +13,6 @@ const EXPERTS = `[experts."writer"]
 description = "Answers"
 instruction = "Answer in one word."
 `;
-
-/** Everything on the engine that carries one of these jobs' labels. */
-async function leftBehind(engine: Docker, jobIds: string[]): Promise<string[]> {
-  const left: string[] = [];
-  for (const jobId of jobIds) {
-    const filters = { label: [`perstack.job=${jobId}`] };
-    const [containers, networks, volumes] = await Promise.all([
-      engine.listContainers({ all: true, filters }),
-      engine.listNetworks({ filters }),
-      engine.listVolumes({ filters }),
-    ]);
-    left.push(...containers.map((c) => `container ${c.Names[0]}`), ...networks.map((n) => `network ${n.Name}`), ...(volumes.Volumes ?? []).map((v) => `volume ${v.Name}`));
-  }
-  return left;
-}
 
 /** Polls the engine for the agents of these jobs that are running; returns the most seen at once. */
 function watchAgents(engine: Docker, jobIds: Set<string>): { stop(): Promise<number> } {
@@ -73,7 +58,7 @@ describe.skipIf(!docker)("many runs on one engine", () => {
         expect(result.stderr).not.toMatch(/non-overlapping|HTTP code/);
       }
       for (const { ws } of results) expect(readJobs(ws)[0]?.job.status).toBe("completed");
-      expect(await leftBehind(docker!, jobIds)).toEqual([]);
+      expect((await Promise.all(jobIds.map((jobId) => leftAfterTeardown(docker!, jobId)))).flat()).toEqual([]);
       console.log(`[concurrent-runs] 24 runs at once: ${(wallMs / 1000).toFixed(1)} s`);
     },
     600_000,
@@ -101,10 +86,24 @@ describe.skipIf(!docker)("many runs on one engine", () => {
       expect(most).toBeLessThanOrEqual(2);
       const waited = results.filter((r) => /waiting for a free run slot \(\d+ running\)…/.test(r.stderr));
       expect(waited.length).toBeGreaterThanOrEqual(2);
-      expect(await leftBehind(docker!, jobIds)).toEqual([]);
+      expect((await Promise.all(jobIds.map((jobId) => leftAfterTeardown(docker!, jobId)))).flat()).toEqual([]);
     },
     600_000,
   );
+
+  it("a run exits before its sandbox is removed; the next run's sweep does not take that teardown for a crashed run", async () => {
+    await suite.fake.script([{ text: "Done." }]);
+    const toml = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const [first, second] = [`teardown-${stamp}-a`, `teardown-${stamp}-b`];
+    const a = await runCli(["run", "writer", "Say done", "--job-id", first], { cwd: suite.workspace(toml), env: keyEnv() });
+    expect(a.exitCode, a.all).toBe(0);
+    // Straight after: the first run's teardown process is still at work, and this run's start sweeps the engine.
+    const b = await runCli(["run", "writer", "Say done", "--job-id", second], { cwd: suite.workspace(toml), env: keyEnv() });
+    expect(b.exitCode, b.all).toBe(0);
+    expect(b.stderr).not.toContain("leftovers of crashed runs");
+    expect(await leftAfterTeardown(docker!, first)).toEqual([]);
+    expect(await leftAfterTeardown(docker!, second)).toEqual([]);
+  });
 
   it("a bad PERSTACK_SUBNET_POOL or PERSTACK_MAX_CONCURRENT_RUNS is bad input: exit 2 before anything starts", async () => {
     const ws = suite.workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, experts: EXPERTS }));

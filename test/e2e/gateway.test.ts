@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { costOf, loadPriceTable } from "../../src/gateway/pricing.js";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
-import { requireDocker } from "../support/docker.js";
+import { leftAfterTeardown, requireDocker } from "../support/docker.js";
 import { startFakeModel, type FakeKind, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
 
 const docker = await requireDocker();
@@ -278,7 +278,6 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     const stop = job!.events.find((e) => e.type === "stopRunByError") as { error?: { name: string; message: string } } | undefined;
     expect(stop?.error?.name).toBe("BudgetExceeded");
     expect(stop?.error?.message).toContain("--max-tokens budget");
-    const containers = await docker!.listContainers({ all: true, filters: { label: [`perstack.job=${job!.jobId}`] } });
-    expect(containers).toEqual([]);
+    expect(await leftAfterTeardown(docker!, job!.jobId)).toEqual([]);
   }, 900_000);
 });

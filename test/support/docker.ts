@@ -63,3 +63,23 @@ export function rootOnly(): { skip: boolean; check(): void } {
     },
   };
 }
+
+/**
+ * What is still on the engine with job `jobId`'s label once its teardown has had `boundMs` to finish: `perstack run`
+ * exits as soon as the result is recorded and hands the removal to a teardown process (sandbox/teardown-handoff.ts).
+ * An empty list as soon as nothing is left.
+ */
+export async function leftAfterTeardown(engine: Docker, jobId: string, boundMs = 20_000): Promise<string[]> {
+  const filters = { label: [`perstack.job=${jobId}`] };
+  const deadline = Date.now() + boundMs;
+  for (;;) {
+    const [containers, networks, volumes] = await Promise.all([engine.listContainers({ all: true, filters }), engine.listNetworks({ filters }), engine.listVolumes({ filters })]);
+    const left = [
+      ...containers.map((c) => `container ${(c.Names[0] ?? c.Id).replace(/^\//, "")}`),
+      ...networks.map((n) => `network ${n.Name}`),
+      ...(volumes.Volumes ?? []).map((v) => `volume ${v.Name}`),
+    ];
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -56,6 +56,13 @@ export type SkillEventBody = DistributiveOmit<RuntimeEvent, keyof RuntimeEventBa
 
 export interface SkillManagerOptions {
   skills: SkillSpec[];
+  /**
+   * Resolves once the sandbox's way out (proxy, gateway) is up. A skill `isLocal` does not say is local waits for it
+   * before it starts: it may fetch a package or call a service as it starts. Local ones start at once, while the host
+   * is still starting the sidecars.
+   */
+  networkReady?: Promise<void>;
+  isLocal?: (spec: SkillSpec) => boolean;
   /** Receives skillStarting, skillConnected, skillStderr and skillDisconnected events. */
   emit: (event: RuntimeEvent) => void;
   /** Supplies the id, timestamp, jobId and runId of each event. */
@@ -184,6 +191,7 @@ export class SkillManager {
   }
 
   private async connect(spec: SkillSpec): Promise<void> {
+    if (!this.options.isLocal?.(spec)) await this.options.networkReady;
     const skillName = spec.name;
     this.emit({ type: "skillStarting", skillName });
     const stderrTail: string[] = [];

@@ -11,9 +11,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { runLogCommand } from "../../../src/cli/log-command.js";
 import { RunCollector } from "../../../src/collector/run-collector.js";
 import { CheckpointFileMessages } from "../../../src/history/checkpoint-messages.js";
-import { expandRecord } from "../../../src/model/event-messages.js";
+import { expandRecord, recordedEvent } from "../../../src/model/event-messages.js";
 import { newId } from "../../../src/model/ids.js";
-import type { Checkpoint, CheckpointRef, Job, Message } from "../../../src/model/perstack.js";
+import type { Checkpoint, CheckpointRef, Job, Message, PerstackEvent } from "../../../src/model/perstack.js";
 import { ClaudeStreamParser } from "../../../src/runtimes/claude-code.js";
 import { readCheckpoint } from "../../../src/storage/job-reader.js";
 import { JobStore } from "../../../src/storage/job-store.js";
@@ -37,13 +37,13 @@ function perstackDir(prefix: string): string {
 /** success.jsonl's tool turns take 7 lines for 3 steps; its head and tail 3 lines. */
 const linesFor = (steps: number) => 3 + Math.ceil((steps * 7) / 3);
 
-function collector(store: JobStore) {
+function collector(store: JobStore, onEvent: (event: PerstackEvent) => void = () => undefined) {
   const files = store.openRun(RUN);
   const parser = new ClaudeStreamParser({
     jobId: JOB, runId: RUN, expert: { key: "e", name: "e", version: "1.0.0" }, instruction: "Be brief.", query: "Write hello.",
     runtime: "claude-code", metadata: { runtimeVersion: "2.1.330" }, newId, now: Date.now,
   });
-  const collector = new RunCollector({ jobId: JOB, runId: RUN, store, files, parser, newId, now: Date.now, onEvent: () => undefined });
+  const collector = new RunCollector({ jobId: JOB, runId: RUN, store, files, parser, newId, now: Date.now, onEvent });
   return { collector, files, parser };
 }
 
@@ -53,7 +53,8 @@ const write = (stream: NodeJS.WritableStream, data: string) => new Promise<void>
 async function recordRun(steps: number) {
   const dir = perstackDir("perstack-linear-");
   const store = new JobStore(dir, JOB);
-  const { collector: c, files } = collector(store);
+  const emitted: PerstackEvent[] = [];
+  const { collector: c, files } = collector(store, (event) => emitted.push(event));
   const lines = replicateClaudeStream(RECORDING, linesFor(steps));
   await write(c.stdout, `${lines.join("\n")}\n`);
   const outcome = await c.finish(0);
@@ -63,7 +64,7 @@ async function recordRun(steps: number) {
   const events = readFileSync(eventsPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
   // Tool steps; the final answer's generation is one more step of its own.
   const toolSteps = events.filter((e) => e.type === "continueToNextStep").length;
-  return { dir, store, files, outcome, events, toolSteps, eventsBytes: statSync(eventsPath).size, rawBytes: statSync(join(files.dir, "raw.log")).size };
+  return { dir, store, files, outcome, events, emitted, toolSteps, eventsBytes: statSync(eventsPath).size, rawBytes: statSync(join(files.dir, "raw.log")).size };
 }
 
 /** Bytes of every file under `dir`. */
@@ -175,6 +176,75 @@ describe("events.jsonl grows linearly with the run's steps", () => {
   });
 });
 
+describe("continueToNextStep's nextCheckpoint is recorded as what it changes from the event's checkpoint", () => {
+  const error = { name: "E", message: "m", isRetryable: false };
+  /** A step's checkpoint as the recorder makes it. */
+  function checkpointOf(over: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      id: "c1", jobId: JOB, runId: RUN, status: "proceeding", stepNumber: 1, messagesRef: { checkpointId: "c1", count: 4 },
+      expert: { key: "e", name: "e", version: "1.0.0" }, usage: { inputTokens: 3, outputTokens: 1, reasoningTokens: 0, totalTokens: 4, cachedInputTokens: 0 },
+      metadata: { runtime: "claude-code", model: "m" }, ...over,
+    };
+  }
+  /** The step's event; by default its next checkpoint is the same one (a copy) under another id and step. */
+  function step(checkpoint = checkpointOf(), nextCheckpoint: Record<string, unknown> = { ...structuredClone(checkpoint), id: "c1n", stepNumber: 2 }) {
+    return { id: "e1", expertKey: "e", timestamp: 1, jobId: JOB, runId: RUN, stepNumber: 1, type: "continueToNextStep", checkpoint, nextCheckpoint } as unknown as PerstackEvent;
+  }
+  /** The event as events.jsonl holds it, read back. */
+  const recorded = (event: PerstackEvent) => JSON.parse(JSON.stringify(recordedEvent(event))) as Record<string, unknown>;
+  /** Expansion that needs no files: a reference reads back as itself. */
+  const resolve = (_runId: string, ref: { checkpointId: string; count: number }) => [ref] as unknown as Message[];
+  /** Perstack's shape as JSON text: the same whichever way the event was recorded. */
+  const shown = (event: object) => JSON.stringify(expandRecord(JSON.parse(JSON.stringify(event)) as Record<string, unknown>, resolve));
+
+  it("as the id and step number it changes, and reads back to the very text of the whole one", () => {
+    const event = step();
+    expect(recorded(event).nextCheckpoint).toEqual({ checkpointWith: { id: "c1n", stepNumber: 2 } });
+    expect(shown(recorded(event))).toBe(shown(event));
+  });
+
+  it.each([
+    ["a field the checkpoint does not have", () => step(checkpointOf(), { ...checkpointOf({ error }), id: "c1n" })],
+    ["the checkpoint's fields in another order", () => step(checkpointOf(), { stepNumber: 2, ...checkpointOf(), id: "c1n" })],
+    ["a field JSON leaves out where the checkpoint has one", () => step(checkpointOf({ error }), { ...checkpointOf({ error: undefined }), id: "c1n" })],
+  ])("whole, when it has %s", (_what, make) => {
+    const event = make();
+    expect(recorded(event).nextCheckpoint).toEqual(JSON.parse(JSON.stringify((event as { nextCheckpoint: object }).nextCheckpoint)));
+    expect(shown(recorded(event))).toBe(shown(event));
+  });
+
+  it("with every other field that differs, however deep", () => {
+    const event = step(checkpointOf({ metadata: { a: { b: { c: { d: 1 } } } } }), { ...checkpointOf({ metadata: { a: { b: { c: { d: 2 } } } } }), id: "c1n", stepNumber: 2 });
+    const record = recorded(event);
+    expect(record.nextCheckpoint).toEqual({ checkpointWith: { id: "c1n", stepNumber: 2, metadata: { a: { b: { c: { d: 2 } } } } } });
+    expect(shown(record)).toBe(shown(event));
+  });
+
+  it("whole when a field named __proto__ differs, which no copy could set; compact when it does not", () => {
+    // As JSON.parse makes them: "__proto__" an own field like any other.
+    const checkpoint = JSON.parse(JSON.stringify(checkpointOf()).replace(/}$/, ',"__proto__":{"x":1}}')) as Record<string, unknown>;
+    const same = { ...structuredClone(checkpoint), id: "c1n", stepNumber: 2 };
+    expect(recorded(step(checkpoint, same)).nextCheckpoint).toEqual({ checkpointWith: { id: "c1n", stepNumber: 2 } });
+    expect(shown(recorded(step(checkpoint, same)))).toBe(shown(step(checkpoint, same)));
+    const other = JSON.parse(JSON.stringify(same).replace('"__proto__":{"x":1}', '"__proto__":{"x":2}')) as Record<string, unknown>;
+    expect(recorded(step(checkpoint, other)).nextCheckpoint).toEqual(JSON.parse(JSON.stringify(other)));
+    expect(shown(recorded(step(checkpoint, other)))).toContain('"__proto__":{"x":2}');
+  });
+
+  it("on a recorded run: every event reads back from the files to the text of the event the collector emitted", async () => {
+    const { dir, events, emitted } = await recordRun(6);
+    const steps = events.filter((e) => e.type === "continueToNextStep");
+    expect(steps).toHaveLength(6);
+    for (const recordedStep of steps) {
+      const stepNumber = (recordedStep.checkpoint as CheckpointRef).stepNumber;
+      expect(recordedStep.nextCheckpoint).toEqual({ checkpointWith: { id: expect.any(String), stepNumber: stepNumber + 1 } });
+    }
+    const files = new CheckpointFileMessages(dir, JOB);
+    const readBack = (event: object) => JSON.stringify(expandRecord(JSON.parse(JSON.stringify(event)) as Record<string, unknown>, files.resolve));
+    expect(events.map(readBack)).toEqual(emitted.map(readBack));
+  });
+});
+
 describe("the collector on a 10k-step stream", () => {
   it("holds the conversation once and writes it once: memory and disk grow with what the run said, never with its events", async () => {
     setFlagsFromString("--expose-gc");
@@ -196,7 +266,9 @@ describe("the collector on a 10k-step stream", () => {
       await write(c.stdout, `${body.slice(at, at + chunk).join("\n")}\n`);
       await files.drained();
       const log = parser.history(RUN)!;
-      samples.push({ steps: parser.runRecorder.steps, heap: heap() - before, logBytes: log.json(log.length).length });
+      let logBytes = 0;
+      for (let index = 0; index < log.length; index++) logBytes += log.text(index).length;
+      samples.push({ steps: parser.runRecorder.steps, heap: heap() - before, logBytes });
     }
     await write(c.stdout, `${lines.slice(-2).join("\n")}\n`);
     const outcome = await c.finish(0);

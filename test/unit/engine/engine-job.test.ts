@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { EngineExpert, EngineInput, EngineStart } from "../../../src/engine/engine-input.js";
 import { runEngineJob } from "../../../src/engine/engine-job.js";
 import { EventSink } from "../../../src/engine/event-sink.js";
@@ -343,6 +343,51 @@ describe("generation timeout", () => {
     expect(attempts).toBe(2);
     expect(ofType(events, "retry")[0]!.reason).toMatch(/GenerationTimeout: no complete answer within timeout \(200 ms\)/);
     expect(ofType(events, "stopRunByError")[0]!.error).toMatchObject({ name: "GenerationTimeout", isRetryable: true });
+  });
+});
+
+describe("the start gate", () => {
+  it("before networkReady the engine starts up and its base skill connects, but calls no model; then the run goes on", async () => {
+    const { MockLanguageModelV4 } = await import("ai/test");
+    let calls = 0;
+    const model = new MockLanguageModelV4({
+      doStream: async () => {
+        calls += 1;
+        return {
+          stream: new ReadableStream({
+            start(controller) {
+              controller.enqueue({ type: "text-start", id: "t" });
+              controller.enqueue({ type: "text-delta", id: "t", delta: "Done." });
+              controller.enqueue({ type: "text-end", id: "t" });
+              controller.enqueue({ type: "finish", finishReason: { unified: "stop", raw: "stop" }, usage: { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 1, text: 1, reasoning: 0 } } });
+              controller.close();
+            },
+          }),
+        };
+      },
+    });
+    let open: () => void = () => {};
+    const networkReady = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const events: PerstackEvent[] = [];
+    const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+    const done = runEngineJob(
+      {
+        version: 1, jobId: "job1", runId: "r", expertKey: "writer", experts: { writer }, provider: { providerName: "anthropic" }, model: "m",
+        maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 30_000, workspace: mkdtempSync(join(tmpdir(), "engine-gate-")), runtime: "perstack",
+        runtimeVersion: "t", start: { kind: "query", query: "q" },
+      },
+      { sink, env: {}, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, createModel: () => model, networkReady },
+    );
+    await vi.waitFor(() => expect(events.some((e) => e.type === "skillConnected")).toBe(true), { timeout: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(calls).toBe(0);
+    expect(types(events)).toEqual(["initializeRuntime", "startRun"]);
+    open();
+    await done;
+    expect(calls).toBe(1);
+    expect(types(events).at(-1)).toBe("completeRun");
   });
 });
 

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createBaseSkillServer } from "../../../src/engine/base-skill/server.js";
 import {
   INHERITED_ENV_VARS,
@@ -15,6 +15,7 @@ import {
   SkillStartError,
   type SkillSpec,
   type StdioSkillSpec,
+  type SkillManagerOptions,
 } from "../../../src/engine/skills/skill-manager.js";
 import type { RuntimeEvent } from "../../../src/model/perstack.js";
 
@@ -90,9 +91,10 @@ function tiny(name: string, tools: string[], overrides: Partial<StdioSkillSpec> 
   return { name, transport: "stdio", command: process.execPath, args: [tinyServer, name, ...tools], env: {}, ...overrides };
 }
 
-function manager(skills: SkillSpec[]): SkillManager {
+function manager(skills: SkillSpec[], gate: Pick<SkillManagerOptions, "networkReady" | "isLocal"> = {}): SkillManager {
   const m = new SkillManager({
     skills,
+    ...gate,
     emit: (event) => events.push(event),
     eventBase: () => ({ id: `e${++eventCounter}`, timestamp: Date.now(), jobId: "job1", runId: "run1" }),
     connectTimeoutMs: 30_000,
@@ -108,6 +110,23 @@ function text(result: CallToolResult): string {
 function eventsOf(type: RuntimeEvent["type"], skillName?: string): RuntimeEvent[] {
   return events.filter((e) => e.type === type && (skillName === undefined || ("skillName" in e && e.skillName === skillName)));
 }
+
+describe("SkillManager before the sandbox's way out is up", () => {
+  it("starts local skills at once; any other waits for networkReady before it is even spawned", async () => {
+    let open: () => void = () => {};
+    const networkReady = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const m = manager([baseSkill(), tiny("remote", ["ping"])], { networkReady, isLocal: (spec) => spec.name === "base" });
+    const started = m.start();
+    await vi.waitFor(() => expect(eventsOf("skillConnected", "base")).toHaveLength(1), { timeout: 20_000 });
+    // The base skill is up; the other has not begun.
+    expect(eventsOf("skillStarting", "remote")).toHaveLength(0);
+    open();
+    await started;
+    expect(eventsOf("skillConnected", "remote")).toHaveLength(1);
+  });
+});
 
 describe("SkillManager over stdio with the base skill", () => {
   it("connects, lists the 17 base tools and emits skillStarting before skillConnected", async () => {

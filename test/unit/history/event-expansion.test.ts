@@ -101,6 +101,62 @@ describe("perstack log --json expands message references", () => {
   });
 });
 
+describe("perstack log --json reads back a nextCheckpoint recorded by what it changes", () => {
+  /** referencedJob with its step's nextCheckpoint as given. */
+  function withNext(fixture: JobFixture, nextCheckpoint: unknown): JobFixture {
+    const events = fixture.runs.r1!.map((event) => (typeof event !== "string" && event.type === "continueToNextStep" ? { ...event, nextCheckpoint } : event));
+    return { ...fixture, runs: { r1: events } };
+  }
+
+  it("whole, exactly as if it had been recorded whole", async () => {
+    const fixture = referencedJob();
+    const whole = await logJson(fixture);
+    const compact = await logJson(withNext(fixture, { checkpointWith: { id: "c1n", stepNumber: 2 } }));
+    expect(compact.out.warnings).toBeUndefined();
+    // The same text, but for the directory each job was written to.
+    const text = (log: typeof whole) => log.io.out.replace(JSON.stringify((log.out as { storagePath?: string }).storagePath), "");
+    expect(text(compact)).toBe(text(whole));
+    expect(compact.out.events[2]!.nextCheckpoint).toMatchObject({ id: "c1n", stepNumber: 2, messages: (compact.out.events[2]!.checkpoint as { messages: unknown[] }).messages });
+  });
+
+  it.each([
+    ["changes that are no object", { checkpointWith: ["c1n"] }, /nextCheckpoint\.checkpointWith: not an object of fields/],
+    ["a field the checkpoint does not have", { checkpointWith: { id: "c1n", messages: [{ type: "userMessage" }] } }, /nextCheckpoint\.checkpointWith: "messages" is not a field of the event's checkpoint/],
+    ["a __proto__ field", JSON.parse('{"checkpointWith":{"__proto__":{"polluted":true}}}') as unknown, /"__proto__" is not a field of the event's checkpoint/],
+    ["a reference to another run's checkpoint", { checkpointWith: { messagesRef: { checkpointId: "x0", count: 1 } } }, /nextCheckpoint\.messagesRef: checkpoint x0 belongs to run r2, not r1/],
+    ["a reference that is no reference", { checkpointWith: { messagesRef: { checkpointId: "../../job.json", count: 1 } } }, /nextCheckpoint\.messagesRef: not a reference/],
+  ])("with %s: shown as recorded, with a warning", async (_what, nextCheckpoint, reason) => {
+    const { out, io } = await logJson(withNext(referencedJob(), nextCheckpoint));
+    const step = out.events[2]!;
+    expect(step.nextCheckpoint).toEqual(JSON.parse(JSON.stringify(nextCheckpoint)));
+    expect(step).not.toHaveProperty("checkpoint.messages");
+    expect(out.warnings?.join("\n")).toMatch(new RegExp(`event ${String(step.id)} \\(continueToNextStep\\) is shown with its message reference: `));
+    expect(out.warnings?.join("\n")).toMatch(reason);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // The other events still expand.
+    expect((out.events[4]!.checkpoint as { messages: unknown[] }).messages).toHaveLength(4);
+    expect(io.err).toBe("");
+  });
+
+  it("without the event's checkpoint to apply it to: shown as recorded, with a warning", async () => {
+    const fixture = withNext(referencedJob(), { checkpointWith: { id: "c1n", stepNumber: 2 } });
+    const events = fixture.runs.r1!.map((event) => {
+      if (typeof event === "string" || event.type !== "continueToNextStep") return event;
+      const { checkpoint: _checkpoint, ...rest } = event;
+      void _checkpoint;
+      return rest as typeof event;
+    });
+    const { out } = await logJson({ ...fixture, runs: { r1: events } });
+    expect(out.events[2]!.nextCheckpoint).toEqual({ checkpointWith: { id: "c1n", stepNumber: 2 } });
+    expect(out.warnings?.join("\n")).toMatch(/nextCheckpoint\.checkpointWith: the event has no checkpoint to apply it to/);
+  });
+
+  it("a nextCheckpoint with other fields besides is a whole one, whatever it is named", () => {
+    const event = { type: "continueToNextStep", runId: "r1", nextCheckpoint: { checkpointWith: { id: "x" }, id: "c1n" } };
+    expect(expandRecord(event, () => [])).toBe(event);
+  });
+});
+
 describe("perstack log --filter on messages", () => {
   it("matches Perstack's shape: the messages events name by reference are read back to be matched", async () => {
     const dir = perstackDir();

@@ -1,0 +1,116 @@
+// `perstack run` prints its result and exits without waiting for its sandbox to be removed: a detached process
+// (teardown-main.ts) removes it, about half a second of Docker work off the command's wall time. Cleanup stays
+// guaranteed: what that process cannot remove carries the labels of an owner that is gone, and the next perstack
+// command's leftover sweep removes it (leftovers.ts).
+//
+// While the teardown process works, a sweep by another perstack command must not take the run for a crashed one (it
+// would announce "leftovers of crashed runs"). A marker file per handed-off owner names the live teardown process;
+// labels.ts reads it. The marker lives on the host, out of the sandbox's reach, in a directory of this user's only.
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** One thing to remove, in removal order by phase (sandbox-resources.ts). */
+export interface TeardownItem {
+  kind: "container" | "volume" | "network";
+  name: string;
+  phase: number;
+}
+
+export interface TeardownRequest {
+  /** The pid in the items' owner labels (the perstack process that created them). */
+  ownerPid: number;
+  items: TeardownItem[];
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
+const KINDS: ReadonlySet<string> = new Set(["container", "volume", "network"]);
+
+/**
+ * The request as the teardown process reads it from its stdin: only our own process writes there, but a name is
+ * still checked to be a Docker object name before it reaches the Engine API. Undefined when it is not a request.
+ */
+export function parseTeardownRequest(text: string): TeardownRequest | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const { ownerPid, items } = value as Record<string, unknown>;
+  if (typeof ownerPid !== "number" || !Number.isInteger(ownerPid) || ownerPid <= 0 || !Array.isArray(items)) return undefined;
+  const valid = items.filter(
+    (item): item is TeardownItem =>
+      typeof item === "object" && item !== null && KINDS.has(item.kind) && typeof item.name === "string" && NAME.test(item.name) && Number.isInteger(item.phase),
+  );
+  return { ownerPid, items: valid };
+}
+
+const TEARDOWN_MAIN = fileURLToPath(new URL("./teardown-main.js", import.meta.url));
+
+function markerDir(): string {
+  return join(tmpdir(), `perstack-${process.getuid?.() ?? "user"}`, "teardown");
+}
+
+function markerPath(ownerPid: number): string {
+  return join(markerDir(), String(ownerPid));
+}
+
+/**
+ * Starts the detached teardown process and gives it `request` on its stdin. Resolves true once it runs and holds the
+ * list; false if it could not be started (the caller removes everything itself then).
+ */
+export function handOffTeardown(request: TeardownRequest): Promise<boolean> {
+  return new Promise((resolve) => {
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(process.execPath, [TEARDOWN_MAIN], { detached: true, stdio: ["pipe", "ignore", "ignore"], env: process.env });
+    } catch {
+      resolve(false);
+      return;
+    }
+    child.once("error", () => resolve(false));
+    child.once("spawn", () => {
+      writeTeardownMarker(request.ownerPid, child.pid!);
+      // The list is a few hundred bytes: it sits in the pipe until the child reads it, after we are gone.
+      child.stdin!.end(`${JSON.stringify(request)}\n`);
+      child.unref();
+      resolve(true);
+    });
+  });
+}
+
+/** Owner `ownerPid`'s sandbox is in the hands of process `pid`. */
+export function writeTeardownMarker(ownerPid: number, pid: number): void {
+  try {
+    mkdirSync(markerDir(), { recursive: true, mode: 0o700 });
+    writeFileSync(markerPath(ownerPid), String(pid), { mode: 0o600 });
+  } catch {
+    // Without a marker a sweep may remove the run's containers first and call them a crashed run's: no harm done.
+  }
+}
+
+/** The live teardown process that owner `ownerPid` handed its sandbox to, if any. */
+export function teardownProcessOf(ownerPid: number): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(markerPath(ownerPid), "utf8"));
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The teardown process is done with owner `ownerPid`'s sandbox. */
+export function clearTeardownMarker(ownerPid: number): void {
+  rmSync(markerPath(ownerPid), { force: true });
+}
