@@ -67,7 +67,7 @@ export function handOffTeardown(request: TeardownRequest): Promise<boolean> {
   return new Promise((resolve) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(process.execPath, [TEARDOWN_MAIN], { detached: true, stdio: ["pipe", "ignore", "ignore"], env: process.env });
+      child = spawn(process.execPath, [TEARDOWN_MAIN], { detached: true, stdio: ["pipe", "ignore", "ignore"], env: teardownEnv(process.env) });
     } catch {
       resolve(false);
       return;
@@ -91,6 +91,14 @@ export function writeTeardownMarker(ownerPid: number, pid: number): void {
   } catch {
     // Without a marker a sweep may remove the run's containers first and call them a crashed run's: no harm done.
   }
+}
+
+/**
+ * What the teardown process needs of our environment: the way to the engine (DOCKER_HOST and its TLS settings) and the
+ * temporary directory its marker is in. No provider key or other secret of the user's reaches it.
+ */
+export function teardownEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith("DOCKER_") || ["PATH", "HOME", "TMPDIR", "TMP", "TEMP"].includes(name)));
 }
 
 /** The live teardown process that owner `ownerPid` handed its sandbox to, if any. */

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { afterEach, describe, expect, it } from "vitest";
 import { ownerIsGone, OWNER_HOST_LABEL, OWNER_PID_LABEL } from "../../../src/sandbox/labels.js";
-import { clearTeardownMarker, parseTeardownRequest, teardownProcessOf, writeTeardownMarker } from "../../../src/sandbox/teardown-handoff.js";
+import { clearTeardownMarker, parseTeardownRequest, teardownEnv, teardownProcessOf, writeTeardownMarker } from "../../../src/sandbox/teardown-handoff.js";
 
 /** A process that exits at once: its pid names nobody afterwards. */
 async function deadPid(): Promise<number> {
@@ -60,5 +60,10 @@ describe("handing the sandbox to a teardown process", () => {
     for (const bad of ["", "not json", "[]", JSON.stringify({ ownerPid: -1, items: [] }), JSON.stringify({ ownerPid: 1.5, items: [] }), JSON.stringify({ ownerPid: 7 })]) {
       expect(parseTeardownRequest(bad), bad).toBeUndefined();
     }
+  });
+
+  it("the teardown process gets the way to the engine and the temporary directory, no key of the user's", () => {
+    const env = { PATH: "/bin", HOME: "/home/u", TMPDIR: "/t", DOCKER_HOST: "unix:///d.sock", DOCKER_CERT_PATH: "/c", ANTHROPIC_API_KEY: "sk-secret", AWS_SECRET_ACCESS_KEY: "s" };
+    expect(teardownEnv(env)).toEqual({ PATH: "/bin", HOME: "/home/u", TMPDIR: "/t", DOCKER_HOST: "unix:///d.sock", DOCKER_CERT_PATH: "/c" });
   });
 });
