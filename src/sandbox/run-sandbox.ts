@@ -185,11 +185,15 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       throwIfAborted(io.signal);
       gated.open();
       io.containerStatus("agent", "running");
+      // What the agent's last requests made the proxy and the gateway print is still on its way: it is asked for as
+      // soon as the agent's output ends (its process is gone by then), while the engine reports the exit.
+      // Asking twice joins the first ask (Mark).
+      const askMarks = () => (io.hurry?.aborted ? Promise.resolve() : Promise.all([proxy.mark(), gateway?.mark()]).then(() => undefined));
+      void gated.outputEnded.then(askMarks);
       const waited = (await doing("waiting for the agent", agent.wait())) as { StatusCode: number };
       agentExited = true;
       await Promise.race([gated.outputEnded, bound(AGENT_OUTPUT_BOUND_MS)]);
-      // What the agent's last requests made the proxy and the gateway print is still on its way: wait for it.
-      if (!io.hurry?.aborted) await Promise.all([proxy.mark(), gateway?.mark()]);
+      await askMarks();
       io.containerStatus("agent", `exited with code ${waited.StatusCode}`);
       if (io.workspace?.collect && !io.hurry?.aborted) await doing("copying the agent's work back", io.workspace.collect(agent));
       return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut };
