@@ -28,3 +28,12 @@ export function processIo(): CommandIo {
     stderr: (text) => process.stderr.write(text),
   };
 }
+
+/**
+ * Ends the process once stdout and stderr have taken everything written: for a command whose work is all done, so
+ * that Docker's idle keep-alive connections do not hold the process open (about 0.2 s after `perstack run`).
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))));
+  process.exit(code);
+}

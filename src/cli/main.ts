@@ -11,6 +11,7 @@ import { BREAKABLE, type Breakable } from "../job/selftest-breaks.js";
 import { SCHEMA_FILE } from "../config/schema-file.js";
 import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
 import { registerCompareCommand } from "./compare-command.js";
+import { exitWhenFlushed } from "./command-io.js";
 import { RUN_EXIT } from "./exit-codes.js";
 import { registerJobsCommand } from "./jobs-command.js";
 import { addRunOptions, collect, type RunOptions } from "./run-options.js";
@@ -57,7 +58,8 @@ Examples:
     )
     .action(async (expert: string, query: string | undefined, options: RunOptions) => {
       const { runCommand } = await import("./run-command.js");
-      process.exitCode = await runCommand(expert, query, options);
+      // The run is recorded, printed, and its sandbox handed to its teardown process: nothing is left to wait for.
+      await exitWhenFlushed(await runCommand(expert, query, options));
     });
 
   addRunOptions(

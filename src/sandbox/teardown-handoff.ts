@@ -75,10 +75,10 @@ export function handOffTeardown(request: TeardownRequest): Promise<boolean> {
     child.once("error", () => resolve(false));
     child.once("spawn", () => {
       writeTeardownMarker(request.ownerPid, child.pid!);
-      // The list is a few hundred bytes: it sits in the pipe until the child reads it, after we are gone.
-      child.stdin!.end(`${JSON.stringify(request)}\n`);
       child.unref();
-      resolve(true);
+      // Resolved once the list is in the pipe (a few hundred bytes): it waits there for the child, even after we exit.
+      child.stdin!.once("error", () => resolve(false));
+      child.stdin!.end(`${JSON.stringify(request)}\n`, () => resolve(true));
     });
   });
 }
