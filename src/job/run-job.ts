@@ -177,6 +177,8 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
             message: `the agent's output passed ${plan.agent.limits.maxOutputBytes} bytes (--max-output) and the run was stopped; what was collected is kept`,
             isRetryable: false,
           })
+        : result.sidecarStopped
+        ? await collector.fail({ name: SIDECAR_STOPPED[result.sidecarStopped].name, message: SIDECAR_STOPPED[result.sidecarStopped].message, isRetryable: true })
         : result.timedOut
         ? await collector.fail({
             name: "DeadlineExceeded",
@@ -205,6 +207,18 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
   await files.close();
   return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt, workspace: workspace ?? { mode: plan.agent.workspace.mode, notices: [] }, unpricedModels: [...unpricedModels] };
 }
+
+/** What a run says when a sidecar stopped under it (run-sandbox.ts stopped the agent at once). */
+const SIDECAR_STOPPED = {
+  proxy: {
+    name: "ProxyStopped",
+    message: "the sandbox's proxy (squid) stopped during the run, leaving the agent no way out, so the run was stopped; what was collected is kept. Check the engine's memory and `docker events`, then continue the job",
+  },
+  gateway: {
+    name: "GatewayStopped",
+    message: "the provider gateway stopped during the run, leaving the agent no model to call, so the run was stopped; what was collected is kept. Check the engine's memory and `docker events`, then continue the job",
+  },
+} as const;
 
 function withoutFinish(job: Job): Job {
   const { finishedAt: _finishedAt, ...rest } = job;

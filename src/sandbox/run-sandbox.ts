@@ -84,6 +84,8 @@ export interface SandboxResult {
   aborted: boolean;
   /** The agent was stopped at the plan's maxDurationMs. */
   timedOut: boolean;
+  /** The agent was stopped because this sidecar stopped while it ran: it had no way out any more. */
+  sidecarStopped?: "proxy" | "gateway";
 }
 
 /** How the proxy container is locked down, whatever network it sits on. */
@@ -125,6 +127,8 @@ const MARK_BOUND_MS = 3_000;
 interface Sidecar {
   container: Docker.Container;
   mark(): Promise<void>;
+  /** Resolves when its output ends: it has stopped (or the engine dropped the connection to it). */
+  ended: Promise<void>;
 }
 
 export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxIO): Promise<SandboxResult> {
@@ -180,6 +184,17 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       timedOut = true;
       void kill();
     }, plan.agent.limits.maxDurationMs);
+    // A sidecar that stops while the agent runs leaves it without a way out (the proxy) or a model (the gateway): the
+    // agent would only retry until its deadline. It is stopped at once, and the run says which one went.
+    let sidecarStopped: SandboxResult["sidecarStopped"];
+    const watchSidecar = (service: "proxy" | "gateway", sidecar: Sidecar | undefined) =>
+      void sidecar?.ended.then(() => {
+        if (agentExited || sidecarStopped) return;
+        sidecarStopped = service;
+        void kill();
+      });
+    watchSidecar("proxy", proxy);
+    watchSidecar("gateway", gateway);
     try {
       // An interrupt that came while the container was being started: the listener above never saw it.
       throwIfAborted(io.signal);
@@ -196,7 +211,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       await askMarks();
       io.containerStatus("agent", `exited with code ${waited.StatusCode}`);
       if (io.workspace?.collect && !io.hurry?.aborted) await doing("copying the agent's work back", io.workspace.collect(agent));
-      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut };
+      return { exitCode: waited.StatusCode, imagesBuilt, aborted: aborted || io.signal.aborted, timedOut, ...(sidecarStopped ? { sidecarStopped } : {}) };
     } finally {
       clearTimeout(deadline);
       io.signal.removeEventListener("abort", onAbort);
@@ -365,7 +380,7 @@ async function startProxy(
 
   const cacheLog: string[] = [];
   const marked = new Mark();
-  await startSidecar(docker, proxy, io, "proxy", "the proxy", cacheLog, ({ stdout, stderr }, ready) => {
+  const { ended } = await startSidecar(docker, proxy, io, "proxy", "the proxy", cacheLog, ({ stdout, stderr }, ready) => {
     forEachLine(stdout, (line) => (line.includes(markSecret) ? marked.seen() : io.proxyLogLine(line)));
     stdout.on("end", () => marked.seen());
     forEachLine(stderr, (line) => {
@@ -373,7 +388,7 @@ async function startProxy(
       if (PROXY_READY.test(line)) ready();
     });
   });
-  return { container: proxy, mark: () => marked.ask(proxy) };
+  return { container: proxy, mark: () => marked.ask(proxy), ended };
 }
 
 /** How the gateway container is locked down: it holds the real credentials, so it gets no more than it needs. */
@@ -418,13 +433,13 @@ async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, la
   resources.container(gateway.containerName, container);
   const errors: string[] = [];
   const marked = new Mark();
-  await startSidecar(docker, container, io, "gateway", "the provider gateway", errors, ({ stdout, stderr }, ready) => {
+  const { ended } = await startSidecar(docker, container, io, "gateway", "the provider gateway", errors, ({ stdout, stderr }, ready) => {
     forEachLine(stderr, (line) => remember(errors, line));
     // The gateway's own records: the agent cannot make it print one of these types.
     forEachLine(stdout, (line) => (line.includes('"gatewayReady"') ? ready() : line.includes('"gatewayMark"') ? marked.seen() : io.gatewayLine?.(line)));
     stdout.on("end", () => marked.seen());
   });
-  return { container, mark: () => marked.ask(container) };
+  return { container, mark: () => marked.ask(container), ended };
 }
 
 /**
@@ -467,8 +482,13 @@ async function startSidecar(
   what: string,
   recent: string[],
   watch: (streams: { stdout: PassThrough; stderr: PassThrough }, ready: () => void) => void,
-): Promise<void> {
+): Promise<{ ended: Promise<void> }> {
   const logs = await container.attach({ stream: true, stdout: true, stderr: true });
+  const ended = new Promise<void>((resolve) => {
+    logs.on("end", () => resolve());
+    logs.on("close", () => resolve());
+    logs.on("error", () => resolve());
+  });
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   docker.modem.demuxStream(logs, stdout, stderr);
@@ -506,6 +526,7 @@ async function startSidecar(
     io.signal.removeEventListener("abort", onAbort);
   }
   io.containerStatus(service, "running");
+  return { ended };
 }
 
 /** Keeps the last 50 lines of a sidecar's output for error messages. */
