@@ -10,7 +10,9 @@ import { addMeteredUsage, addUsage, emptyMeteredUsage, emptyUsage, type Expanded
 import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
 import { runSandbox, type SandboxResult } from "../sandbox/run-sandbox.js";
 import type { SandboxResources } from "../sandbox/sandbox-resources.js";
+import { jobsDir, readJob } from "../storage/job-reader.js";
 import { JobStore } from "../storage/job-store.js";
+import { JobInUseError, JobLock } from "./job-lock.js";
 import { newId, type PreparedRun } from "./prepare-run.js";
 import { rejectedDir, WorkspaceSession, type WorkspaceOutcome } from "./workspace-session.js";
 
@@ -48,6 +50,29 @@ export interface JobResult {
 }
 
 export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJobHooks): Promise<JobResult> {
+  const lock = lockFor(prepared);
+  try {
+    return await runLockedJob(docker, prepared, hooks);
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * The job's lock (job-lock.ts). A continued job must still be as it was read: a process that held the lock meanwhile
+ * has moved it on, and carrying on from the old state would overwrite what that process recorded.
+ */
+function lockFor(prepared: PreparedRun): JobLock {
+  const { plan, continuation } = prepared;
+  const lock = JobLock.acquire(join(jobsDir(prepared.perstackDir), plan.jobId), plan.jobId);
+  if (continuation && JSON.stringify(readJob(prepared.perstackDir, plan.jobId)) !== JSON.stringify(continuation.job)) {
+    lock.release();
+    throw new JobInUseError(`job ${plan.jobId} was moved on by another perstack process while this one prepared to continue it; run again to continue from where it is now`);
+  }
+  return lock;
+}
+
+async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJobHooks): Promise<JobResult> {
   const { plan } = prepared;
   const store = new JobStore(prepared.perstackDir, plan.jobId);
   const files = store.openRun(plan.runId);
