@@ -39,6 +39,8 @@ export class CannotContinueError extends BadInputError {}
 export class DockerUnavailableError extends PerstackError {}
 export class ImageBuildError extends PerstackError {}
 export class SandboxError extends PerstackError {}
+/** The disk that holds perstack/jobs filled up: the run's files are kept whole up to that point. */
+export class DiskFullError extends PerstackError {}
 /** The Docker engine's disk is full: images, containers or volumes cannot be written. */
 export class EngineDiskFullError extends PerstackError {}
 /** No free subnet for a run's networks in PERSTACK_SUBNET_POOL: other networks occupy it. */

@@ -5,13 +5,14 @@ import type Docker from "dockerode";
 import { RunCollector, type BudgetSpent, type RunOutcome } from "../collector/run-collector.js";
 import { costOf, loadPriceTable, priceTableInfo } from "../gateway/pricing.js";
 import { reachableExperts } from "../config/resolve.js";
-import { PerstackError } from "../errors.js";
+import { DiskFullError, PerstackError } from "../errors.js";
 import { addMeteredUsage, addUsage, emptyMeteredUsage, emptyUsage, type ExpandedEvent, type Job, type JobMetered, type PerstackEvent } from "../model/perstack.js";
 import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
 import { runSandbox, type SandboxResult } from "../sandbox/run-sandbox.js";
 import type { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { jobsDir, readJob } from "../storage/job-reader.js";
 import { JobStore } from "../storage/job-store.js";
+import { diskFullMessage, isDiskFull } from "./disk-full.js";
 import { JobInUseError, JobLock } from "./job-lock.js";
 import { newId, type PreparedRun } from "./prepare-run.js";
 import { rejectedDir, WorkspaceSession, type WorkspaceOutcome } from "./workspace-session.js";
@@ -64,7 +65,13 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
  */
 function lockFor(prepared: PreparedRun): JobLock {
   const { plan, continuation } = prepared;
-  const lock = JobLock.acquire(join(jobsDir(prepared.perstackDir), plan.jobId), plan.jobId);
+  const jobDir = join(jobsDir(prepared.perstackDir), plan.jobId);
+  let lock: JobLock;
+  try {
+    lock = JobLock.acquire(jobDir, plan.jobId);
+  } catch (error) {
+    throw isDiskFull(error) ? new DiskFullError(diskFullMessage(jobDir, error as NodeJS.ErrnoException)) : error;
+  }
   if (continuation && JSON.stringify(readJob(prepared.perstackDir, plan.jobId)) !== JSON.stringify(continuation.job)) {
     lock.release();
     throw new JobInUseError(`job ${plan.jobId} was moved on by another perstack process while this one prepared to continue it; run again to continue from where it is now`);
@@ -142,6 +149,8 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
     // The gateway already refuses further model calls; stopping the agent spares it retrying until its deadline.
     onBudgetExceeded: () => stop.abort(),
   });
+  // A full disk: nothing more of the run could be kept, so it is stopped (its files stay whole up to there).
+  files.onFailure(() => stop.abort());
   const session = new WorkspaceSession({
     plan,
     keepDir: rejectedDir(files.dir),
@@ -202,6 +211,8 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
             message: `the agent's output passed ${plan.agent.limits.maxOutputBytes} bytes (--max-output) and the run was stopped; what was collected is kept`,
             isRetryable: false,
           })
+        : files.failure
+        ? await collector.fail({ name: "DiskFull", message: diskFullMessage(store.jobDir, files.failure), isRetryable: false })
         : result.sidecarStopped
         ? await collector.fail({ name: SIDECAR_STOPPED[result.sidecarStopped].name, message: SIDECAR_STOPPED[result.sidecarStopped].message, isRetryable: true })
         : result.timedOut
@@ -213,7 +224,11 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
         : await collector.finish(result.exitCode);
   } catch (caught) {
     // runSandbox says what failed; a Docker failure from elsewhere gets the same treatment before it is recorded.
-    const error = isDockerFailure(caught) ? explainDockerError(caught, "running the sandbox") : caught;
+    const error = isDiskFull(caught)
+      ? new DiskFullError(diskFullMessage(store.jobDir, caught as NodeJS.ErrnoException))
+      : isDockerFailure(caught)
+        ? explainDockerError(caught, "running the sandbox")
+        : caught;
     interrupted = hooks.signal.aborted;
     await finishWorkspace().catch(() => undefined);
     const name = error instanceof PerstackError ? error.name : "SandboxError";
@@ -228,8 +243,11 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
       throw error;
     }
   }
-  await finishJob(store, job, outcome, meteredFor(prepared, job.metered, collector, unpricedModels));
+  await finishJob(store, job, outcome, meteredFor(prepared, job.metered, collector, unpricedModels)).catch((error: unknown) => {
+    throw isDiskFull(error) ? new DiskFullError(diskFullMessage(store.jobDir, error as NodeJS.ErrnoException)) : error;
+  });
   await files.close();
+  if (files.failure) throw new DiskFullError(diskFullMessage(store.jobDir, files.failure));
   return { jobId: plan.jobId, runId: plan.runId, jobDir: store.jobDir, outcome, interrupted, imagesBuilt, workspace: workspace ?? { mode: plan.agent.workspace.mode, notices: [] }, unpricedModels: [...unpricedModels] };
 }
 

@@ -7,13 +7,14 @@
 // messages in messages.jsonl (run-history-log.ts). The checkpoint a run stops on is a file, whole, in Perstack's shape,
 // for `--continue` and for tools that read the files; job-reader.ts reads any checkpoint back whole, so each one can
 // be resumed from.
-import { createWriteStream, mkdirSync, readdirSync, type WriteStream } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
-import { join, relative, isAbsolute } from "node:path";
+import { mkdirSync, readdirSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { isSafeId } from "../model/ids.js";
 import { recordedEvent, wholeCheckpointJsonAround } from "../model/event-messages.js";
 import type { Checkpoint, CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
 import { LineWriter } from "../stream/line-writer.js";
+import { AppendFile } from "./append-file.js";
 import { RunHistoryLog, type MessagesSource } from "./run-history-log.js";
 
 export type { MessagesSource } from "./run-history-log.js";
@@ -24,10 +25,37 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeTextAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+/**
+ * Replaces `path` whole: written aside, flushed to the disk (fsync), renamed into place, and the directory flushed too,
+ * so that after a crash or a power cut the file is the old one or the new one, never a part, and once this resolves
+ * the new one stays. A write that fails (a full disk) leaves the old file and no temporary one.
+ */
 async function writeTextAtomic(path: string, text: string | Iterable<Buffer>): Promise<void> {
   const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
-  await writeFile(temp, text, { mode: 0o644 });
-  await rename(temp, path);
+  try {
+    const handle = await open(temp, "w", 0o644);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/** Flushes a directory's entries (a rename in it) to the disk. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** How much of a long text is encoded at a time. */
@@ -131,24 +159,44 @@ function checkedId(id: string, what: string): string {
 }
 
 export class RunFiles {
-  private readonly events: WriteStream;
+  private readonly events: AppendFile;
   private readonly eventLines: LineWriter;
-  private readonly raw: WriteStream | undefined;
-  private readonly stderr: WriteStream | undefined;
+  private readonly raw: AppendFile | undefined;
+  private readonly stderr: AppendFile | undefined;
   private readonly history: RunHistoryLog;
+  /** The first write that failed (ENOSPC: the disk is full); each file keeps what it had whole. */
+  failure: NodeJS.ErrnoException | undefined;
+  private readonly failureListeners: Array<(error: NodeJS.ErrnoException) => void> = [];
 
   constructor(
     readonly dir: string,
     options: { logs?: boolean } = {},
   ) {
     mkdirSync(dir, { recursive: true });
-    this.events = createWriteStream(join(dir, "events.jsonl"), { flags: "a" });
+    this.events = this.append("events.jsonl");
     this.eventLines = new LineWriter(this.events);
-    this.history = new RunHistoryLog(dir);
+    this.history = new RunHistoryLog(dir, (error) => this.failed(error));
     if (options.logs !== false) {
-      this.raw = createWriteStream(join(dir, "raw.log"), { flags: "a" });
-      this.stderr = createWriteStream(join(dir, "stderr.log"), { flags: "a" });
+      this.raw = this.append("raw.log");
+      this.stderr = this.append("stderr.log");
     }
+  }
+
+  /** Called once, on the first failed write. */
+  onFailure(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  private append(name: string): AppendFile {
+    const file = new AppendFile(join(this.dir, name));
+    file.on("error", (error: NodeJS.ErrnoException) => this.failed(error));
+    return file;
+  }
+
+  private failed(error: NodeJS.ErrnoException): void {
+    if (this.failure) return;
+    this.failure = error;
+    for (const listener of this.failureListeners) listener(error);
   }
 
   writeSetting(setting: unknown): Promise<void> {
@@ -184,7 +232,13 @@ export class RunFiles {
     this.history.flush();
     await Promise.all(
       [this.events, this.raw, this.stderr, ...this.history.streams()].map((stream) =>
-        stream && stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once("drain", () => resolve())) : undefined,
+        stream && stream.writableNeedDrain && !stream.destroyed
+          ? new Promise<void>((resolve) => {
+              // A file whose write failed never drains: it is done.
+              stream.once("drain", () => resolve());
+              stream.once("close", () => resolve());
+            })
+          : undefined,
       ),
     );
   }

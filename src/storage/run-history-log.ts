@@ -6,8 +6,9 @@
 //
 // A checkpoint line reaches the disk only after the messages it names did (it is written from the callback of their
 // write), so a reader, or a process killed between the two, never finds a checkpoint whose messages are missing.
-import { createWriteStream, statSync, type WriteStream } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
+import { AppendFile } from "./append-file.js";
 import { loggedCheckpointJson } from "../model/event-messages.js";
 import { LineWriter } from "../stream/line-writer.js";
 import type { CheckpointRef } from "../model/perstack.js";
@@ -23,7 +24,7 @@ export const MESSAGES_FILE = "messages.jsonl";
 export const CHECKPOINTS_FILE = "checkpoints.jsonl";
 
 interface LogFiles {
-  streams: [WriteStream, WriteStream];
+  streams: [AppendFile, AppendFile];
   messages: LineWriter;
   checkpoints: LineWriter;
 }
@@ -33,7 +34,11 @@ export class RunHistoryLog {
   private files: LogFiles | false | undefined;
   private messagesWritten = 0;
 
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    /** A write to one of the files failed (the disk is full): the file keeps its whole lines. */
+    private readonly onFailure: (error: NodeJS.ErrnoException) => void = () => {},
+  ) {}
 
   /**
    * Appends a step checkpoint of this run, after the messages of the run's conversation that it names and the files
@@ -57,7 +62,7 @@ export class RunHistoryLog {
     return true;
   }
 
-  streams(): WriteStream[] {
+  streams(): AppendFile[] {
     return this.files ? this.files.streams : [];
   }
 
@@ -86,13 +91,14 @@ export class RunHistoryLog {
   /** The files, if this run has none yet; false if it has (see append). */
   private open(): LogFiles | false {
     if (sizeOf(join(this.dir, MESSAGES_FILE)) !== 0 || sizeOf(join(this.dir, CHECKPOINTS_FILE)) !== 0) return false;
-    const messages = createWriteStream(join(this.dir, MESSAGES_FILE), { flags: "a" });
-    const checkpoints = createWriteStream(join(this.dir, CHECKPOINTS_FILE), { flags: "a" });
+    const messages = new AppendFile(join(this.dir, MESSAGES_FILE));
+    const checkpoints = new AppendFile(join(this.dir, CHECKPOINTS_FILE));
+    for (const file of [messages, checkpoints]) file.on("error", (error: NodeJS.ErrnoException) => this.onFailure(error));
     return { streams: [messages, checkpoints], messages: new LineWriter(messages), checkpoints: new LineWriter(checkpoints) };
   }
 }
 
-function endStream(stream: WriteStream): Promise<void> {
+function endStream(stream: AppendFile): Promise<void> {
   return new Promise<void>((resolve) => stream.end(() => resolve()));
 }
 
