@@ -7,9 +7,9 @@
 // would announce "leftovers of crashed runs"). A marker file per handed-off owner names the live teardown process;
 // labels.ts reads it. The marker lives on the host, out of the sandbox's reach, in a directory of this user's only.
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** One thing to remove, in removal order by phase (sandbox-resources.ts). */
@@ -60,6 +60,24 @@ function markerPath(ownerPid: number): string {
 }
 
 /**
+ * Whether the marker directory and its parent are this user's own: the temporary directory is shared, and a directory
+ * another user made there could feed us markers. Not ours: no marker is written or believed.
+ */
+function markerDirIsOurs(): boolean {
+  const uid = process.getuid?.();
+  if (uid === undefined) return true;
+  for (const dir of [dirname(markerDir()), markerDir()]) {
+    try {
+      const info = lstatSync(dir);
+      if (!info.isDirectory() || info.uid !== uid || (info.mode & 0o022) !== 0) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
  * Starts the detached teardown process and gives it `request` on its stdin. Resolves true once it runs and holds the
  * list; false if it could not be started (the caller removes everything itself then).
  */
@@ -87,7 +105,7 @@ export function handOffTeardown(request: TeardownRequest): Promise<boolean> {
 export function writeTeardownMarker(ownerPid: number, pid: number): void {
   try {
     mkdirSync(markerDir(), { recursive: true, mode: 0o700 });
-    writeFileSync(markerPath(ownerPid), String(pid), { mode: 0o600 });
+    if (markerDirIsOurs()) writeFileSync(markerPath(ownerPid), String(pid), { mode: 0o600 });
   } catch {
     // Without a marker a sweep may remove the run's containers first and call them a crashed run's: no harm done.
   }
@@ -104,6 +122,7 @@ export function teardownEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /** The live teardown process that owner `ownerPid` handed its sandbox to, if any. */
 export function teardownProcessOf(ownerPid: number): number | undefined {
   let pid: number;
+  if (!markerDirIsOurs()) return undefined;
   try {
     pid = Number(readFileSync(markerPath(ownerPid), "utf8"));
   } catch {

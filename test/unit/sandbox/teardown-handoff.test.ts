@@ -2,7 +2,9 @@
 // works, a sweep by another perstack command must not take the run's containers for a crashed run's; once it is gone,
 // they are a crashed run's again. Its request is checked like any input before a name reaches the Engine API.
 import { spawn } from "node:child_process";
-import { hostname } from "node:os";
+import { chmodSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ownerIsGone, OWNER_HOST_LABEL, OWNER_PID_LABEL } from "../../../src/sandbox/labels.js";
 import { clearTeardownMarker, parseTeardownRequest, teardownEnv, teardownProcessOf, writeTeardownMarker } from "../../../src/sandbox/teardown-handoff.js";
@@ -37,6 +39,22 @@ describe("handing the sandbox to a teardown process", () => {
     // It died without clearing its marker: the marker names nobody, the sweep takes over.
     expect(teardownProcessOf(owner)).toBeUndefined();
     expect(ownerIsGone(labels)).toBe(true);
+  });
+
+  it("a marker in a directory others can write to is not believed", async () => {
+    const owner = await deadPid();
+    owners.push(owner);
+    const teardown = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"]);
+    const dir = join(tmpdir(), `perstack-${process.getuid!()}`, "teardown");
+    try {
+      writeTeardownMarker(owner, teardown.pid!);
+      expect(teardownProcessOf(owner)).toBe(teardown.pid);
+      chmodSync(dir, 0o777);
+      expect(teardownProcessOf(owner)).toBeUndefined();
+    } finally {
+      chmodSync(dir, 0o700);
+      teardown.kill("SIGKILL");
+    }
   });
 
   it("a marker that is not a pid is no marker", async () => {
