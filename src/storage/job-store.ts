@@ -12,9 +12,10 @@ import { open, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative } from "node:path";
 import { isSafeId } from "../model/ids.js";
 import { recordedEvent, wholeCheckpointJsonAround } from "../model/event-messages.js";
-import type { Checkpoint, CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
+import type { CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
 import { LineWriter } from "../stream/line-writer.js";
 import { AppendFile } from "./append-file.js";
+import { RunHistoryFiles } from "./run-history-files.js";
 import { RunHistoryLog, type MessagesSource } from "./run-history-log.js";
 
 export type { MessagesSource } from "./run-history-log.js";
@@ -119,14 +120,11 @@ export class JobStore {
     return this.inside(join("checkpoints", `${checkedId(checkpointId, "checkpoint")}.json`));
   }
 
-  /** The ids of the checkpoint files on disk now. */
+  /** The ids of the job's checkpoints on disk now: the files, and the step checkpoints its runs have logged. */
   checkpointIds(): Set<string> {
     const names = readdirSync(join(this.jobDir, "checkpoints"));
-    return new Set(names.filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -".json".length)));
-  }
-
-  writeCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    return writeJsonAtomic(this.checkpointPath(checkpoint.id), checkpoint);
+    const files = names.filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -".json".length));
+    return new Set([...files, ...new RunHistoryFiles(this.perstackDir, this.jobId).checkpointIds()]);
   }
 
   /** A checkpoint file, whole: its messages the first messagesRef.count of `messages`. Not indented. */

@@ -42,6 +42,12 @@ export class RunHistoryFiles {
     return this.checkpoints.get(checkpointId);
   }
 
+  /** The ids of every step checkpoint the job's runs have logged. */
+  checkpointIds(): string[] {
+    this.index();
+    return [...this.checkpoints.keys()];
+  }
+
   /** The first `count` messages of run `runId`, parsed JSON that the caller validates. */
   messages(runId: string, count: number): Read<unknown[]> {
     let messages = this.recentMessages.get(runId);

@@ -30,12 +30,18 @@ const checkpoint = (over: Partial<CheckpointRef> = {}): CheckpointRef => ({
 const base = (over: Record<string, unknown> = {}) => ({ id: "ev1", expertKey: "main", timestamp: 1, jobId: JOB, runId: ROOT, stepNumber: 1, ...over });
 const line = (event: object) => `${JSON.stringify(event)}\n`;
 
-function setup(options: { maxOutputBytes?: number; earlierCheckpoints?: string[] } = {}) {
+function setup(options: { maxOutputBytes?: number; earlierCheckpoints?: string[]; earlierStepCheckpoints?: string[] } = {}) {
   const parent = mkdtempSync(join(tmpdir(), "perstack-hostile-"));
   const perstackDir = join(parent, "work", "perstack");
   const store = new JobStore(perstackDir, JOB);
   // Checkpoints of an earlier invocation of the job: on disk before this one starts.
   for (const id of options.earlierCheckpoints ?? []) writeFileSync(join(store.jobDir, "checkpoints", `${id}.json`), '{"kept":true}\n');
+  // Step checkpoints an earlier invocation logged (run-history-log.ts): lines of its run's checkpoints.jsonl.
+  if (options.earlierStepCheckpoints) {
+    mkdirSync(join(store.jobDir, "runs", "earlier-run"), { recursive: true });
+    const lines = options.earlierStepCheckpoints.map((id) => JSON.stringify({ id, jobId: JOB, runId: "earlier-run", status: "proceeding", stepNumber: 1, messagesLog: { count: 0 } }));
+    writeFileSync(join(store.jobDir, "runs", "earlier-run", "checkpoints.jsonl"), `${lines.join("\n")}\n`);
+  }
   const files = store.openRun(ROOT);
   const seen: PerstackEvent[] = [];
   let n = 0;
@@ -71,7 +77,7 @@ function tree(dir: string): string[] {
 describe("hostile lines on the agent's stdout", () => {
   it("forged events name no file outside the job, are not stored, and each leaves a warning", async () => {
     // A checkpoint of an earlier invocation that a forged event tries to replace.
-    const { parent, store, files, collector, seen } = setup({ earlierCheckpoints: ["earlier"] });
+    const { parent, store, files, collector, seen } = setup({ earlierCheckpoints: ["earlier"], earlierStepCheckpoints: ["earlier-step"] });
     const forged = [
       line({ ...base({ runId: "../../../../../x" }), type: "retry", reason: "r" }),
       line({ ...base(), type: "continueToNextStep", checkpoint: checkpoint({ id: "../../../../escape", status: "proceeding" }), nextCheckpoint: checkpoint({ id: "n1" }) }),
@@ -81,6 +87,8 @@ describe("hostile lines on the agent's stdout", () => {
       line({ ...base({ runId: "ghost" }), type: "retry", reason: "a run nobody started" }),
       line({ ...base({ runId: "child1" }), type: "startRun", initialCheckpoint: checkpoint({ runId: "child1", delegatedBy: { expert, toolCallId: "t", toolName: "x", checkpointId: "c", runId: "ghost" } }), inputMessages: [] }),
       line({ ...base(), type: "stopRunByError", checkpoint: checkpoint({ id: "earlier", status: "stoppedByError" }), error: { name: "E", message: "m", isRetryable: false } }),
+      // A file under an earlier step checkpoint's id would shadow it for --resume-from.
+      line({ ...base(), type: "stopRunByError", checkpoint: checkpoint({ id: "earlier-step", status: "stoppedByError" }), error: { name: "E", message: "m", isRetryable: false } }),
       line({ ...base({ expertKey: "intruder" }), type: "retry", reason: "r" }),
       line({ ...base({ jobId: "other-job" }), type: "retry", reason: "r" }),
       "plain text written to /proc/1/fd/1\n",
@@ -97,7 +105,7 @@ describe("hostile lines on the agent's stdout", () => {
     expect(tree(parent)).toEqual(tree(parent).filter((p) => p === "work" || p.startsWith(join("work", "perstack"))));
     expect(existsSync(join(parent, "x"))).toBe(false);
     expect(readFileSync(join(store.jobDir, "checkpoints", "earlier.json"), "utf8")).toBe('{"kept":true}\n');
-    expect(readdirSync(join(store.jobDir, "runs")).sort()).toEqual([ROOT, "child2"].sort());
+    expect(readdirSync(join(store.jobDir, "runs")).sort()).toEqual([ROOT, "child2", "earlier-run"].sort());
     expect(readdirSync(join(store.jobDir, "checkpoints")).sort()).toEqual(["cp1.json", "cpc2.json", "earlier.json", "final1.json"]);
 
     const stored = readFileSync(join(files.dir, "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as PerstackEvent);
@@ -107,7 +115,7 @@ describe("hostile lines on the agent's stdout", () => {
     const warnings = seen.filter((e): e is Extract<PerstackEvent, { type: "sandboxWarning" }> => e.type === "sandboxWarning");
     expect(warnings).toHaveLength(forged.length);
     expect(warnings.map((w) => w.code)).toEqual([
-      "invalid-output", "invalid-output", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "invalid-output", "invalid-output",
+      "invalid-output", "invalid-output", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "forged-event", "invalid-output", "invalid-output",
     ]);
     expect(warnings.map((w) => w.message).join("\n")).toMatch(/"proxyAccess" events come only from the host/);
     expect(warnings.map((w) => w.message).join("\n")).toMatch(/already exists from before this run/);
