@@ -1,6 +1,7 @@
 // `perstack jobs`: the jobs under perstack/jobs, newest first. A directory that is not a readable job is skipped
 // with a one-line warning: one broken job must not hide the others.
 import type { Command } from "commander";
+import { takeOverOrphansIn } from "./orphans-first.js";
 import { formatJobTable, jobListEntry, noJobsMessage, type JobListEntry } from "../history/job-list.js";
 import type { Checkpoint, Job } from "../model/perstack.js";
 import { jobsDir, listJobs, listRunIds, readCheckpoint, runRuntimeName } from "../storage/job-reader.js";
@@ -49,7 +50,8 @@ export function registerJobsCommand(program: Command): void {
     .description("list the jobs in ./perstack/jobs, newest first, with the command that answers a waiting one")
     .option("--json", "print a JSON array of the jobs (job.json fields plus runtimes, durationMs, continueCommand)")
     .addHelpText("after", "\nExamples:\n  perstack jobs\n  perstack jobs --json")
-    .action((options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean }) => {
+      await takeOverOrphansIn(process.cwd(), process.env);
       process.exitCode = runJobsCommand(options);
     });
 }

@@ -1,5 +1,6 @@
 // `perstack log`: Perstack's options for reading a job's history, on jobs of every runtime.
 import { Command, InvalidArgumentError } from "commander";
+import { takeOverOrphansIn } from "./orphans-first.js";
 import { InvalidOptionError } from "../errors.js";
 import { DEFAULT_TAKE, selectedTypes, type Preset } from "../history/event-selection.js";
 import { parseFilterExpression } from "../history/filter-expression.js";
@@ -120,6 +121,7 @@ Examples:
     .action(async (options: LogCommandOptions, command: Command) => {
       // The program's own --verbose (stack traces) takes the flag before this command sees it: read both.
       const verbose = Boolean(command.optsWithGlobals<{ verbose?: boolean }>().verbose);
+      await takeOverOrphansIn(process.cwd(), process.env);
       process.exitCode = await runLogCommand({ ...options, verbose });
     });
 }

@@ -106,6 +106,26 @@ Examples:
       }
     });
 
+  program
+    .command("attach")
+    .description("take over a job whose perstack process stopped mid-run: follow its agent if it still runs, then record how it ended")
+    .argument("<jobId>", "the job (perstack jobs lists them)")
+    .option("--json", "print the events collected from now on as JSON lines instead of the live view")
+    .addHelpText(
+      "after",
+      `
+Ctrl-C detaches and leaves the agent running. Exit codes as for run: ${RUN_EXIT.completed} completed, ${RUN_EXIT.failed} stopped by an error,
+${RUN_EXIT.badInput} bad input (no such job, or it is not running, or its perstack process is alive), ${RUN_EXIT.waitingForInput} waiting for input,
+${RUN_EXIT.interrupted} detached.
+
+Examples:
+  perstack attach 0d3f9a2k1b2c3d4e5f6a`,
+    )
+    .action(async (jobId: string, options: { json?: boolean }) => {
+      const { attachCommand } = await import("./attach-command.js");
+      process.exitCode = await attachCommand(jobId, options);
+    });
+
   registerLogCommand(program);
   registerCompareCommand(program);
   registerJobsCommand(program);

@@ -14,6 +14,7 @@ import { removeLeftovers } from "../sandbox/leftovers.js";
 import { removalCommands, SandboxResources } from "../sandbox/sandbox-resources.js";
 import { handOffTeardown } from "../sandbox/teardown-handoff.js";
 import { baseImagesFor } from "./base-image-choice.js";
+import { takeOverOrphans } from "./take-over.js";
 import { RUN_EXIT as EXIT } from "./exit-codes.js";
 import { handleInterrupts } from "./interrupts.js";
 import { formatEvent, formatWaiting } from "./live-view.js";
@@ -45,6 +46,8 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
   if (options.jobId !== undefined && target.kind === "continue") {
     throw new InvalidOptionError(`--job-id names a new job; to continue job ${options.jobId}, use --continue-job ${options.jobId} instead`);
   }
+  // A job whose perstack process died is recorded first: it may be the one this run continues.
+  if (!options.dryRun) await takeOverOrphans(perstackDirOf(process.cwd(), process.env));
   let continuation: Continuation | undefined;
   let query: string;
   if (target.kind === "continue") {

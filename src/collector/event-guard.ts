@@ -48,6 +48,11 @@ export class EventGuard {
     this.runs.add(options.rootRunId);
   }
 
+  /** Whether the run is this invocation's: its root run or a delegated run it announced. */
+  knowsRun(runId: string): boolean {
+    return this.runs.has(runId);
+  }
+
   check(event: PerstackEvent): GuardVerdict {
     if (HOST_ONLY_EVENT_TYPES.has(event.type)) return refuse(`"${event.type}" events come only from the host`);
     if (event.jobId !== this.options.jobId) return refuse(`event "${event.type}" names job ${clip(event.jobId)}, not ${this.options.jobId}`);

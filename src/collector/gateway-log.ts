@@ -44,3 +44,8 @@ export function parseGatewayLine(line: string): GatewayLogRecord | undefined {
   const parsed = recordSchema.safeParse(value);
   return parsed.success ? parsed.data : undefined;
 }
+
+/** The gateway's own signals to the process that started it (ready, end-of-log mark): not records of the run. */
+export function isGatewayControlLine(line: string): boolean {
+  return line.includes('"gatewayReady"') || line.includes('"gatewayMark"');
+}

@@ -19,6 +19,8 @@ import { EventGuard } from "./event-guard.js";
 import { LineSplitter } from "../stream/line-splitter.js";
 import { parseProxyLogLine } from "./proxy-log.js";
 import { parseGatewayLine } from "./gateway-log.js";
+import { idSequence } from "../model/ids.js";
+import type { RecordedRun } from "../storage/recorded-run.js";
 
 /** A budget the provider gateway reported spent: it refuses further model calls, and the run is stopped. */
 export interface BudgetSpent {
@@ -63,6 +65,12 @@ export interface RunCollectorOptions {
   onOutputLimit?: () => void;
   /** The provider gateway spent a budget (--max-cost, --max-tokens): the caller stops the run. */
   onBudgetExceeded?: (budget: BudgetSpent) => void;
+  /**
+   * The run is taken over after its collector died (job/recover-run.ts): the agent's output is read again from its
+   * start, and what the job's files already hold is recognised, not written twice. `files` was opened resumed; this
+   * gives what a delegated run's files hold.
+   */
+  resumed?: { recordedRun(runId: string): RecordedRun };
 }
 
 /** A flood of refused lines must not become a flood of warnings. */
@@ -102,15 +110,26 @@ export class RunCollector {
   private budget: BudgetSpent | undefined;
   private warnings = 0;
 
+  /** Ids of proxyAccess and providerUsage events: the same for the same line on a second reading (`resumed`). */
+  private readonly proxyLineId: () => string;
+  private readonly gatewayLineId: () => string;
+
   constructor(private readonly options: RunCollectorOptions) {
     // Only this collector writes the job's checkpoints while it runs (one invocation of a job at a time): what is on
     // disk when it starts is all that is not its own, read once rather than asked of the disk for every checkpoint.
     const earlier = options.store.checkpointIds();
+    // Taken over, the disk holds this invocation's checkpoints too: one is "from before" only if it belongs to a run
+    // that is not this invocation's, exactly as the first collector judged it.
+    const onDisk = options.resumed
+      ? (id: string) => earlier.has(id) && !this.guard.knowsRun(options.store.checkpointOwner(id) ?? "")
+      : (id: string) => earlier.has(id);
+    this.proxyLineId = idSequence(`${options.runId}/proxy`);
+    this.gatewayLineId = idSequence(`${options.runId}/gateway`);
     this.guard = new EventGuard({
       jobId: options.jobId,
       rootRunId: options.runId,
       ...(options.experts ? { experts: options.experts } : {}),
-      checkpointOnDisk: (id) => earlier.has(id),
+      checkpointOnDisk: onDisk,
       messageCount: (runId) => options.parser.history(runId)?.length,
     });
     this.splitter = new LineSplitter(
@@ -181,10 +200,10 @@ export class RunCollector {
   }
 
   /** A runtime event from the sandbox itself (image builds, container status). */
-  runtimeEvent(body: RuntimeEventBody): void {
+  runtimeEvent(body: RuntimeEventBody, id: string = this.options.newId()): void {
     this.emit({
       ...body,
-      id: this.options.newId(),
+      id,
       timestamp: this.options.now(),
       jobId: this.options.jobId,
       runId: this.options.runId,
@@ -192,21 +211,26 @@ export class RunCollector {
   }
 
   proxyLine(line: string): void {
+    const id = this.proxyLineId();
     // The proxy writes one line per request the agent makes: the agent decides how many.
     if (this.take(Buffer.from(`${line}\n`)).length === 0) return;
     const decision = parseProxyLogLine(line);
     if (!decision) return;
-    this.runtimeEvent({
-      type: "proxyAccess",
-      action: decision.action,
-      domain: decision.domain,
-      port: decision.port,
-      ...(decision.reason ? { reason: decision.reason } : {}),
-    });
+    this.runtimeEvent(
+      {
+        type: "proxyAccess",
+        action: decision.action,
+        domain: decision.domain,
+        port: decision.port,
+        ...(decision.reason ? { reason: decision.reason } : {}),
+      },
+      id,
+    );
   }
 
   /** A line of the provider gateway's stdout: each model call it metered or refused becomes a providerUsage event. */
   gatewayLine(line: string): void {
+    const id = this.gatewayLineId();
     // One line per request the agent makes: the agent decides how many.
     if (this.take(Buffer.from(`${line}\n`)).length === 0) return;
     const record = parseGatewayLine(line);
@@ -224,11 +248,11 @@ export class RunCollector {
           ...(record.model !== undefined ? { model: record.model } : {}),
           ...(record.usage ? { usage: record.usage } : {}),
           latencyMs: record.latencyMs,
-        });
+        }, id);
         return;
       case "gatewayRefused":
         this.meteredRequests += 1;
-        this.runtimeEvent({ type: "providerUsage", requestId: record.requestId, method: record.method, status: record.status, refused: record.reason });
+        this.runtimeEvent({ type: "providerUsage", requestId: record.requestId, method: record.method, status: record.status, refused: record.reason }, id);
         return;
       case "budgetExceeded":
         if (this.budget) return;
@@ -260,6 +284,14 @@ export class RunCollector {
     await this.closeChildren();
     if (this.writeError) throw this.writeError;
     return this.result({ name: "NoResult", message: "the run produced no result", isRetryable: false });
+  }
+
+  /**
+   * Stops collecting without ending the run: what was handled is written, the run stays open for another collector
+   * to take over (a detached `perstack attach`).
+   */
+  async closeWithoutEnding(): Promise<void> {
+    await this.closeChildren();
   }
 
   /** Ends the run as failed from outside the stream (interrupt, sandbox failure) unless it already ended. */
@@ -319,7 +351,8 @@ export class RunCollector {
 
   private emit(event: PerstackEvent): void {
     const files = this.filesFor(event);
-    files.appendEvent(event);
+    // Taken over: an event recorded before is not recorded or shown again; what follows from it still is.
+    const fresh = files.appendEvent(event);
     // The guard let the event through only if the run's log holds these messages; the log never shrinks.
     const history = this.options.parser.history(event.runId);
     const file = fileCheckpointOf(event);
@@ -339,7 +372,7 @@ export class RunCollector {
     if (event.type === "startGeneration") this.stepsOf(event.runId).add(event.stepNumber);
     if (event.runId === this.options.runId) this.recordOutcome(event);
     else if (event.type === "stopRunByInteractiveTool") this.childWaiting = event.checkpoint;
-    this.options.onEvent(event, () => expandEvent(event, this.resolveMessages));
+    if (fresh) this.options.onEvent(event, () => expandEvent(event, this.resolveMessages));
   }
 
   private stepsOf(runId: string): Set<number> {
@@ -375,7 +408,8 @@ export class RunCollector {
     if (event.runId === this.options.runId) return this.options.files;
     let files = this.childFiles.get(event.runId);
     if (!files) {
-      files = this.options.store.openRun(event.runId, { logs: false });
+      const resumed = this.options.resumed?.recordedRun(event.runId);
+      files = this.options.store.openRun(event.runId, { logs: false, ...(resumed ? { resumed } : {}) });
       this.childFiles.set(event.runId, files);
     }
     if (event.type === "startRun") {

@@ -11,13 +11,16 @@ import { CannotContinueError } from "../errors.js";
 
 export const LOCK_FILE = "lock";
 
-interface Holder {
+export interface LockHolder {
   pid: number;
   host: string;
   since: number;
   /** Tells this lock from a later one of the same process. */
   nonce: string;
+  /** The run the holder started: the one to take over if the holder dies (recover-run.ts). */
+  runId?: string;
 }
+type Holder = LockHolder;
 
 /** The job is in use by another perstack process: nothing was started. Exit code 2, like any other refusal. */
 export class JobInUseError extends CannotContinueError {}
@@ -29,10 +32,16 @@ export class JobLock {
   ) {}
 
   /** Takes job `jobId`'s lock in `jobDir`, or throws JobInUseError naming who holds it. */
-  static acquire(jobDir: string, jobId: string, now: () => number = Date.now): JobLock {
+  static acquire(jobDir: string, jobId: string, options: { runId?: string; now?: () => number } = {}): JobLock {
     mkdirSync(jobDir, { recursive: true });
     const path = join(jobDir, LOCK_FILE);
-    const holder: Holder = { pid: process.pid, host: hostname(), since: now(), nonce: randomBytes(8).toString("hex") };
+    const holder: Holder = {
+      pid: process.pid,
+      host: hostname(),
+      since: (options.now ?? Date.now)(),
+      nonce: randomBytes(8).toString("hex"),
+      ...(options.runId !== undefined ? { runId: options.runId } : {}),
+    };
     const mine = `${path}.${holder.nonce}`;
     writeFileSync(mine, `${JSON.stringify(holder)}\n`, { mode: 0o644 });
     try {
@@ -85,18 +94,29 @@ function tryLink(from: string, to: string): boolean {
   }
 }
 
+/** Who holds job `jobDir`'s lock; undefined when nobody does (or the file is not a lock). */
+export function lockHolder(jobDir: string): LockHolder | undefined {
+  return readHolder(join(jobDir, LOCK_FILE));
+}
+
 function readHolder(path: string): Holder | undefined {
   try {
     const value = JSON.parse(readFileSync(path, "utf8")) as Partial<Holder>;
     if (typeof value.pid !== "number" || typeof value.host !== "string" || typeof value.nonce !== "string") return undefined;
-    return { pid: value.pid, host: value.host, since: typeof value.since === "number" ? value.since : 0, nonce: value.nonce };
+    return {
+      pid: value.pid,
+      host: value.host,
+      since: typeof value.since === "number" ? value.since : 0,
+      nonce: value.nonce,
+      ...(typeof value.runId === "string" ? { runId: value.runId } : {}),
+    };
   } catch {
     return undefined;
   }
 }
 
 /** A lock of a process on this host that no longer exists. A lock from another host is never taken for stale. */
-function isStale(holder: Holder): boolean {
+export function isStale(holder: LockHolder): boolean {
   if (holder.host !== hostname()) return false;
   try {
     process.kill(holder.pid, 0);

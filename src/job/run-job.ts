@@ -4,14 +4,15 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import { RunCollector, type BudgetSpent, type RunOutcome } from "../collector/run-collector.js";
 import { costOf, loadPriceTable, priceTableInfo } from "../gateway/pricing.js";
-import { reachableExperts } from "../config/resolve.js";
 import { DiskFullError, PerstackError } from "../errors.js";
 import { addMeteredUsage, addUsage, emptyMeteredUsage, emptyUsage, type ExpandedEvent, type Job, type JobMetered, type PerstackEvent } from "../model/perstack.js";
 import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
 import { runSandbox, type SandboxResult } from "../sandbox/run-sandbox.js";
 import type { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { jobsDir, readJob } from "../storage/job-reader.js";
-import { JobStore } from "../storage/job-store.js";
+import { JobStore, writeJsonAtomic } from "../storage/job-store.js";
+import { JOBS_DIR_LABEL } from "../sandbox/labels.js";
+import { COLLECTOR_FILE, collectorRecordOf, parserFor, type CollectorRecord } from "./collector-record.js";
 import { diskFullMessage, isDiskFull } from "./disk-full.js";
 import { JobInUseError, JobLock } from "./job-lock.js";
 import { newId, type PreparedRun } from "./prepare-run.js";
@@ -55,7 +56,17 @@ export async function runJob(docker: Docker, prepared: PreparedRun, hooks: RunJo
   try {
     return await runLockedJob(docker, prepared, hooks);
   } finally {
-    lock.release();
+    // A job that could not be recorded (a full disk) keeps its lock: once this process is gone, the next command
+    // finds it orphaned and records it (recover-run.ts) instead of leaving it `running`.
+    if (!stillRunning(prepared)) lock.release();
+  }
+}
+
+function stillRunning(prepared: PreparedRun): boolean {
+  try {
+    return readJob(prepared.perstackDir, prepared.plan.jobId).status === "running";
+  } catch {
+    return false;
   }
 }
 
@@ -68,7 +79,7 @@ function lockFor(prepared: PreparedRun): JobLock {
   const jobDir = join(jobsDir(prepared.perstackDir), plan.jobId);
   let lock: JobLock;
   try {
-    lock = JobLock.acquire(jobDir, plan.jobId);
+    lock = JobLock.acquire(jobDir, plan.jobId, { runId: plan.runId });
   } catch (error) {
     throw isDiskFull(error) ? new DiskFullError(diskFullMessage(jobDir, error as NodeJS.ErrnoException)) : error;
   }
@@ -120,18 +131,10 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
     startedAt,
   });
 
-  const instruction = prepared.loaded.file.experts?.[plan.expert.key]?.instruction ?? "";
-  const parser = prepared.adapter.createParser({
-    jobId: plan.jobId,
-    runId: plan.runId,
-    expert: plan.expert,
-    instruction,
-    query: plan.query,
-    runtime: plan.runtime.name,
-    metadata: { runtimeVersion: plan.runtime.cliVersion, cliPackage: plan.runtime.cliPackage, model: plan.model },
-    newId,
-    now: Date.now,
-  });
+  // Before the agent starts: another perstack process can then take the run over if this one dies (recover-run.ts).
+  const record = collectorRecordOf(prepared, startedAt);
+  await writeJsonAtomic(join(files.dir, COLLECTOR_FILE), record);
+  const parser = parserFor(record, plan.jobId, plan.runId);
   const stop = new AbortController();
   const collector = new RunCollector({
     jobId: plan.jobId,
@@ -143,7 +146,7 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
     newId,
     now: Date.now,
     onEvent: hooks.onEvent,
-    experts: new Set(reachableExperts(prepared.loaded, plan.expert.key).map((e) => e.key)),
+    experts: new Set(record.experts),
     maxOutputBytes: plan.agent.limits.maxOutputBytes,
     onOutputLimit: () => stop.abort(),
     // The gateway already refuses further model calls; stopping the agent spares it retrying until its deadline.
@@ -172,7 +175,9 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
   };
   try {
     const hooksForWorkspace = await session.prepare();
-    const result: SandboxResult = await runSandbox(docker, plan, {
+    // The labels lead a later perstack process from the containers to the job's record (recover-run.ts).
+    const labelled = { ...plan, labels: { ...plan.labels, [JOBS_DIR_LABEL]: jobsDir(prepared.perstackDir) } };
+    const result: SandboxResult = await runSandbox(docker, labelled, {
       env: prepared.envValues,
       filesDir: join(files.dir, "sandbox"),
       buildProgress: (p) =>
@@ -238,12 +243,12 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
       isRetryable: false,
     });
     if (!interrupted) {
-      await finishJob(store, job, outcome, meteredFor(prepared, job.metered, collector, unpricedModels));
+      await finishJob(store, job, outcome, meteredFor(record, job.metered, collector, unpricedModels));
       await files.close();
       throw error;
     }
   }
-  await finishJob(store, job, outcome, meteredFor(prepared, job.metered, collector, unpricedModels)).catch((error: unknown) => {
+  await finishJob(store, job, outcome, meteredFor(record, job.metered, collector, unpricedModels)).catch((error: unknown) => {
     throw isDiskFull(error) ? new DiskFullError(diskFullMessage(store.jobDir, error as NodeJS.ErrnoException)) : error;
   });
   await files.close();
@@ -278,15 +283,15 @@ function budgetMessage(spent: BudgetSpent): string {
  * job.json's `metered`: the gateway's calls of this invocation added to what earlier ones of the job counted, priced
  * with the table the gateway used. Undefined when the run's provider does not go through the gateway.
  */
-function meteredFor(prepared: PreparedRun, before: JobMetered | undefined, collector: RunCollector, unpriced: Set<string>): JobMetered | undefined {
-  if (!prepared.plan.gateway) return before;
-  const table = loadPriceTable(prepared.pricingPath);
+export function meteredFor(record: CollectorRecord, before: JobMetered | undefined, collector: RunCollector, unpriced: Set<string>): JobMetered | undefined {
+  if (!record.gateway) return before;
+  const table = loadPriceTable(record.pricingPath);
   const { requests, calls } = collector.metered;
   let usage = before?.usage ?? emptyMeteredUsage();
   let cost: number | null = before ? before.costUsd : 0;
   for (const call of calls) {
     usage = addMeteredUsage(usage, call.usage);
-    const model = call.model ?? prepared.plan.model;
+    const model = call.model ?? record.model;
     const price = costOf(model, call.usage, table);
     if (price === null) unpriced.add(model);
     cost = cost === null || price === null ? null : cost + price;
@@ -294,7 +299,7 @@ function meteredFor(prepared: PreparedRun, before: JobMetered | undefined, colle
   return { requests: (before?.requests ?? 0) + requests, usage, costUsd: cost, pricing: priceTableInfo(table) };
 }
 
-async function finishJob(store: JobStore, job: Job, outcome: RunOutcome, metered: JobMetered | undefined): Promise<void> {
+export async function finishJob(store: JobStore, job: Job, outcome: RunOutcome, metered: JobMetered | undefined): Promise<void> {
   const latestCheckpointId = outcome.lastCheckpoint?.id ?? job.latestCheckpointId;
   await store.writeJob({
     ...job,

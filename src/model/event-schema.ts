@@ -100,7 +100,7 @@ const eventSchemas = [
     refused: z.string().optional(),
   }),
   runtimeEvent("sandboxWarning", {
-    code: z.enum(["invalid-output", "forged-event", "output-limit", "policy-change-rejected", "workspace-change-rejected", "workspace-conflict", "workspace-skipped", "gateway-warning"]),
+    code: z.enum(["invalid-output", "forged-event", "output-limit", "policy-change-rejected", "workspace-change-rejected", "workspace-conflict", "workspace-skipped", "gateway-warning", "run-taken-over"]),
     message: z.string(),
     path: z.string().optional(),
   }),

@@ -2,7 +2,7 @@
 // agent's container (the built-in engine issues checkpoint and delegated run ids). So every id that names
 // anything is one of these: letters, digits, '-' and '_', starting with a letter or digit, at most 128 long.
 // Perstack's own ids (cuid2) and this project's (base-36 time + hex) fit.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 
 export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -38,4 +38,16 @@ export function newId(): string {
   const at = poolAt;
   poolAt += 6;
   return prefix + HEX[pool[at]!]! + HEX[pool[at + 1]!]! + HEX[pool[at + 2]!]! + HEX[pool[at + 3]!]! + HEX[pool[at + 4]!]! + HEX[pool[at + 5]!]!;
+}
+
+/**
+ * Ids that the same seed always gives in the same order: the seed's hash, then a counter. A run's parser draws its
+ * ids from one of these, seeded with the run's id, so that reading the agent's output again (a collector that takes
+ * over a run whose perstack process died, job/recover-run.ts) makes the very events already recorded, which are then
+ * recognised and not recorded twice.
+ */
+export function idSequence(seed: string): () => string {
+  const prefix = createHash("sha256").update(seed).digest("hex").slice(0, 16);
+  let next = 0;
+  return () => `${prefix}-${(next++).toString(36)}`;
 }

@@ -314,7 +314,9 @@ export type SandboxWarningCode =
   | "workspace-change-rejected"
   | "workspace-conflict"
   | "workspace-skipped"
-  | "gateway-warning";
+  | "gateway-warning"
+  /** The perstack process running the job died; another took the run over from the container's log. */
+  | "run-taken-over";
 
 /** Events only the host issues: never accepted from the agent's stream, whatever the runtime. */
 export const HOST_ONLY_EVENT_TYPES: ReadonlySet<string> = new Set(["proxyAccess", "dockerBuildProgress", "dockerContainerStatus", "sandboxWarning", "providerUsage"]);

@@ -6,6 +6,10 @@ import { teardownProcessOf } from "./teardown-handoff.js";
 export const MANAGED_LABEL = "perstack.managed";
 export const OWNER_PID_LABEL = "perstack.owner-pid";
 export const OWNER_HOST_LABEL = "perstack.owner-host";
+/** The perstack/jobs directory the run records into: a later process finds an orphaned run's record there. */
+export const JOBS_DIR_LABEL = "perstack.jobs-dir";
+export const JOB_LABEL = "perstack.job";
+export const RUN_LABEL = "perstack.run";
 
 export function ownerLabels(): Record<string, string> {
   return { [OWNER_PID_LABEL]: String(process.pid), [OWNER_HOST_LABEL]: hostname() };

@@ -1,6 +1,8 @@
 // Removes containers and networks left by runs whose perstack process died (crash, kill -9). Runs of live
-// processes on this host, and anything from other hosts sharing the engine, are left alone.
+// processes on this host, and anything from other hosts sharing the engine, are left alone; so are the runs of dead
+// processes that can still be taken over (job/orphaned-runs.ts): their job says `running`.
 import type Docker from "dockerode";
+import { awaitsTakeOver } from "../job/orphaned-runs.js";
 import { MANAGED_LABEL, ownerIsGone } from "./labels.js";
 
 export interface RemovedLeftovers {
@@ -9,7 +11,12 @@ export interface RemovedLeftovers {
   networks: string[];
 }
 
-export async function removeLeftovers(docker: Docker, filter: (labels: Record<string, string>) => boolean = ownerIsGone): Promise<RemovedLeftovers> {
+/** Labels of what a dead process left and nobody will take over. */
+export function isLeftover(labels: Record<string, string>): boolean {
+  return ownerIsGone(labels) && !awaitsTakeOver(labels);
+}
+
+export async function removeLeftovers(docker: Docker, filter: (labels: Record<string, string>) => boolean = isLeftover): Promise<RemovedLeftovers> {
   const removed: RemovedLeftovers = { containers: [], volumes: [], networks: [] };
   const managed = { filters: { label: [`${MANAGED_LABEL}=true`] } };
   // One look at everything first (every run starts with this); then containers, which hold the rest, go first.

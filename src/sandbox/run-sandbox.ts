@@ -331,6 +331,9 @@ async function createAgent(
         ...(homeDir ? [bindMount(homeDir, AGENT_HOME_FILES, true)] : []),
       ],
       Tmpfs: plan.agent.tmpfs,
+      // The engine keeps the agent's output whatever the daemon's default driver: if this process dies, the next one
+      // reads what it missed from there (job/recover-run.ts). Bounded like the output the run may record.
+      LogConfig: { Type: "json-file", Config: { "max-size": `${Math.ceil((plan.agent.limits.maxOutputBytes * 2) / 1024 ** 2) + 1}m`, "max-file": "1" } },
       ...agentHardening(plan.agent.limits),
     },
     NetworkingConfig: { EndpointsConfig: { [internal.plan.name]: { IPAMConfig: { IPv4Address: internal.agentAddress } } } },

@@ -7,9 +7,9 @@
 // messages in messages.jsonl (run-history-log.ts). The checkpoint a run stops on is a file, whole, in Perstack's shape,
 // for `--continue` and for tools that read the files; job-reader.ts reads any checkpoint back whole, so each one can
 // be resumed from.
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
-import { dirname, isAbsolute, join, relative } from "node:path";
+import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { isSafeId } from "../model/ids.js";
 import { recordedEvent, wholeCheckpointJsonAround } from "../model/event-messages.js";
 import type { CheckpointRef, Job, PerstackEvent } from "../model/perstack.js";
@@ -17,6 +17,7 @@ import { LineWriter } from "../stream/line-writer.js";
 import { AppendFile } from "./append-file.js";
 import { RunHistoryFiles } from "./run-history-files.js";
 import { RunHistoryLog, type MessagesSource } from "./run-history-log.js";
+import type { RecordedRun } from "./recorded-run.js";
 
 export type { MessagesSource } from "./run-history-log.js";
 
@@ -103,6 +104,7 @@ export class UnsafeJobPathError extends Error {}
 
 export class JobStore {
   readonly jobDir: string;
+  private history: RunHistoryFiles | undefined;
 
   constructor(
     readonly perstackDir: string,
@@ -127,6 +129,22 @@ export class JobStore {
     return new Set([...files, ...new RunHistoryFiles(this.perstackDir, this.jobId).checkpointIds()]);
   }
 
+  /**
+   * The run a checkpoint on disk belongs to: the run whose checkpoints.jsonl logs it, else the runId its file names.
+   * Only this program writes these files.
+   */
+  checkpointOwner(checkpointId: string): string | undefined {
+    this.history ??= new RunHistoryFiles(this.perstackDir, this.jobId);
+    const logged = this.history.checkpoint(checkpointId);
+    if (logged) return basename(dirname(logged.path));
+    try {
+      const runId = (JSON.parse(readFileSync(this.checkpointPath(checkpointId), "utf8")) as { runId?: unknown }).runId;
+      return typeof runId === "string" ? runId : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A checkpoint file, whole: its messages the first messagesRef.count of `messages`. Not indented. */
   async writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
     const count = checkpoint.messagesRef.count;
@@ -139,7 +157,7 @@ export class JobStore {
   }
 
   /** `logs: false` for a delegated run: the container's raw output and stderr belong to the job's root run. */
-  openRun(runId: string, options: { logs?: boolean } = {}): RunFiles {
+  openRun(runId: string, options: RunFilesOptions = {}): RunFiles {
     return new RunFiles(this.runDir(runId), options);
   }
 
@@ -156,6 +174,13 @@ function checkedId(id: string, what: string): string {
   return id;
 }
 
+export interface RunFilesOptions {
+  /** false for a delegated run: the container's raw output and stderr belong to the job's root run. */
+  logs?: boolean;
+  /** The run is taken over after its collector died: what its files hold is not written again (recorded-run.ts). */
+  resumed?: RecordedRun;
+}
+
 export class RunFiles {
   private readonly events: AppendFile;
   private readonly eventLines: LineWriter;
@@ -166,14 +191,22 @@ export class RunFiles {
   failure: NodeJS.ErrnoException | undefined;
   private readonly failureListeners: Array<(error: NodeJS.ErrnoException) => void> = [];
 
+  /** Taken over: ids of the events already recorded, and bytes of raw output and stderr still to skip. */
+  private readonly recordedEvents: ReadonlySet<string> | undefined;
+  private rawToSkip: number;
+  private stderrToSkip: number;
+
   constructor(
     readonly dir: string,
-    options: { logs?: boolean } = {},
+    options: RunFilesOptions = {},
   ) {
     mkdirSync(dir, { recursive: true });
     this.events = this.append("events.jsonl");
     this.eventLines = new LineWriter(this.events);
-    this.history = new RunHistoryLog(dir, (error) => this.failed(error));
+    this.history = new RunHistoryLog(dir, (error) => this.failed(error), options.resumed);
+    this.recordedEvents = options.resumed?.events;
+    this.rawToSkip = options.resumed?.rawBytes ?? 0;
+    this.stderrToSkip = options.resumed?.stderrBytes ?? 0;
     if (options.logs !== false) {
       this.raw = this.append("raw.log");
       this.stderr = this.append("stderr.log");
@@ -201,9 +234,14 @@ export class RunFiles {
     return writeJsonAtomic(join(this.dir, "run-setting.json"), setting);
   }
 
-  /** Events of one chunk of output (all handled before the next turn of the event loop) go to the file as one write. */
-  appendEvent(event: PerstackEvent): void {
+  /**
+   * Events of one chunk of output (all handled before the next turn of the event loop) go to the file as one write.
+   * False when the run was taken over and the event is recorded already.
+   */
+  appendEvent(event: PerstackEvent): boolean {
+    if (this.recordedEvents?.has(event.id)) return false;
     this.eventLines.line(JSON.stringify(recordedEvent(event)));
+    return true;
   }
 
   /** A step checkpoint as a line of checkpoints.jsonl (run-history-log.ts); false: write it as a file instead. */
@@ -211,12 +249,16 @@ export class RunFiles {
     return this.history.append(checkpoint, messages);
   }
 
-  appendRaw(chunk: Buffer | string): void {
-    this.raw?.write(chunk);
+  appendRaw(chunk: Buffer): void {
+    const skip = Math.min(this.rawToSkip, chunk.length);
+    this.rawToSkip -= skip;
+    if (skip < chunk.length) this.raw?.write(skip > 0 ? chunk.subarray(skip) : chunk);
   }
 
-  appendStderr(chunk: Buffer | string): void {
-    this.stderr?.write(chunk);
+  appendStderr(chunk: Buffer): void {
+    const skip = Math.min(this.stderrToSkip, chunk.length);
+    this.stderrToSkip -= skip;
+    if (skip < chunk.length) this.stderr?.write(skip > 0 ? chunk.subarray(skip) : chunk);
   }
 
   /** Bytes written but not yet on disk, over all of this run's files. */

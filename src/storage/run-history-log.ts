@@ -38,7 +38,14 @@ export class RunHistoryLog {
     private readonly dir: string,
     /** A write to one of the files failed (the disk is full): the file keeps its whole lines. */
     private readonly onFailure: (error: NodeJS.ErrnoException) => void = () => {},
-  ) {}
+    /**
+     * A run taken over after its collector died (storage/recorded-run.ts): the files are this run's, holding these
+     * messages and checkpoints already; they are continued, not refused.
+     */
+    private readonly resumed?: { messages: number; checkpoints: ReadonlySet<string> },
+  ) {
+    this.messagesWritten = resumed?.messages ?? 0;
+  }
 
   /**
    * Appends a step checkpoint of this run, after the messages of the run's conversation that it names and the files
@@ -49,6 +56,7 @@ export class RunHistoryLog {
     this.files ??= this.open();
     if (!this.files) return false;
     const { messages, checkpoints } = this.files;
+    if (this.resumed?.checkpoints.has(checkpoint.id)) return true;
     const line = loggedCheckpointJson(checkpoint);
     // The guard lets no checkpoint name more messages than the log holds; the log is not read past its end anyway.
     const count = Math.min(checkpoint.messagesRef.count, source.length);
@@ -90,7 +98,7 @@ export class RunHistoryLog {
 
   /** The files, if this run has none yet; false if it has (see append). */
   private open(): LogFiles | false {
-    if (sizeOf(join(this.dir, MESSAGES_FILE)) !== 0 || sizeOf(join(this.dir, CHECKPOINTS_FILE)) !== 0) return false;
+    if (!this.resumed && (sizeOf(join(this.dir, MESSAGES_FILE)) !== 0 || sizeOf(join(this.dir, CHECKPOINTS_FILE)) !== 0)) return false;
     const messages = new AppendFile(join(this.dir, MESSAGES_FILE));
     const checkpoints = new AppendFile(join(this.dir, CHECKPOINTS_FILE));
     for (const file of [messages, checkpoints]) file.on("error", (error: NodeJS.ErrnoException) => this.onFailure(error));

@@ -23,7 +23,7 @@ const holder = (fields: Record<string, unknown>) => `${JSON.stringify({ pid: pro
 describe("the job lock", () => {
   it("a second taker is refused by name until the first lets go; the lock file is gone afterwards", () => {
     const dir = jobDir();
-    const lock = JobLock.acquire(dir, "job1", () => Date.UTC(2026, 10, 29));
+    const lock = JobLock.acquire(dir, "job1", { now: () => Date.UTC(2026, 10, 29) });
     expect(() => JobLock.acquire(dir, "job1")).toThrow(JobInUseError);
     expect(() => JobLock.acquire(dir, "job1")).toThrow(new RegExp(`^job job1 is in use by perstack process ${process.pid} on .*, since 2026-11-29T00:00:00.000Z; wait until it ends, then run again$`));
     lock.release();
