@@ -23,6 +23,11 @@ export interface EventGuardOptions {
   checkpointOnDisk(checkpointId: string): boolean;
   /** How many messages of a run's conversation the parser holds (what a checkpoint file can be written from). */
   messageCount(runId: string): number | undefined;
+  /**
+   * Whether a run with this id has files from before this invocation. Delegated runs always get fresh ids, so a
+   * startRun naming such a run would append to an earlier run's record. Omit to skip the check.
+   */
+  runExisted?(runId: string): boolean;
 }
 
 const MAX_RUNS = 10_000;
@@ -46,11 +51,6 @@ export class EventGuard {
 
   constructor(private readonly options: EventGuardOptions) {
     this.runs.add(options.rootRunId);
-  }
-
-  /** Whether the run is this invocation's: its root run or a delegated run it announced. */
-  knowsRun(runId: string): boolean {
-    return this.runs.has(runId);
   }
 
   check(event: PerstackEvent): GuardVerdict {
@@ -123,6 +123,7 @@ export class EventGuard {
     if (!parent) return `startRun for run ${initial.runId} names no delegating run`;
     if (!this.runs.has(parent)) return `startRun for run ${initial.runId} is delegated by run ${clip(parent)}, which was never started`;
     if (this.runs.size >= MAX_RUNS) return `more than ${MAX_RUNS} runs in one invocation`;
+    if (this.options.runExisted?.(initial.runId)) return `startRun for run ${initial.runId}, which exists from before this invocation`;
     return true;
   }
 

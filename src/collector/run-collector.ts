@@ -9,6 +9,7 @@
 // run, however long the run. A step's checkpoint is appended to its run's checkpoints.jsonl, naming lines of the
 // run's messages.jsonl (storage/run-history-log.ts); the one a run stops on is a file, whole, cut from the parser's
 // MessageLog when its turn in the write queue comes (the logs only grow, so the cut is the same then as now).
+import { existsSync } from "node:fs";
 import { Writable } from "node:stream";
 import { expandEvent, fileCheckpointOf, isWrittenWhole, type MessagesResolver } from "../model/event-messages.js";
 import { addUsage, emptyUsage, type CheckpointError, type CheckpointRef, type ExpandedEvent, type PerstackEvent, type RunEvent, type RuntimeEvent, type Usage } from "../model/perstack.js";
@@ -112,17 +113,20 @@ export class RunCollector {
 
   /** Ids of proxyAccess and providerUsage events: the same for the same line on a second reading (`resumed`). */
   private readonly proxyLineId: () => string;
+  /** Delegated runs this invocation opened. */
+  private readonly delegated: Set<string>;
   private readonly gatewayLineId: () => string;
 
   constructor(private readonly options: RunCollectorOptions) {
     // Only this collector writes the job's checkpoints while it runs (one invocation of a job at a time): what is on
     // disk when it starts is all that is not its own, read once rather than asked of the disk for every checkpoint.
     const earlier = options.store.checkpointIds();
-    // Taken over, the disk holds this invocation's checkpoints too: one is "from before" only if it belongs to a run
-    // that is not this invocation's, exactly as the first collector judged it.
-    const onDisk = options.resumed
-      ? (id: string) => earlier.has(id) && !this.guard.knowsRun(options.store.checkpointOwner(id) ?? "")
-      : (id: string) => earlier.has(id);
+    // Taken over, the disk holds this invocation's checkpoints and delegated runs too: the first collector listed
+    // the delegated runs it opened (`delegated-runs`), so "from before" is judged exactly as it judged it.
+    const ours = options.resumed ? options.store.delegatedRuns(options.runId) : new Set<string>();
+    this.delegated = ours;
+    const isOurs = (runId: string | undefined) => runId === options.runId || (runId !== undefined && ours.has(runId));
+    const onDisk = options.resumed ? (id: string) => earlier.has(id) && !isOurs(options.store.checkpointOwner(id)) : (id: string) => earlier.has(id);
     this.proxyLineId = idSequence(`${options.runId}/proxy`);
     this.gatewayLineId = idSequence(`${options.runId}/gateway`);
     this.guard = new EventGuard({
@@ -130,6 +134,7 @@ export class RunCollector {
       rootRunId: options.runId,
       ...(options.experts ? { experts: options.experts } : {}),
       checkpointOnDisk: onDisk,
+      runExisted: (runId) => !isOurs(runId) && existsSync(options.store.runDir(runId)),
       messageCount: (runId) => options.parser.history(runId)?.length,
     });
     this.splitter = new LineSplitter(
@@ -408,6 +413,11 @@ export class RunCollector {
     if (event.runId === this.options.runId) return this.options.files;
     let files = this.childFiles.get(event.runId);
     if (!files) {
+      // Noted before anything of the run is written: a collector taking over knows it as this invocation's.
+      if (!this.delegated.has(event.runId)) {
+        this.options.store.noteDelegatedRun(this.options.runId, event.runId);
+        this.delegated.add(event.runId);
+      }
       const resumed = this.options.resumed?.recordedRun(event.runId);
       files = this.options.store.openRun(event.runId, { logs: false, ...(resumed ? { resumed } : {}) });
       this.childFiles.set(event.runId, files);

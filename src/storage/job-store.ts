@@ -7,7 +7,7 @@
 // messages in messages.jsonl (run-history-log.ts). The checkpoint a run stops on is a file, whole, in Perstack's shape,
 // for `--continue` and for tools that read the files; job-reader.ts reads any checkpoint back whole, so each one can
 // be resumed from.
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { isSafeId } from "../model/ids.js";
@@ -102,6 +102,9 @@ function* wholeCheckpointPieces(checkpoint: CheckpointRef, messages: MessagesSou
  */
 export class UnsafeJobPathError extends Error {}
 
+/** runs/<rootRunId>/delegated-runs: the delegated runs an invocation opened, an id a line. */
+export const DELEGATED_RUNS_FILE = "delegated-runs";
+
 export class JobStore {
   readonly jobDir: string;
   private history: RunHistoryFiles | undefined;
@@ -127,6 +130,23 @@ export class JobStore {
     const names = readdirSync(join(this.jobDir, "checkpoints"));
     const files = names.filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -".json".length));
     return new Set([...files, ...new RunHistoryFiles(this.perstackDir, this.jobId).checkpointIds()]);
+  }
+
+  /** Notes that the invocation of root run `rootRunId` delegated to run `runId` (before that run's files are made). */
+  noteDelegatedRun(rootRunId: string, runId: string): void {
+    const dir = this.runDir(rootRunId);
+    mkdirSync(dir, { recursive: true });
+    appendFileSync(join(dir, DELEGATED_RUNS_FILE), `${checkedId(runId, "run")}\n`);
+  }
+
+  /** The runs the invocation of root run `rootRunId` delegated to, as noted. */
+  delegatedRuns(rootRunId: string): Set<string> {
+    try {
+      const text = readFileSync(join(this.runDir(rootRunId), DELEGATED_RUNS_FILE), "utf8");
+      return new Set(text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter(isSafeId));
+    } catch {
+      return new Set();
+    }
   }
 
   /**
