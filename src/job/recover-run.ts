@@ -215,7 +215,10 @@ async function readSidecars(docker: Docker, containers: Docker.ContainerInfo[], 
     const info = containers.find((c) => c.Labels["perstack.role"] === role);
     if (!info) continue;
     const container = docker.getContainer(info.Id);
-    await container.stop({ t: 2 }).catch(() => undefined);
+    // Squid writes each decision at once, and the proxy's entrypoint relays its log to stdout every 50 ms: a moment
+    // after the agent's exit every line is in the container's log, and stopping it loses none.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await container.kill({ signal: "SIGKILL" }).catch(() => undefined);
     const out = new PassThrough();
     const splitter = new LineSplitter(
       (line) => (role === "proxy" ? collector.proxyLine(line) : isGatewayControlLine(line) ? undefined : collector.gatewayLine(line)),

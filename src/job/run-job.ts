@@ -111,29 +111,30 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
       };
   await store.writeJob(job);
   const continuation = prepared.continuation;
-  await files.writeSetting({
-    jobId: plan.jobId,
-    runId: plan.runId,
-    expertKey: plan.expert.key,
-    expert: plan.expert,
-    query: plan.query,
-    model: plan.model,
-    provider: plan.provider,
-    runtime: plan.runtime,
-    workspace: prepared.workspace,
-    images: plan.images.map((image) => ({ role: image.role, ref: image.ref, baseImage: image.baseImage })),
-    allowlist: plan.proxy.allowlist,
-    upstreams: plan.proxy.upstreams,
-    env: plan.agent.env.map((entry) => ({ name: entry.name, source: entry.source, reason: entry.reason })),
-    limits: plan.agent.limits,
-    user: plan.agent.user,
-    ...(continuation ? { continuedFrom: { checkpointId: continuation.checkpoint.id, start: continuation.start.kind } } : {}),
-    startedAt,
-  });
-
   // Before the agent starts: another perstack process can then take the run over if this one dies (recover-run.ts).
   const record = collectorRecordOf(prepared, startedAt);
-  await writeJsonAtomic(join(files.dir, COLLECTOR_FILE), record);
+  await Promise.all([
+    writeJsonAtomic(join(files.dir, COLLECTOR_FILE), record),
+    files.writeSetting({
+      jobId: plan.jobId,
+      runId: plan.runId,
+      expertKey: plan.expert.key,
+      expert: plan.expert,
+      query: plan.query,
+      model: plan.model,
+      provider: plan.provider,
+      runtime: plan.runtime,
+      workspace: prepared.workspace,
+      images: plan.images.map((image) => ({ role: image.role, ref: image.ref, baseImage: image.baseImage })),
+      allowlist: plan.proxy.allowlist,
+      upstreams: plan.proxy.upstreams,
+      env: plan.agent.env.map((entry) => ({ name: entry.name, source: entry.source, reason: entry.reason })),
+      limits: plan.agent.limits,
+      user: plan.agent.user,
+      ...(continuation ? { continuedFrom: { checkpointId: continuation.checkpoint.id, start: continuation.start.kind } } : {}),
+      startedAt,
+    }),
+  ]);
   const parser = parserFor(record, plan.jobId, plan.runId);
   const stop = new AbortController();
   const collector = new RunCollector({
