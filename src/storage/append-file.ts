@@ -2,7 +2,7 @@
 // whole or not at all: when a write fails (ENOSPC: the disk is full), the file is cut back to the end of the last chunk
 // written whole. Writers that hand it whole lines (LineWriter) so keep a file of whole lines, whatever happens to the
 // disk. The first failure is kept in `failure` and ends the stream ('error'); later writes fail at once.
-import { close, fstatSync, ftruncateSync, openSync, write } from "node:fs";
+import { close, fdatasync, fstatSync, ftruncateSync, openSync, write } from "node:fs";
 import { Writable } from "node:stream";
 
 export class AppendFile extends Writable {
@@ -11,6 +11,10 @@ export class AppendFile extends Writable {
   private committed: number;
   failure: NodeJS.ErrnoException | undefined;
   private fdClosed = false;
+  /** Group commit (syncSoon): a flush to the disk under way, and whether another was asked for meanwhile. */
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private closing = false;
 
   constructor(readonly path: string) {
     super({ highWaterMark: 64 * 1024 });
@@ -44,12 +48,37 @@ export class AppendFile extends Writable {
     });
   }
 
+  /**
+   * Flushes what has been written to the disk (fdatasync) soon: at once if no flush is under way, else right after it,
+   * once for all the writes asked for meanwhile. So a writer that asks after every record pays one flush per batch
+   * of records, not per record, and a power cut loses at most what came during the last flush.
+   */
+  syncSoon(): void {
+    if (this.fdClosed || this.closing) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = new Promise<void>((resolve) => {
+      fdatasync(this.fd, () => resolve());
+    }).then(() => {
+      this.syncing = undefined;
+      if (this.syncAgain) {
+        this.syncAgain = false;
+        this.syncSoon();
+      }
+    });
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
-    this.closeOnce((error) => callback(error));
+    // A flush under way must end before the descriptor is closed under it; none starts after this.
+    this.closing = true;
+    void (this.syncing ?? Promise.resolve()).then(() => this.closeOnce((error) => callback(error)));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.closeOnce(() => callback(error));
+    this.closing = true;
+    void (this.syncing ?? Promise.resolve()).then(() => this.closeOnce(() => callback(error)));
   }
 
   /** The descriptor is closed once: a second close could close a descriptor reused by something else by then. */

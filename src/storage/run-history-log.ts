@@ -65,7 +65,15 @@ export class RunHistoryLog {
     // Callbacks of one stream run in order, so checkpoint lines keep theirs. A failed write leaves its checkpoints
     // out; the stream's error reaches the collector through drained() and close().
     messages.whenWritten((error) => {
-      if (!error) checkpoints.line(line);
+      if (error) return;
+      checkpoints.line(line);
+      // A step's checkpoint is committed like a checkpoint file: flushed to the disk with its messages, in batches
+      // (AppendFile.syncSoon), so a power cut keeps every checkpoint but those of its last moments. (A checkpoint
+      // flushed before its messages reads back as unreadable, never as other messages: the reader counts lines.)
+      checkpoints.whenWritten((failed) => {
+        if (failed || !this.files) return;
+        for (const file of this.files.streams) file.syncSoon();
+      });
     });
     return true;
   }
