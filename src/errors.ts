@@ -39,6 +39,13 @@ export class CannotContinueError extends BadInputError {}
 export class DockerUnavailableError extends PerstackError {}
 export class ImageBuildError extends PerstackError {}
 export class SandboxError extends PerstackError {}
+/** The Docker engine stopped or restarted under a run (and took its containers with it): EngineRestarted, EngineStopped. */
+export class EngineLostError extends PerstackError {
+  constructor(message: string, name: "EngineRestarted" | "EngineStopped") {
+    super(message);
+    this.name = name;
+  }
+}
 /** The disk that holds perstack/jobs filled up: the run's files are kept whole up to that point. */
 export class DiskFullError extends PerstackError {}
 /** The Docker engine's disk is full: images, containers or volumes cannot be written. */
@@ -49,3 +56,5 @@ export class SubnetPoolExhaustedError extends PerstackError {}
 export class BootstrapPrerequisiteError extends PerstackError {}
 /** The workspace could not be copied into or back out of the sandbox (limits, a refused archive, the disk). */
 export class WorkspaceCopyError extends PerstackError {}
+/** A tenant's workspace upload to `perstack serve` was refused: not a tar.gz, an unsafe entry, or over a limit. */
+export class BadUploadError extends BadInputError {}

@@ -219,6 +219,8 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
           })
         : files.failure
         ? await collector.fail({ name: "DiskFull", message: diskFullMessage(store.jobDir, files.failure), isRetryable: false })
+        : result.engineLost
+        ? await collector.fail({ name: result.engineLost.name, message: result.engineLost.message, isRetryable: true })
         : result.sidecarStopped
         ? await collector.fail({ name: SIDECAR_STOPPED[result.sidecarStopped].name, message: SIDECAR_STOPPED[result.sidecarStopped].message, isRetryable: true })
         : result.timedOut

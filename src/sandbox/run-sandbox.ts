@@ -12,12 +12,14 @@ import { dirname, join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { engineSharingFromEnv, type EngineSharing } from "../config/engine-env.js";
-import { SandboxError } from "../errors.js";
+import { EngineLostError, SandboxError } from "../errors.js";
 import { GATEWAY_CONFIG_DIR } from "../plan/gateway-plan.js";
 import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type ResourceLimits, type SandboxPlan } from "../plan/sandbox-plan.js";
 import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../stream/line-splitter.js";
 import { explainDockerError } from "./docker-errors.js";
+import type { EngineLoss } from "./engine-loss.js";
+import { afterEngineLoss, EngineWatch } from "./engine-watch.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
 import { ownerLabels } from "./labels.js";
 import { bindMount, volumeMount } from "./mounts.js";
@@ -86,6 +88,8 @@ export interface SandboxResult {
   timedOut: boolean;
   /** The agent was stopped because this sidecar stopped while it ran: it had no way out any more. */
   sidecarStopped?: "proxy" | "gateway";
+  /** The Docker engine stopped or restarted while the agent ran (engine-watch.ts); exitCode means nothing then. */
+  engineLost?: EngineLoss;
 }
 
 /** How the proxy container is locked down, whatever network it sits on. */
@@ -140,6 +144,7 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
   // Until the agent is known to have exited, removal is waited for here: the caller must not treat the workspace as
   // the agent's no more while it may still be running.
   let agentExited = false;
+  const engine = new EngineWatch(docker);
   try {
     const built = await doing("building the run's images", Promise.all(plan.images.map((image) => ensureImage(docker, image, io.buildProgress, io.signal))));
     for (const result of built) if (result.built) imagesBuilt.push(result.ref);
@@ -188,8 +193,10 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     // agent would only retry until its deadline. It is stopped at once, and the run says which one went.
     let sidecarStopped: SandboxResult["sidecarStopped"];
     const watchSidecar = (service: "proxy" | "gateway", sidecar: Sidecar | undefined) =>
-      void sidecar?.ended.then(() => {
+      void sidecar?.ended.then(async () => {
         if (agentExited || sidecarStopped) return;
+        // Every container's output ends when the engine goes down, too: then it was the engine, not the sidecar.
+        if ((await engine.check()) || agentExited || sidecarStopped) return;
         sidecarStopped = service;
         void kill();
       });
@@ -205,7 +212,32 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       // Asking twice joins the first ask (Mark).
       const askMarks = () => (io.hurry?.aborted ? Promise.resolve() : Promise.all([proxy.mark(), gateway?.mark()]).then(() => undefined));
       void gated.outputEnded.then(askMarks);
-      const waited = (await doing("waiting for the agent", agent.wait())) as { StatusCode: number };
+      // Raced with the engine's loss: when the engine is killed, this wait never settles.
+      const waitRequest = new AbortController();
+      const ended = await Promise.race([
+        agent.wait({ abortSignal: waitRequest.signal }).then(
+          (value: { StatusCode: number }) => ({ value }),
+          (error: unknown) => ({ error }),
+        ),
+        engine.lost.then(() => undefined),
+      ]);
+      // An engine that shuts down stops the agent too (exit code 143): an ended wait counts once the engine answers.
+      if (ended === undefined || (await engine.check())) {
+        waitRequest.abort();
+        agentExited = true;
+        const engineLost = await afterEngineLoss(engine, resources, {
+          signal: io.signal,
+          status: (text) => io.containerStatus("agent", text),
+          beforeRemoval: async () => {
+            // With live-restore the agent survived the restart, unseen: it is stopped before its work is read.
+            await agent.kill({ signal: "SIGKILL" }).catch(() => {});
+            if (io.workspace?.collect && !io.hurry?.aborted) await io.workspace.collect(agent);
+          },
+        });
+        return { exitCode: -1, imagesBuilt, aborted: io.signal.aborted, timedOut, ...(engineLost ? { engineLost } : {}) };
+      }
+      if ("error" in ended) throw explainDockerError(ended.error, "waiting for the agent");
+      const waited = ended.value;
       agentExited = true;
       await Promise.race([gated.outputEnded, bound(AGENT_OUTPUT_BOUND_MS)]);
       await askMarks();
@@ -219,6 +251,13 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     }
   } catch (error) {
     if (io.signal.aborted) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
+    // A step that failed because the engine went away (while building, starting the sidecars, copying back): the
+    // run says so, and removes its sandbox once the engine is back.
+    if (await engine.check()) {
+      const lost = await afterEngineLoss(engine, resources, { signal: io.signal, status: (text) => io.containerStatus("agent", text) });
+      if (!lost) return { exitCode: 130, imagesBuilt, aborted: true, timedOut: false };
+      throw new EngineLostError(lost.message, lost.name);
+    }
     throw error;
   } finally {
     if (!(io.resources && agentExited && io.leaveRemovalToCaller)) {
