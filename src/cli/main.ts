@@ -10,11 +10,12 @@ import { PerstackError } from "../errors.js";
 import { BREAKABLE, type Breakable } from "../job/selftest-breaks.js";
 import { SCHEMA_FILE } from "../config/schema-file.js";
 import { explainDockerError, isDockerFailure } from "../sandbox/docker-errors.js";
+import { DEFAULT_SERVER_DATA_DIR } from "../server/server-db.js";
 import { registerCompareCommand } from "./compare-command.js";
 import { exitWhenFlushed } from "./command-io.js";
 import { RUN_EXIT } from "./exit-codes.js";
 import { registerJobsCommand } from "./jobs-command.js";
-import { addRunOptions, collect, type RunOptions } from "./run-options.js";
+import { addRunOptions, collect, parsePositiveInt, parseUsd, type RunOptions } from "./run-options.js";
 import { registerLogCommand } from "./log-command.js";
 import { terminalSafe } from "./terminal-text.js";
 
@@ -124,6 +125,106 @@ Examples:
     .action(async (jobId: string, options: { json?: boolean }) => {
       const { attachCommand } = await import("./attach-command.js");
       process.exitCode = await attachCommand(jobId, options);
+    });
+
+  program
+    .command("serve")
+    .description("serve the run API (and /openapi.json) for many tenants: runs queued fairly, on this machine's Docker engine")
+    .option("--host <host>", "address to listen on (loopback by default; put a TLS reverse proxy in front for others)", "127.0.0.1")
+    .option("--port <port>", "port to listen on (0: any free one, printed at start)", "8080")
+    .option("--data <dir>", "the server's state: database, key, tenants' jobs and workspaces", DEFAULT_SERVER_DATA_DIR)
+    .option("--max-concurrent <n>", "runs going at once, all tenants together", "4")
+    .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  perstack tenants add team-a --max-concurrent 2
+  perstack serve --port 8080
+  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/runs`,
+    )
+    .action(async (options: { host: string; port: string; data: string; maxConcurrent: string; tlsCert?: string; tlsKey?: string }) => {
+      const { serveCommand } = await import("./serve-command.js");
+      await serveCommand(options);
+    });
+
+  // `perstack tenants`: the tenants of `perstack serve`, kept in the same --data directory.
+  const dataOption = () => new Option("--data <dir>", "the server's data directory (as for perstack serve)").default(DEFAULT_SERVER_DATA_DIR);
+  const tenants = program
+    .command("tenants")
+    .description("manage the tenants of perstack serve: API tokens, limits and provider keys")
+    .addHelpText("after", "\nExamples:\n  perstack tenants add team-a --max-concurrent 2 --max-cost-per-day 20\n  perstack tenants list\n  printf '%s' \"$ANTHROPIC_API_KEY\" | perstack tenants secret set team-a ANTHROPIC_API_KEY");
+  tenants
+    .command("add")
+    .description("add a tenant and print its API token (shown this once only)")
+    .argument("<name>", "letters, digits, '-' and '_', at most 64")
+    .addOption(new Option("--max-concurrent <n>", "runs of this tenant executing at once (default: only the machine-wide limit)").argParser(parsePositiveInt))
+    .addOption(new Option("--max-cost-per-day <usd>", "model spend allowed per day, in US dollars (default: no budget)").argParser(parseUsd))
+    .option("--runtimes <list>", "runtimes its runs may use, comma-separated (default: all)")
+    .option("--json", 'print {"name", "token"}')
+    .addOption(dataOption())
+    .addHelpText("after", "\nExamples:\n  perstack tenants add team-a\n  perstack tenants add team-b --max-concurrent 2 --max-cost-per-day 25 --runtimes perstack,claude-code\n  TOKEN=$(perstack tenants add team-c --data /srv/perstack)")
+    .action(async (name: string, options: { data: string; maxConcurrent?: number; maxCostPerDay?: number; runtimes?: string; json?: boolean }) => {
+      const { tenantsAddCommand } = await import("./tenants-command.js");
+      process.exitCode = await tenantsAddCommand(name, options);
+    });
+  tenants
+    .command("list")
+    .description("list the tenants with their limits and the names of their secrets (never tokens or values)")
+    .option("--json", "print a JSON array of {name, maxConcurrent, maxCostPerDay, runtimes, secrets, createdAt}; null: no limit")
+    .addOption(dataOption())
+    .addHelpText("after", "\nExamples:\n  perstack tenants list\n  perstack tenants list --json --data /srv/perstack")
+    .action(async (options: { data: string; json?: boolean }) => {
+      const { tenantsListCommand } = await import("./tenants-command.js");
+      process.exitCode = tenantsListCommand(options);
+    });
+  tenants
+    .command("rotate")
+    .description("give a tenant a new API token; the old one stops working at once")
+    .argument("<name>", "the tenant")
+    .option("--json", 'print {"name", "token"}')
+    .addOption(dataOption())
+    .addHelpText("after", "\nExamples:\n  perstack tenants rotate team-a\n  perstack tenants rotate team-a --json")
+    .action(async (name: string, options: { data: string; json?: boolean }) => {
+      const { tenantsRotateCommand } = await import("./tenants-command.js");
+      process.exitCode = await tenantsRotateCommand(name, options);
+    });
+  tenants
+    .command("remove")
+    .description("remove a tenant and its secrets; its token stops working at once")
+    .argument("<name>", "the tenant")
+    .addOption(dataOption())
+    .addHelpText("after", "\nExamples:\n  perstack tenants remove team-a")
+    .action(async (name: string, options: { data: string }) => {
+      const { tenantsRemoveCommand } = await import("./tenants-command.js");
+      process.exitCode = tenantsRemoveCommand(name, options);
+    });
+  const secret = tenants
+    .command("secret")
+    .description("a tenant's provider keys, stored encrypted with <data>/server.key and given only to its runs")
+    .addHelpText("after", "\nExamples:\n  printf '%s' \"$ANTHROPIC_API_KEY\" | perstack tenants secret set team-a ANTHROPIC_API_KEY\n  perstack tenants secret remove team-a ANTHROPIC_API_KEY");
+  secret
+    .command("set")
+    .description("set (or replace) a tenant's secret; the value is read from stdin, one trailing newline dropped")
+    .argument("<name>", "the tenant")
+    .argument("<VAR>", "the environment variable its runs see, e.g. ANTHROPIC_API_KEY")
+    .addOption(dataOption())
+    .addHelpText("after", "\nExamples:\n  printf '%s' \"$ANTHROPIC_API_KEY\" | perstack tenants secret set team-a ANTHROPIC_API_KEY\n  perstack tenants secret set team-a OPENAI_API_KEY < openai.key")
+    .action(async (name: string, variable: string, options: { data: string }) => {
+      const { tenantsSecretSetCommand } = await import("./tenants-command.js");
+      process.exitCode = await tenantsSecretSetCommand(name, variable, options);
+    });
+  secret
+    .command("remove")
+    .description("remove a tenant's secret")
+    .argument("<name>", "the tenant")
+    .argument("<VAR>", "the secret's name")
+    .addOption(dataOption())
+    .addHelpText("after", "\nExamples:\n  perstack tenants secret remove team-a ANTHROPIC_API_KEY")
+    .action(async (name: string, variable: string, options: { data: string }) => {
+      const { tenantsSecretRemoveCommand } = await import("./tenants-command.js");
+      process.exitCode = tenantsSecretRemoveCommand(name, variable, options);
     });
 
   registerLogCommand(program);

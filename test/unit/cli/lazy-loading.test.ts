@@ -23,7 +23,7 @@ async function packagesLoadedBy(args: string[]): Promise<string[]> {
 }
 
 describe("what the CLI loads", () => {
-  it.each([[["--help"]], [["run", "--help"]], [["log"]], [["jobs"]], [["compare", "--help"]]])("perstack %j loads no heavy package", async (args) => {
+  it.each([[["--help"]], [["run", "--help"]], [["log"]], [["jobs"]], [["compare", "--help"]], [["tenants", "list"]]])("perstack %j loads no heavy package", async (args) => {
     const loaded = await packagesLoadedBy(args);
     expect(loaded).toContain("commander");
     expect(loaded.filter((name) => HEAVY.includes(name))).toEqual([]);

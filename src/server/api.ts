@@ -1,0 +1,296 @@
+// The HTTP API of `perstack serve` on Fastify: /v1 under a tenant's bearer token, /healthz, /metrics and
+// /openapi.json. Every route has its schemas (api-schemas.ts): requests are validated by them, responses serialized
+// through them. A tenant sees only its own runs: another tenant's job id answers 404 exactly as a missing one does,
+// so ids leak nothing. Errors are `{error: {code, message}}`, in this project's words, never a library's.
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { BadInputError, CheckpointNotFoundError, JobNotFoundError, PerstackError } from "../errors.js";
+import type { Job } from "../model/perstack.js";
+import { readCheckpoint, readJob, RunHistoryFiles } from "../storage/job-reader.js";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  cancelSchema,
+  checkpointListSchema,
+  checkpointParamsSchema,
+  checkpointSchema,
+  errorSchema,
+  healthSchema,
+  jobParamsSchema,
+  listQuerySchema,
+  runListSchema,
+  runSchema,
+  submitBodySchema,
+  submittedSchema,
+  type RUN_STATUSES,
+} from "./api-schemas.js";
+import { describeValidationErrors } from "./validation-messages.js";
+import type { QueuedRun, QueueStatus, RunQueue } from "./run-queue.js";
+import type { ServerRuns, Submission } from "./server-runs.js";
+import { streamRunEvents } from "./run-events-route.js";
+import { extractUpload, packWorkspace, workspaceDiff } from "./workspace-upload.js";
+
+export interface ApiOptions {
+  runs: ServerRuns;
+  queue: RunQueue;
+  /** The tenant a token belongs to, or undefined. */
+  authenticate(token: string): Promise<string | undefined> | string | undefined;
+  limits: ApiLimits;
+  /** One line per API call: tenant, route, status; never a body. */
+  audit(line: string): void;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  https?: { cert: Buffer; key: Buffer };
+}
+
+export interface ApiLimits {
+  /** A request body, base64 workspace included. */
+  maxBodyBytes: number;
+  maxConfigBytes: number;
+  maxQueryBytes: number;
+  /** The uploaded workspace once unpacked. */
+  maxWorkspaceBytes: number;
+  maxWorkspaceEntries: number;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    tenant: string;
+  }
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const notFound = (jobId: string) => new ApiError(404, "not_found", `no run ${jobId}`);
+
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const settings = { logger: false, bodyLimit: options.limits.maxBodyBytes, ajv: { customOptions: { coerceTypes: "array" as const, removeAdditional: false, allErrors: false } } };
+  // Same routes either way; only the listener differs.
+  const app = (options.https ? Fastify({ ...settings, https: options.https }) : Fastify(settings)) as unknown as FastifyInstance;
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "perstack serve", version: "1", description: "Run Perstack Experts on any runtime in sandboxes, as a multi-tenant service." },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+    },
+  });
+  app.decorateRequest("tenant", "");
+  // A POST without a body (cancel) may still say it is JSON, as curl scripts often do: that is no body, not an error.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (body === "") {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) return sendError(reply, new ApiError(400, "bad_request", describeValidationErrors(error.validation, error.validationContext ?? "request")));
+    if (error instanceof ApiError) return sendError(reply, error);
+    if (error instanceof JobNotFoundError || error instanceof CheckpointNotFoundError) return sendError(reply, new ApiError(404, "not_found", error.message));
+    if (error instanceof BadInputError) return sendError(reply, new ApiError(400, "bad_request", error.message));
+    if (error.statusCode === 413) return sendError(reply, new ApiError(413, "too_large", `the request body is larger than ${options.limits.maxBodyBytes} bytes; send a smaller workspace`));
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, new ApiError(error.statusCode, "bad_request", "the request could not be read; send JSON with Content-Type: application/json"));
+    request.log.error(error);
+    return sendError(reply, new ApiError(500, "internal", error instanceof PerstackError ? error.message : "internal error; see the server's log"));
+  });
+  app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError(404, "not_found", "no such route; see /openapi.json")));
+  app.addHook("onResponse", (request, reply, done) => {
+    options.audit(`${new Date().toISOString()} tenant=${request.tenant || "-"} ${request.method} ${request.routeOptions.url ?? "-"} ${reply.statusCode}`);
+    done();
+  });
+
+  app.get("/healthz", { schema: { response: { 200: healthSchema } } }, () => ({ ok: true, ...options.queue.counts() }));
+  app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
+  app.get("/metrics", { schema: { hide: true } }, (_request, reply) => {
+    void reply.type("text/plain; version=0.0.4").send(metricsText(options.queue));
+  });
+
+  await app.register(
+    async (v1) => {
+      v1.addHook("onRequest", async (request) => {
+        const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(request.headers.authorization ?? "");
+        if (!match) throw new ApiError(401, "unauthorized", "send Authorization: Bearer <token> (perstack tenants add prints one)");
+        const tenant = await options.authenticate(match[1]!);
+        if (!tenant) throw new ApiError(401, "unauthorized", "the token is not valid (rotated or removed?); ask the operator for a new one");
+        request.tenant = tenant;
+      });
+      const security = [{ bearer: [] }];
+      const ownRun = (request: FastifyRequest<{ Params: { jobId: string } }>): QueuedRun => {
+        const run = options.queue.get(request.tenant, request.params.jobId);
+        if (!run) throw notFound(request.params.jobId);
+        return run;
+      };
+
+      v1.post<{ Body: Submission & { workspace?: string } }>(
+        "/runs",
+        { schema: { security, body: submitBodySchema, response: { 202: submittedSchema, "4xx": errorSchema } } },
+        async (request, reply) => {
+          const { workspace, ...submission } = request.body;
+          if (Buffer.byteLength(submission.config) > options.limits.maxConfigBytes) throw new ApiError(413, "too_large", `config is larger than ${options.limits.maxConfigBytes} bytes`);
+          if (Buffer.byteLength(submission.query) > options.limits.maxQueryBytes) throw new ApiError(413, "too_large", `query is larger than ${options.limits.maxQueryBytes} bytes`);
+          const archive = workspace === undefined ? undefined : decodeBase64(workspace);
+          const { run, position } = await options.runs.submit(request.tenant, submission, async (workspace, original) => {
+            if (!archive) return;
+            const limits = { maxCompressedBytes: options.limits.maxBodyBytes, maxBytes: options.limits.maxWorkspaceBytes, maxEntries: options.limits.maxWorkspaceEntries, maxFileBytes: options.limits.maxWorkspaceBytes };
+            await extractUpload(archive, original, limits);
+            await extractUpload(archive, workspace, limits);
+          });
+          return reply.code(202).send({ jobId: run.jobId, status: "queued", position });
+        },
+      );
+
+      v1.get<{ Querystring: { status?: (typeof RUN_STATUSES)[number]; limit: number; before?: string } }>(
+        "/runs",
+        { schema: { security, querystring: listQuerySchema, response: { 200: runListSchema } } },
+        (request) => {
+          const { status, limit, before } = request.query;
+          const queueStatus: QueueStatus | undefined = status === undefined ? undefined : status === "queued" || status === "running" || status === "cancelled" ? status : "finished";
+          const rows = options.queue.list(request.tenant, { ...(queueStatus ? { status: queueStatus } : {}), limit: limit + 1, ...(before !== undefined ? { beforeSeq: Number(before) } : {}) });
+          const page = rows.slice(0, limit);
+          const runs = page.map((run) => runView(options, run)).filter((view) => status === undefined || view.status === status);
+          return { runs, ...(rows.length > limit ? { next: String(page.at(-1)!.seq) } : {}) };
+        },
+      );
+
+      v1.get<{ Params: { jobId: string } }>("/runs/:jobId", { schema: { security, params: jobParamsSchema, response: { 200: runSchema, "4xx": errorSchema } } }, (request) =>
+        runView(options, ownRun(request)),
+      );
+
+      v1.get<{ Params: { jobId: string } }>(
+        "/runs/:jobId/events",
+        { schema: { security, params: jobParamsSchema, produces: ["text/event-stream"], response: { 200: { description: "Server-Sent Events: each event's id resumes with Last-Event-ID", type: "string" }, "4xx": errorSchema } } },
+        async (request, reply) => {
+          const run = ownRun(request);
+          await streamRunEvents(request, reply, { queue: options.queue, perstackDir: options.runs.perstackDir(run.tenant), run });
+        },
+      );
+
+      v1.post<{ Params: { jobId: string } }>("/runs/:jobId/cancel", { schema: { security, params: jobParamsSchema, response: { 200: cancelSchema, "4xx": errorSchema } } }, (request) => {
+        const run = ownRun(request);
+        return { jobId: run.jobId, status: options.runs.cancel(run) };
+      });
+
+      v1.get<{ Params: { jobId: string } }>("/runs/:jobId/checkpoints", { schema: { security, params: jobParamsSchema, response: { 200: checkpointListSchema, "4xx": errorSchema } } }, (request) => {
+        const run = ownRun(request);
+        return { checkpoints: listCheckpoints(options.runs.perstackDir(run.tenant), run.jobId) };
+      });
+
+      v1.get<{ Params: { jobId: string; checkpointId: string } }>(
+        "/runs/:jobId/checkpoints/:checkpointId",
+        { schema: { security, params: checkpointParamsSchema, response: { 200: checkpointSchema, "4xx": errorSchema } } },
+        (request) => {
+          const run = ownRun(request);
+          return readCheckpoint(options.runs.perstackDir(run.tenant), run.jobId, request.params.checkpointId);
+        },
+      );
+
+      v1.get<{ Params: { jobId: string } }>(
+        "/runs/:jobId/workspace",
+        { schema: { security, params: jobParamsSchema, produces: ["application/gzip"], response: { 200: { description: "the workspace as a tar.gz", type: "string" }, "4xx": errorSchema } } },
+        (request, reply) => {
+          const run = ownRun(request);
+          return reply.type("application/gzip").header("content-disposition", `attachment; filename="${run.jobId}-workspace.tar.gz"`).send(packWorkspace(options.runs.workspaceDir(run.tenant, run.jobId)));
+        },
+      );
+
+      v1.get<{ Params: { jobId: string } }>(
+        "/runs/:jobId/diff",
+        { schema: { security, params: jobParamsSchema, produces: ["text/x-diff"], response: { 200: { description: "a unified diff of the workspace against the upload", type: "string" }, "4xx": errorSchema } } },
+        async (request, reply) => {
+          const run = ownRun(request);
+          const diff = await workspaceDiff(options.runs.originalDir(run.tenant, run.jobId), options.runs.workspaceDir(run.tenant, run.jobId), { maxBytes: 16 * 1024 * 1024 });
+          return reply.type("text/x-diff; charset=utf-8").send(diff);
+        },
+      );
+    },
+    { prefix: "/v1" },
+  );
+  return app;
+}
+
+function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.status === 401) void reply.header("www-authenticate", "Bearer");
+  return reply.code(error.status).type("application/json").send({ error: { code: error.code, message: error.message } });
+}
+
+function decodeBase64(text: string): Buffer {
+  if (!/^[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*$/.test(text)) throw new ApiError(400, "bad_request", "workspace must be a base64 tar.gz");
+  return Buffer.from(text, "base64");
+}
+
+/** The server's record of a run, with job.json's once the run has begun. */
+function runView(options: ApiOptions, run: QueuedRun): Record<string, unknown> {
+  let job: Job | undefined;
+  if (run.status !== "queued" && run.status !== "cancelled") {
+    try {
+      job = readJob(options.runs.perstackDir(run.tenant), run.jobId);
+    } catch {
+      job = undefined;
+    }
+  }
+  const submission = JSON.parse(run.request) as Submission;
+  const status = run.status === "finished" ? (run.outcome ?? job?.status) : run.status === "running" ? "running" : run.status;
+  return {
+    jobId: run.jobId,
+    status,
+    ...(run.status === "queued" ? { position: options.queue.position(run) } : {}),
+    submittedAt: run.submittedAt,
+    ...(run.startedAt !== undefined ? { startedAt: run.startedAt } : {}),
+    ...(run.finishedAt !== undefined ? { finishedAt: run.finishedAt } : {}),
+    expert: submission.expert,
+    ...(job ? { runtime: job.runtime, totalSteps: job.totalSteps, usage: job.usage } : {}),
+    ...(job?.metered ? { metered: job.metered } : {}),
+    ...(job?.latestCheckpointId ? { latestCheckpointId: job.latestCheckpointId } : {}),
+  };
+}
+
+/** The job's checkpoints: the files runs stopped on, and each run's step checkpoints. */
+function listCheckpoints(perstackDir: string, jobId: string): Array<{ id: string; runId: string; stepNumber?: number; status?: string }> {
+  const out: Array<{ id: string; runId: string; stepNumber?: number; status?: string }> = [];
+  const history = new RunHistoryFiles(perstackDir, jobId);
+  for (const id of history.checkpointIds()) {
+    const value = history.checkpoint(id)?.value;
+    if (!value) continue;
+    out.push({ id, runId: String(value.runId), ...(typeof value.stepNumber === "number" ? { stepNumber: value.stepNumber } : {}), ...(typeof value.status === "string" ? { status: value.status } : {}) });
+  }
+  let files: string[];
+  try {
+    files = readdirSync(join(perstackDir, "jobs", jobId, "checkpoints")).filter((name) => name.endsWith(".json"));
+  } catch {
+    files = [];
+  }
+  for (const name of files) {
+    try {
+      const checkpoint = readCheckpoint(perstackDir, jobId, name.slice(0, -".json".length), history);
+      out.push({ id: checkpoint.id, runId: checkpoint.runId, stepNumber: checkpoint.stepNumber, status: checkpoint.status });
+    } catch {
+      // An unreadable file is left out of the list; asked for by id, it answers why.
+    }
+  }
+  return out;
+}
+
+function metricsText(queue: RunQueue): string {
+  const { queued, running } = queue.counts();
+  const lines = [
+    "# HELP perstack_runs_queued Runs waiting to start.",
+    "# TYPE perstack_runs_queued gauge",
+    `perstack_runs_queued ${queued}`,
+    "# HELP perstack_runs_running Runs going now.",
+    "# TYPE perstack_runs_running gauge",
+    `perstack_runs_running ${running}`,
+    "# HELP perstack_runs_finished_total Runs that ended, by outcome.",
+    "# TYPE perstack_runs_finished_total counter",
+    ...queue.outcomes().map(({ outcome, count }) => `perstack_runs_finished_total{outcome="${outcome.replace(/[^A-Za-z]/g, "")}"} ${count}`),
+  ];
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,228 @@
+// Runs submitted to `perstack serve`, carried out on the CLI's own pipeline: the same prepareRun (plan), runJob
+// (sandbox, gateway, collector) and storage, one perstack/jobs per tenant. This module decides what starts when
+// (run-queue.ts, fairly) and keeps the server's record of each run in step with the job's on disk.
+//
+// A tenant's config is untrusted like its agent: the run sees only the tenant's own secrets (never the server's
+// environment), records under the tenant's directory, and gets sandboxes of its own.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type Docker from "dockerode";
+import { CONFIG_FILE_NAME } from "../config/load.js";
+import { BadInputError, PerstackError } from "../errors.js";
+import { findOrphanedRuns } from "../job/orphaned-runs.js";
+import { newId, prepareRun, type PreparedRun, type RunRequest } from "../job/prepare-run.js";
+import { recoverRun } from "../job/recover-run.js";
+import { runJob } from "../job/run-job.js";
+import type { BaseImage, BaseImageRole, ResourceLimits } from "../plan/sandbox-plan.js";
+import { readJob } from "../storage/job-reader.js";
+import { RunQueue, type QueuedRun } from "./run-queue.js";
+
+/** What a tenant submits (POST /v1/runs), once the workspace is on disk. */
+export interface Submission {
+  config: string;
+  expert: string;
+  query: string;
+  runtime?: string;
+  model?: string;
+  limits?: { maxDurationMs?: number; maxOutputBytes?: number; memoryBytes?: number };
+  budgets?: { maxCostUsd?: number; maxTokens?: number };
+}
+
+export interface TenantLimits {
+  name: string;
+  maxConcurrent?: number;
+  runtimes?: string[];
+}
+
+export interface ServerRunsOptions {
+  dataDir: string;
+  docker: Docker;
+  queue: RunQueue;
+  baseImages: () => Promise<Record<BaseImageRole, BaseImage>>;
+  /** Runs going at once, all tenants together (the engine's share for this server). */
+  maxConcurrent: number;
+  tenant(name: string): TenantLimits | undefined;
+  /** The tenant's secrets (provider keys), for its runs' environment only. */
+  secrets(name: string): Record<string, string>;
+  /** Server settings a run may see (PERSTACK_SUBNET_POOL and the like), never secrets. */
+  settings: Record<string, string>;
+  log(line: string): void;
+}
+
+/** Settings of the server's environment that runs share with the CLI's; nothing else of it reaches a run. */
+export const SHARED_SETTINGS = ["PERSTACK_SUBNET_POOL", "PERSTACK_MAX_CONCURRENT_RUNS", "PERSTACK_BASE_IMAGE_DEBIAN", "PERSTACK_BASE_IMAGE_NODE", "PERSTACK_EXTRA_CA_CERTS", "NODE_EXTRA_CA_CERTS"];
+
+export class ServerRuns {
+  private readonly going = new Map<string, AbortController>();
+  private ticking = false;
+
+  constructor(private readonly options: ServerRunsOptions) {}
+
+  tenantDir(tenant: string): string {
+    return join(this.options.dataDir, "tenants", tenant);
+  }
+
+  perstackDir(tenant: string): string {
+    return join(this.tenantDir(tenant), "perstack");
+  }
+
+  /** The run's inputs: perstack.toml and the uploaded workspace (and the upload itself, for the diff). */
+  inputsDir(tenant: string, jobId: string): string {
+    return join(this.tenantDir(tenant), "inputs", jobId);
+  }
+
+  workspaceDir(tenant: string, jobId: string): string {
+    return join(this.inputsDir(tenant, jobId), "workspace");
+  }
+
+  originalDir(tenant: string, jobId: string): string {
+    return join(this.inputsDir(tenant, jobId), "original");
+  }
+
+  /**
+   * Checks a submission as a run would (config, expert, runtime, the tenant's secrets) and queues it. Bad input
+   * throws the CLI's own error (key path and what to do); nothing is left behind then. `fillWorkspace` puts the
+   * uploaded workspace into both directories it is given: the one the run works on, and the one kept as it was.
+   */
+  async submit(tenant: string, submission: Submission, fillWorkspace: (workspace: string, original: string) => Promise<void>): Promise<{ run: QueuedRun; position: number }> {
+    const jobId = newId();
+    const inputs = this.inputsDir(tenant, jobId);
+    // The workspace the run works on, and the upload as it was (what /diff compares against; empty without one).
+    mkdirSync(join(inputs, "workspace"), { recursive: true, mode: 0o700 });
+    mkdirSync(join(inputs, "original"), { mode: 0o700 });
+    try {
+      writeFileSync(join(inputs, CONFIG_FILE_NAME), submission.config, { mode: 0o600 });
+      await fillWorkspace(this.workspaceDir(tenant, jobId), this.originalDir(tenant, jobId));
+      // Planned now so that a bad config is the submitter's 400, not a run that fails later.
+      const prepared = prepareRun(this.request(tenant, jobId, submission), await this.options.baseImages());
+      this.checkRuntime(tenant, prepared);
+    } catch (error) {
+      rmSync(inputs, { recursive: true, force: true });
+      throw error;
+    }
+    const run = this.options.queue.submit(tenant, jobId, JSON.stringify(submission));
+    setImmediate(() => this.tick());
+    return { run, position: this.options.queue.position(run) ?? 0 };
+  }
+
+  /** Stops a run: a queued one never starts, a running one is interrupted (its record says so). */
+  cancel(run: QueuedRun): "cancelled" | "stopping" | "ended" {
+    if (run.status === "queued" && this.options.queue.cancelQueued(run.jobId)) return "cancelled";
+    const going = this.going.get(run.jobId);
+    if (going) {
+      going.abort();
+      return "stopping";
+    }
+    return "ended";
+  }
+
+  /**
+   * At start: runs the previous server process left running are reconciled like `perstack attach` does (the agent
+   * may have finished meanwhile, or still run), then queued runs start as slots allow.
+   */
+  async start(): Promise<void> {
+    for (const run of this.options.queue.byStatus("running")) void this.reconcile(run);
+    this.tick();
+  }
+
+  private async reconcile(run: QueuedRun): Promise<void> {
+    const perstackDir = this.perstackDir(run.tenant);
+    const controller = new AbortController();
+    this.going.set(run.jobId, controller);
+    try {
+      const orphan = findOrphanedRuns(perstackDir).find((o) => o.jobId === run.jobId);
+      if (orphan) {
+        this.options.log(`reconciling job ${run.jobId} of tenant ${run.tenant}: its server process stopped during the run`);
+        await recoverRun(this.options.docker, perstackDir, orphan, { follow: true, detach: controller.signal });
+      }
+      this.options.queue.markFinished(run.jobId, this.statusOnDisk(run));
+    } catch (error) {
+      this.options.log(`reconciling job ${run.jobId} failed: ${(error as Error).message}`);
+    } finally {
+      this.going.delete(run.jobId);
+      this.tick();
+    }
+  }
+
+  /** job.json's status, or why there is none (the process stopped before the run began). */
+  private statusOnDisk(run: QueuedRun): string {
+    try {
+      const status = readJob(this.perstackDir(run.tenant), run.jobId).status;
+      return status === "running" ? "stoppedByError" : status;
+    } catch {
+      return "stoppedByError";
+    }
+  }
+
+  /** Starts queued runs while the server and their tenants have room. */
+  tick(): void {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      while (this.going.size < this.options.maxConcurrent) {
+        // A tenant removed meanwhile gets no more runs started (its limit is 0).
+        const next = this.options.queue.next((tenant) => {
+          const limits = this.options.tenant(tenant);
+          return limits ? (limits.maxConcurrent ?? Number.POSITIVE_INFINITY) : 0;
+        });
+        if (!next) break;
+        if (!this.options.queue.markRunning(next.jobId)) continue;
+        const controller = new AbortController();
+        this.going.set(next.jobId, controller);
+        void this.execute(next, controller.signal).finally(() => {
+          this.going.delete(next.jobId);
+          this.tick();
+        });
+      }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async execute(run: QueuedRun, signal: AbortSignal): Promise<void> {
+    let outcome = "stoppedByError";
+    try {
+      const submission = JSON.parse(run.request) as Submission;
+      const prepared = prepareRun(this.request(run.tenant, run.jobId, submission), await this.options.baseImages());
+      const result = await runJob(this.options.docker, prepared, { signal, onEvent: () => {} });
+      outcome = result.outcome.status;
+    } catch (error) {
+      // The job's record says what failed when it got that far; the server's log says it in any case.
+      this.options.log(`job ${run.jobId} of tenant ${run.tenant}: ${error instanceof PerstackError ? error.message : (error as Error).stack ?? String(error)}`);
+      outcome = this.statusOnDisk(run);
+    } finally {
+      this.options.queue.markFinished(run.jobId, outcome);
+    }
+  }
+
+  private request(tenant: string, jobId: string, submission: Submission): RunRequest {
+    const inputs = this.inputsDir(tenant, jobId);
+    const limits: Partial<ResourceLimits> = { ...submission.limits };
+    return {
+      expertKey: submission.expert,
+      query: submission.query,
+      cwd: this.tenantDir(tenant),
+      configPath: join(inputs, CONFIG_FILE_NAME),
+      ...(submission.runtime ? { runtime: submission.runtime } : {}),
+      ...(submission.model ? { model: submission.model } : {}),
+      workspace: this.workspaceDir(tenant, jobId),
+      envNames: [],
+      caCertFiles: [],
+      limits,
+      ...(submission.budgets ? { budgets: submission.budgets } : {}),
+      jobId,
+      processEnv: { ...this.options.settings, ...this.options.secrets(tenant) },
+      secrets: "require",
+    };
+  }
+
+  private checkRuntime(tenant: string, prepared: PreparedRun): void {
+    const allowed = this.options.tenant(tenant)?.runtimes;
+    const name = prepared.plan.runtime.name;
+    if (allowed && allowed.length > 0 && !allowed.includes(name)) {
+      throw new RuntimeNotAllowedError(`runtime "${name}" is not allowed for tenant ${tenant}; allowed: ${allowed.join(", ")}`);
+    }
+  }
+}
+
+export class RuntimeNotAllowedError extends BadInputError {}

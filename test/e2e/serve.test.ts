@@ -1,0 +1,302 @@
+// Issue 14: `perstack serve` for real, on the real engine, with tenants added by `perstack tenants` and runs of the
+// built-in runtime and of Claude Code against the fake model server. Two tenants at once; events over SSE (a client
+// dropped mid-run resumes with Last-Event-ID and sees every event once); workspace and diff downloads; one tenant
+// cannot see or touch the other's runs (404, as for a run that does not exist); a server killed with SIGKILL while
+// runs are queued and running loses none and runs none twice; /openapi.json is a valid OpenAPI 3.1 document and the
+// responses the tests get validate against it.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { execa, type ResultPromise } from "execa";
+import tar from "tar-stream";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, cliEnv } from "../support/cli.js";
+import { leftAfterTeardown, requireDocker } from "../support/docker.js";
+import { fakeModelSuite, perstackToml } from "../support/perstack-e2e.js";
+
+const docker = await requireDocker();
+
+const EXPERTS = `[experts."worker"]
+description = "Works in the workspace"
+instruction = "Do as asked."
+`;
+
+interface Server {
+  url: string;
+  child: ResultPromise;
+}
+
+type Sse = { id: string; event: string; data: Record<string, unknown> };
+
+/** Reads SSE from `url` until the stream ends or `stopAfter` events came; returns what it got. */
+async function readSse(url: string, token: string, options: { lastEventId?: string; stopAfter?: number } = {}): Promise<Sse[]> {
+  const controller = new AbortController();
+  const response = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...(options.lastEventId ? { "last-event-id": options.lastEventId } : {}) }, signal: controller.signal });
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+  const events: Sse[] = [];
+  let buffer = "";
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const fields = Object.fromEntries(block.split("\n").filter((l) => !l.startsWith(":") && l.includes(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trimStart()]));
+        if (fields.data === undefined) continue;
+        // The run is over: the server says so before it closes the stream.
+        if (fields.event === "end") return events;
+        events.push({ id: fields.id ?? "", event: fields.event ?? "message", data: JSON.parse(fields.data) as Record<string, unknown> });
+        if (options.stopAfter !== undefined && events.length >= options.stopAfter) {
+          controller.abort();
+          return events;
+        }
+      }
+    }
+  } catch (error) {
+    if (!controller.signal.aborted) throw error;
+  }
+  return events;
+}
+
+function tarBuffer(files: Record<string, string>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [name, content] of Object.entries(files)) pack.entry({ name, mode: 0o644 }, content);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  return new Promise<Buffer>((resolve) => {
+    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
+    pack.on("end", () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+async function tarGzBase64(files: Record<string, string>): Promise<string> {
+  return gzipSync(await tarBuffer(files)).toString("base64");
+}
+
+async function untarGz(data: Buffer): Promise<Record<string, string>> {
+  const extract = tar.extract();
+  const files: Record<string, string> = {};
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on("entry", (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: unknown) => chunks.push(c as Buffer));
+      stream.on("end", () => {
+        if (header.type === "file") files[header.name] = Buffer.concat(chunks).toString();
+        next();
+      });
+    });
+    extract.on("finish", () => resolve());
+    extract.on("error", reject);
+  });
+  extract.end(gunzipSync(data));
+  await done;
+  return files;
+}
+
+describe.skipIf(!docker)("perstack serve", () => {
+  const suite = fakeModelSuite(docker!, "perstack-serve-");
+  const data = mkdtempSync(join(tmpdir(), "perstack-serve-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "perstack-serve-cwd-"));
+  let server: Server;
+  const tokens: Record<string, string> = {};
+  let openapi: Record<string, unknown>;
+  let serverLog = "";
+  const ajv = new Ajv2020({ strict: false });
+
+  const cli = (args: string[], input?: string) => execa(process.execPath, [CLI, ...args, "--data", data], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true, ...(input !== undefined ? { input } : {}), timeout: 60_000 });
+
+  async function startServer(): Promise<Server> {
+    const child = execa(process.execPath, [CLI, "serve", "--data", data, "--port", "0", "--max-concurrent", "2"], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true });
+    // What the server says, for a failing test's report.
+    child.stderr!.on("data", (chunk: Buffer) => (serverLog += chunk.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      let seen = "";
+      child.stdout!.on("data", (chunk: Buffer) => {
+        seen += chunk.toString();
+        const match = /listening on (http:\/\/[^\s]+)/.exec(seen);
+        if (match) resolve(match[1]!);
+      });
+      void child.then((result) => reject(new Error(`serve ended: ${result.all}`)));
+    });
+    return { url, child };
+  }
+
+  const api = (path: string, token: string, init: RequestInit = {}) => fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(init.headers ?? {}) } });
+
+  /** The response body, checked against the OpenAPI document's schema for this route and status. */
+  async function checked(response: Response, route: string, method: string): Promise<Record<string, unknown>> {
+    const body = (await response.json()) as Record<string, unknown>;
+    const paths = openapi.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>>;
+    const responses = paths[route]![method]!.responses;
+    const spec = responses[String(response.status)] ?? responses[`${String(response.status)[0]}XX`];
+    const schema = spec?.content?.["application/json"]?.schema;
+    expect(schema, `${method} ${route} ${response.status} is in /openapi.json`).toBeDefined();
+    const validate = ajv.compile(schema!);
+    expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
+    return body;
+  }
+
+  async function submit(tenant: string, body: Record<string, unknown>): Promise<string> {
+    const response = await api("/v1/runs", tokens[tenant]!, { method: "POST", body: JSON.stringify(body) });
+    const submitted = await checked(response, "/v1/runs", "post");
+    expect(response.status, JSON.stringify(submitted)).toBe(202);
+    return submitted.jobId as string;
+  }
+
+  async function untilFinished(tenant: string, jobId: string, boundMs = 120_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + boundMs;
+    for (;;) {
+      const view = await checked(await api(`/v1/runs/${jobId}`, tokens[tenant]!), "/v1/runs/{jobId}", "get");
+      if (!["queued", "running"].includes(view.status as string)) return view;
+      if (Date.now() > deadline) throw new Error(`run ${jobId} still ${String(view.status)} after ${boundMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+
+  beforeAll(async () => {
+    for (const tenant of ["alpha", "beta"]) {
+      const added = await cli(["tenants", "add", tenant, "--json"]);
+      expect(added.exitCode, added.all).toBe(0);
+      tokens[tenant] = (JSON.parse(added.stdout) as { token: string }).token;
+      const secret = await cli(["tenants", "secret", "set", tenant, "ANTHROPIC_API_KEY"], `sk-fake-${tenant}\n`);
+      expect(secret.exitCode, secret.all).toBe(0);
+    }
+    server = await startServer();
+    openapi = (await (await fetch(`${server.url}/openapi.json`)).json()) as Record<string, unknown>;
+  }, 120_000);
+
+  afterAll(async () => {
+    if (serverLog) console.log(`perstack serve said:\n${serverLog}`);
+    server?.child.kill("SIGKILL");
+    await server?.child;
+    rmSync(data, { recursive: true, force: true });
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it("/openapi.json is a valid OpenAPI 3.1 document; /healthz answers without a token, /v1 not without one", async () => {
+    const validator = new Validator();
+    const result = await validator.validate(openapi);
+    expect(result.valid, JSON.stringify(result.errors)).toBe(true);
+    expect(validator.version).toBe("3.1");
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const anonymous = await fetch(`${server.url}/v1/runs`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("www-authenticate")).toBe("Bearer");
+    const wrong = await fetch(`${server.url}/v1/runs`, { headers: { authorization: `Bearer ${tokens.alpha}x` } });
+    expect(wrong.status).toBe(401);
+  });
+
+  it("two tenants' runs, built-in and Claude Code, complete side by side; events stream; workspace and diff download", async () => {
+    await suite.fake.script([
+      { forQuery: "alpha work", toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "echo made by alpha > made.txt && echo changed by alpha > readme.txt"], timeout: 60000 } }] },
+      { forQuery: "alpha work", text: "alpha done" },
+      { forQuery: "beta work", toolUse: [{ name: "Write", input: { file_path: "/workspace/more-notes.txt", content: "written by beta\n" } }] },
+      { forQuery: "beta work", text: "beta done" },
+    ]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const [a, b] = await Promise.all([
+      submit("alpha", { config, expert: "worker", query: "alpha work", workspace: await tarGzBase64({ "readme.txt": "alpha's files\n" }) }),
+      submit("beta", { config, expert: "worker", query: "beta work", runtime: "claude-code", workspace: await tarGzBase64({ "notes.txt": "beta's notes\n" }) }),
+    ]);
+    const [streamA, streamB] = await Promise.all([readSse(`${server.url}/v1/runs/${a}/events`, tokens.alpha!), readSse(`${server.url}/v1/runs/${b}/events`, tokens.beta!)]);
+    for (const stream of [streamA, streamB]) {
+      expect(stream.map((e) => e.event)).toContain("startRun");
+      expect(stream.at(-1)?.event === "completeRun" || stream.some((e) => e.event === "completeRun")).toBe(true);
+      expect(new Set(stream.map((e) => e.id)).size).toBe(stream.length);
+    }
+    expect((await untilFinished("alpha", a)).status).toBe("completed");
+    expect((await untilFinished("beta", b)).status).toBe("completed");
+
+    const workspace = await api(`/v1/runs/${a}/workspace`, tokens.alpha!);
+    expect(workspace.status).toBe(200);
+    const files = await untarGz(Buffer.from(await workspace.arrayBuffer()));
+    expect(files["made.txt"]).toBe("made by alpha\n");
+    expect(files["readme.txt"]).toBe("changed by alpha\n");
+    const diffA = await (await api(`/v1/runs/${a}/diff`, tokens.alpha!)).text();
+    expect(diffA).toContain("--- a/readme.txt\n+++ b/readme.txt");
+    expect(diffA).toContain("-alpha's files\n+changed by alpha");
+    expect(diffA).toContain("--- /dev/null\n+++ b/made.txt");
+    const diffB = await (await api(`/v1/runs/${b}/diff`, tokens.beta!)).text();
+    expect(diffB).toContain("--- /dev/null\n+++ b/more-notes.txt");
+    expect(diffB).toContain("+written by beta");
+    expect(diffB).not.toContain("notes.txt\n+++ b/notes.txt");
+
+    const listed = await checked(await api("/v1/runs?limit=10", tokens.alpha!), "/v1/runs", "get");
+    expect((listed.runs as Array<{ jobId: string }>).map((r) => r.jobId)).toContain(a);
+    expect((listed.runs as Array<{ jobId: string }>).map((r) => r.jobId)).not.toContain(b);
+    const checkpoints = (await (await api(`/v1/runs/${a}/checkpoints`, tokens.alpha!)).json()) as { checkpoints: Array<{ id: string }> };
+    expect(checkpoints.checkpoints.length).toBeGreaterThan(0);
+    const one = await api(`/v1/runs/${a}/checkpoints/${checkpoints.checkpoints[0]!.id}`, tokens.alpha!);
+    expect(one.status).toBe(200);
+    expect(await leftAfterTeardown(docker!, a)).toEqual([]);
+    expect(await leftAfterTeardown(docker!, b)).toEqual([]);
+
+    // Tenant beta cannot read, stream, cancel or download alpha's run: the answer is that of a run that is not there.
+    for (const [path, method] of [[`/v1/runs/${a}`, "GET"], [`/v1/runs/${a}/events`, "GET"], [`/v1/runs/${a}/cancel`, "POST"], [`/v1/runs/${a}/workspace`, "GET"], [`/v1/runs/${a}/diff`, "GET"], [`/v1/runs/${a}/checkpoints`, "GET"]] as const) {
+      const theirs = await api(path, tokens.beta!, { method });
+      const missing = await api(path.replace(a, "nosuchjob0"), tokens.beta!, { method });
+      expect(theirs.status, path).toBe(404);
+      expect(missing.status, path).toBe(404);
+      expect((await theirs.json()) as unknown).toEqual(JSON.parse(JSON.stringify((await missing.json()) as unknown).replaceAll("nosuchjob0", a)));
+    }
+    // No response holds a secret.
+    expect(JSON.stringify(listed)).not.toContain("sk-fake");
+  }, 300_000);
+
+  it("an SSE client dropped mid-run resumes with Last-Event-ID and sees every event exactly once", async () => {
+    await suite.fake.script([
+      { forQuery: "resume work", toolUse: [{ name: "exec", input: { command: "sleep", args: ["2"], timeout: 60000 } }] },
+      { forQuery: "resume work", toolUse: [{ name: "exec", input: { command: "echo", args: ["again"], timeout: 60000 } }] },
+      { forQuery: "resume work", text: "resumed done" },
+    ]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const jobId = await submit("alpha", { config, expert: "worker", query: "resume work" });
+    const first = await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens.alpha!, { stopAfter: 3 });
+    expect(first).toHaveLength(3);
+    const rest = await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens.alpha!, { lastEventId: first.at(-1)!.id });
+    const whole = await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens.alpha!);
+    const ids = (events: Sse[]) => events.map((e) => e.data.id);
+    expect([...ids(first), ...ids(rest)]).toEqual(ids(whole));
+    expect(whole.some((e) => e.event === "completeRun")).toBe(true);
+    for (const hostile of ["not a cursor", "v1:../../x.3", `v1:${"a".repeat(20_000)}.1`, "v1:someoneelsesrun.5"]) {
+      const bad = await api(`/v1/runs/${jobId}/events`, tokens.alpha!, { headers: { "last-event-id": hostile } });
+      expect([400, 431], hostile.slice(0, 40)).toContain(bad.status);
+    }
+  }, 180_000);
+
+  it("a server killed with SIGKILL while runs are queued and running loses none and runs none twice", async () => {
+    await suite.fake.script([
+      { forQuery: "restart work", toolUse: [{ name: "exec", input: { command: "sleep", args: ["4"], timeout: 60000 } }] },
+      { forQuery: "restart work", text: "survived" },
+    ]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    // --max-concurrent 2: two run, the third waits.
+    const jobs = [
+      await submit("alpha", { config, expert: "worker", query: "restart work 1" }),
+      await submit("beta", { config, expert: "worker", query: "restart work 2" }),
+      await submit("alpha", { config, expert: "worker", query: "restart work 3" }),
+    ];
+    const owners = ["alpha", "beta", "alpha"];
+    const third = await checked(await api(`/v1/runs/${jobs[2]}`, tokens.alpha!), "/v1/runs/{jobId}", "get");
+    expect(third.status).toBe("queued");
+    // Both running runs are inside their tool call when the server dies.
+    await readSse(`${server.url}/v1/runs/${jobs[0]}/events`, tokens.alpha!, { stopAfter: 4 });
+    server.child.kill("SIGKILL");
+    await server.child;
+    server = await startServer();
+    for (const [index, jobId] of jobs.entries()) {
+      const view = await untilFinished(owners[index]!, jobId);
+      expect(view.status, jobId).toBe("completed");
+      const events = await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens[owners[index]!]!);
+      expect(events.filter((e) => e.event === "startRun"), jobId).toHaveLength(1);
+      expect(new Set(events.map((e) => e.data.id)).size).toBe(events.length);
+      expect(await leftAfterTeardown(docker!, jobId)).toEqual([]);
+    }
+  }, 300_000);
+});
