@@ -58,3 +58,8 @@ export class BootstrapPrerequisiteError extends PerstackError {}
 export class WorkspaceCopyError extends PerstackError {}
 /** A tenant's workspace upload to `perstack serve` was refused: not a tar.gz, an unsafe entry, or over a limit. */
 export class BadUploadError extends BadInputError {}
+/**
+ * A tenant's config names an upstream `perstack serve` will not contact: not https, or on a private, loopback,
+ * link-local or metadata address, and not allowed by the operator (--allow-private-upstream).
+ */
+export class UpstreamNotAllowedError extends BadInputError {}

@@ -5,7 +5,7 @@
 // parse (no top-level await, no `??`), and loads the CLI only once the version is known to be good.
 
 // package.json `engines.node`; test/e2e/old-node.test.ts checks that the message names the same version.
-const MINIMUM = [22, 12];
+const MINIMUM = [22, 13];
 
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < MINIMUM[0]! || (major === MINIMUM[0] && minor < MINIMUM[1]!)) {

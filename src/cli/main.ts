@@ -136,6 +136,7 @@ Examples:
     .option("--max-concurrent <n>", "runs going at once, all tenants together", "4")
     .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .option("--allow-private-upstream <host[:port]>", "let tenants' configs use this upstream though it is private, loopback or plain http (repeatable)", collect, [])
     .addHelpText(
       "after",
       `
@@ -144,7 +145,7 @@ Examples:
   perstack serve --port 8080
   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/runs`,
     )
-    .action(async (options: { host: string; port: string; data: string; maxConcurrent: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (options: { host: string; port: string; data: string; maxConcurrent: string; tlsCert?: string; tlsKey?: string; allowPrivateUpstream: string[] }) => {
       const { serveCommand } = await import("./serve-command.js");
       await serveCommand(options);
     });

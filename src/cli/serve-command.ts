@@ -11,6 +11,7 @@ import { ServerRuns, SHARED_SETTINGS } from "../server/server-runs.js";
 import { loadServerKey } from "../server/server-key.js";
 import { SERVER_DB_FILE } from "../server/server-db.js";
 import { TenantStore } from "../server/tenant-store.js";
+import { checkAllowEntries } from "../server/upstream-policy.js";
 import type { BaseImage, BaseImageRole } from "../plan/sandbox-plan.js";
 
 export interface ServeOptions {
@@ -20,6 +21,8 @@ export interface ServeOptions {
   maxConcurrent: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** --allow-private-upstream, repeatable. */
+  allowPrivateUpstream?: string[];
 }
 
 const MIB = 1024 * 1024;
@@ -32,6 +35,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   const maxConcurrent = Number(options.maxConcurrent);
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new InvalidOptionError(`--max-concurrent ${options.maxConcurrent}: give a whole number of runs, at least 1`);
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) throw new InvalidOptionError("--tls-cert and --tls-key go together: give both, or neither (and terminate TLS in a reverse proxy)");
+  const allowPrivateUpstream = checkAllowEntries(options.allowPrivateUpstream ?? []);
   const https = options.tlsCert && options.tlsKey ? { cert: readFileSync(resolve(options.tlsCert)), key: readFileSync(resolve(options.tlsKey)) } : undefined;
   const dataDir = resolve(options.data);
   const db = openServerDb(dataDir);
@@ -54,15 +58,17 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     tenant: (name) => tenants.get(name),
     secrets: (name) => tenants.secretValues(name),
     settings,
+    allowPrivateUpstream,
     log,
   });
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const auditPath = join(dataDir, "audit.log");
   const api = await buildApi({
+    db,
     runs,
     queue,
     authenticate: async (token) => (await tenants.authenticate(token))?.name,
-    limits: { maxBodyBytes: 64 * MIB, maxConfigBytes: 256 * 1024, maxQueryBytes: 256 * 1024, maxWorkspaceBytes: 512 * MIB, maxWorkspaceEntries: 100_000 },
+    limits: { maxSubmissionsPerMinute: 120, maxBodyBytes: 64 * MIB, maxConfigBytes: 256 * 1024, maxQueryBytes: 256 * 1024, maxWorkspaceBytes: 512 * MIB, maxWorkspaceEntries: 100_000 },
     audit: (line) => appendFileSync(auditPath, `${line}\n`, { mode: 0o600 }),
     ...(https ? { https } : {}),
   });

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { BadInputError, MissingEnvError } from "../errors.js";
+import { addressKind, describeKind, ipLiteral, isAllowedUpstream, isPublicAddress } from "./address-policy.js";
 import type { GatewayProtocol } from "./types.js";
 
 export class GatewayConfigError extends BadInputError {}
@@ -57,6 +58,12 @@ const schema = z
     upstream: z.string(),
     /** Plain http to the upstream, for a model server on a host address (ollama, a local baseUrl). */
     allowInsecureUpstream: z.boolean().optional(),
+    /**
+     * perstack serve (tenants' configs are untrusted): connect only to public addresses, checked on every new
+     * connection (a name rebound to a private address after the server checked it), unless the upstream's host[:port]
+     * is one of `allow` (--allow-private-upstream). Absent: the CLI's runs, whose user may mean a local model server.
+     */
+    refusePrivateUpstreams: z.strictObject({ allow: z.array(z.string().min(1)) }).optional(),
     /** Extra PEM CA certificates trusted for the upstream (a corporate TLS proxy, tests), besides the default roots. */
     caFile: z.string().min(1).optional(),
     listen: z.strictObject({
@@ -94,6 +101,11 @@ const schema = z
         path: ["upstream"],
         message: `"${url.protocol}" upstreams are refused: use https, or set allowInsecureUpstream for a local model server`,
       });
+    }
+    // An IP literal is connected to without a lookup, so the connect-time filter never sees it: refused here.
+    const literal = ipLiteral(url.hostname);
+    if (config.refusePrivateUpstreams && literal !== undefined && !isPublicAddress(literal) && !isAllowedUpstream(url, config.refusePrivateUpstreams.allow)) {
+      ctx.addIssue({ code: "custom", path: ["upstream"], message: `is ${describeKind(addressKind(literal))}, refused by refusePrivateUpstreams` });
     }
     if (url.username || url.password) {
       ctx.addIssue({ code: "custom", path: ["upstream"], message: "must not carry credentials" });

@@ -16,6 +16,7 @@ import { Readable } from "node:stream";
 import tls from "node:tls";
 import zlib from "node:zlib";
 import httpProxy from "http-proxy";
+import { PrivateUpstreamError, isAllowedUpstream, publicOnlyLookup, type ResolveAll } from "./address-policy.js";
 import { hasPathTraversal, isApiRoute, modelFromPath } from "./api-routes.js";
 import { UsageLedger, budgetMessage } from "./budget.js";
 import { CLIENT_AUTH_HEADERS, presentedTokens, tokenChecker } from "./client-token.js";
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   priceTable: PriceTable;
   /** Receives every record (usage, refusals, budget, warnings); must not throw. */
   emit: (record: GatewayRecord) => void;
+  /** How the connect-time filter resolves names (refusePrivateUpstreams); tests inject one. Default dns.lookup. */
+  resolve?: ResolveAll;
 }
 
 export interface RunningGateway {
@@ -164,9 +167,13 @@ export function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const forwarded = new WeakMap<IncomingMessage, Forwarded>();
 
   const upstreamIsTls = config.upstream.protocol === "https:";
+  // Every new connection's addresses are checked as it is made: what the server checked at submission may have
+  // been rebound since. An upstream the operator allowed is connected to wherever it is.
+  const refusePrivate = config.refusePrivateUpstreams && !isAllowedUpstream(config.upstream, config.refusePrivateUpstreams.allow);
+  const lookup = refusePrivate ? { lookup: publicOnlyLookup(options.resolve) } : {};
   const agent = upstreamIsTls
-    ? new https.Agent({ keepAlive: true, ca: upstreamCa(config) })
-    : new http.Agent({ keepAlive: true });
+    ? new https.Agent({ keepAlive: true, ca: upstreamCa(config), ...lookup })
+    : new http.Agent({ keepAlive: true, ...lookup });
   const target = {
     protocol: config.upstream.protocol,
     host: config.upstream.hostname.replace(/^\[(.*)\]$/, "$1"),
@@ -352,6 +359,8 @@ export function startGateway(options: GatewayOptions): Promise<RunningGateway> {
     req.url = `${url.pathname}${url.search}`;
     proxy.web(req, res, { target, agent, buffer: Readable.from(body.length > 0 ? [body] : []) }, (err, _req, errRes) => {
       const code = (err as NodeJS.ErrnoException).code;
+      // The run's records say why, with the address (the agent's 502 only names the code).
+      if (err instanceof PrivateUpstreamError) emit({ type: "gatewayWarning", message: `upstream refused: ${err.message}` });
       upstreamFailed(req, errRes, `the model provider could not be reached${code ? ` (${code})` : ""}`);
     });
   }

@@ -53,6 +53,8 @@ export interface RunRequest {
   pricingPath?: string;
   /** --job-id: the id of the new job, instead of a generated one. */
   jobId?: string;
+  /** perstack serve: the gateway refuses non-public upstream addresses but these host[:port] (sandbox-plan.ts). */
+  upstreamPolicy?: { allow: string[] };
   /**
    * What a variable the run needs but cannot find does: "require" (a run: bad input), "warn" (--dry-run: the plan
    * is still printed, with the names only) or "skip" (export: only names are written). Default "require".
@@ -165,6 +167,7 @@ export function prepareRun(request: RunRequest, baseImages: Record<BaseImageRole
     ...(baseUrlFromEnv ? { baseUrlFromEnv } : {}),
     providerEnv,
     ...(request.budgets ? { budgets: request.budgets } : {}),
+    ...(request.upstreamPolicy ? { upstreamPolicy: request.upstreamPolicy } : {}),
     ...(pricingPath ? { pricingTable: readFileSync(pricingPath, "utf8") } : {}),
     workspace,
     workspaceMode,

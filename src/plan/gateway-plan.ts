@@ -94,6 +94,8 @@ export interface GatewayFileConfig {
   vertex?: { project: string; location: string };
   /** Query parameters the gateway adds to every upstream request (Azure's api-version, set in perstack.toml). */
   upstreamQuery?: Record<string, string>;
+  /** perstack serve: connect only to public addresses, unless the upstream's host[:port] is allowed. */
+  refusePrivateUpstreams?: { allow: string[] };
 }
 
 export interface GatewayPlan {
@@ -146,6 +148,8 @@ export function planGateway(args: {
   pricingTable?: string;
   image: string;
   short: string;
+  /** perstack serve's upstream policy (PlanInput.upstreamPolicy): the gateway refuses private addresses itself. */
+  upstreamPolicy?: { allow: string[] };
 }): GatewayDecision | undefined {
   const { adapter, provider } = args;
   // Cursor talks to Cursor's own service with its own protocol: its key has to stay in the sandbox.
@@ -183,6 +187,7 @@ export function planGateway(args: {
         ...(provider.providerName === "amazon-bedrock" ? { bedrock: { region: bedrockSettings(provider).region } } : {}),
         ...(provider.providerName === "google-vertex" ? { vertex: vertexSettings(provider) } : {}),
         ...(azure && agentRoot === "/openai" && apiVersion !== undefined ? { upstreamQuery: { "api-version": apiVersion } } : {}),
+        ...(args.upstreamPolicy ? { refusePrivateUpstreams: { allow: [...args.upstreamPolicy.allow] } } : {}),
       },
       ...(args.pricingTable !== undefined ? { pricingTable: args.pricingTable } : {}),
       providerHeaders: Object.keys(provider.setting?.headers ?? {}).length > 0,

@@ -66,6 +66,12 @@ export interface PlanInput {
   budgets?: GatewayBudgets;
   /** --pricing: the price table's text (validated at the edge), used by the gateway instead of the shipped one. */
   pricingTable?: string;
+  /**
+   * perstack serve: the tenant's config is untrusted, so the provider gateway connects only to public addresses
+   * (checked at connect time), except the host[:port] entries in `allow` (--allow-private-upstream). Absent (the
+   * CLI's runs): a local user may point baseUrl at a model server on localhost on purpose.
+   */
+  upstreamPolicy?: { allow: string[] };
   /** The gateway's program files for its image (default: read from dist/ by runtimes/engine-files.ts). */
   gatewayProgram?: ContextFile[];
   /** Absolute host path of the workspace the agent works on at /workspace. */
@@ -255,7 +261,7 @@ export function buildSandboxPlan(input: PlanInput): SandboxPlan {
     ? gatewayImage(input.baseImages.node, input.caBundle, input.gatewayProgram ?? gatewayContextFiles())
     : undefined;
   const decision = gatewayImagePlan
-    ? planGateway({ adapter, provider, configuredBaseUrl, model, ...(input.budgets ? { budgets: input.budgets } : {}), ...(input.pricingTable !== undefined ? { pricingTable: input.pricingTable } : {}), image: gatewayImagePlan.ref, short })
+    ? planGateway({ adapter, provider, configuredBaseUrl, model, ...(input.budgets ? { budgets: input.budgets } : {}), ...(input.pricingTable !== undefined ? { pricingTable: input.pricingTable } : {}), image: gatewayImagePlan.ref, short, ...(input.upstreamPolicy ? { upstreamPolicy: input.upstreamPolicy } : {}) })
     : undefined;
   if (adapter.ownService) {
     warnings.push(`runtime ${adapter.name} talks to its vendor's own service, so its key stays inside the sandbox (the provider gateway cannot hold it)`);

@@ -52,6 +52,22 @@ export const runSchema = {
       },
     },
     latestCheckpointId: { type: "string" },
+    /** Why it ended as it did, when its record cannot say (cancelled, or refused for a spent daily budget). */
+    reason: { type: "string" },
+    /** The model spend it was allowed: what was left of the tenant's daily budget when it started (USD). */
+    allocatedUsd: { type: "number" },
+    /** Its invocations' metered cost (USD). */
+    costUsd: { type: "number" },
+  },
+} as const;
+
+export const continueBodySchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    query: { type: "string", minLength: 1 },
+    interactiveAnswer: { type: "string", minLength: 1 },
+    checkpointId: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$" },
   },
 } as const;
 
@@ -113,6 +129,12 @@ export const jobParamsSchema = {
   type: "object",
   required: ["jobId"],
   properties: { jobId: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$" } },
+} as const;
+
+export const comparisonParamsSchema = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$" } },
 } as const;
 
 export const checkpointParamsSchema = {

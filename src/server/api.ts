@@ -11,8 +11,10 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   cancelSchema,
+  continueBodySchema,
   checkpointListSchema,
   checkpointParamsSchema,
+  comparisonParamsSchema,
   checkpointSchema,
   errorSchema,
   healthSchema,
@@ -26,11 +28,15 @@ import {
 } from "./api-schemas.js";
 import { describeValidationErrors } from "./validation-messages.js";
 import type { QueuedRun, QueueStatus, RunQueue } from "./run-queue.js";
-import type { ServerRuns, Submission } from "./server-runs.js";
+import { JobBusyError, type ContinueRequest, type ServerRuns, type Submission } from "./server-runs.js";
 import { streamRunEvents } from "./run-events-route.js";
 import { extractUpload, packWorkspace, workspaceDiff } from "./workspace-upload.js";
+import { registerComparisonRoutes } from "./comparisons.js";
+import type { DatabaseSync } from "node:sqlite";
 
 export interface ApiOptions {
+  /** The server's database (comparisons live there). */
+  db: DatabaseSync;
   runs: ServerRuns;
   queue: RunQueue;
   /** The tenant a token belongs to, or undefined. */
@@ -43,6 +49,8 @@ export interface ApiOptions {
 }
 
 export interface ApiLimits {
+  /** Submissions (new runs and continuations) a tenant may make per minute; past it, 429 with Retry-After. */
+  maxSubmissionsPerMinute: number;
   /** A request body, base64 workspace included. */
   maxBodyBytes: number;
   maxConfigBytes: number;
@@ -96,6 +104,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (error.validation) return sendError(reply, new ApiError(400, "bad_request", describeValidationErrors(error.validation, error.validationContext ?? "request")));
     if (error instanceof ApiError) return sendError(reply, error);
     if (error instanceof JobNotFoundError || error instanceof CheckpointNotFoundError) return sendError(reply, new ApiError(404, "not_found", error.message));
+    if (error instanceof JobBusyError) return sendError(reply, new ApiError(409, "busy", error.message));
     if (error instanceof BadInputError) return sendError(reply, new ApiError(400, "bad_request", error.message));
     if (error.statusCode === 413) return sendError(reply, new ApiError(413, "too_large", `the request body is larger than ${options.limits.maxBodyBytes} bytes; send a smaller workspace`));
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, new ApiError(error.statusCode, "bad_request", "the request could not be read; send JSON with Content-Type: application/json"));
@@ -113,6 +122,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.get("/metrics", { schema: { hide: true } }, (_request, reply) => {
     void reply.type("text/plain; version=0.0.4").send(metricsText(options.queue));
   });
+
+  /** Unpacks a base64 tar.gz workspace into the run's two directories (the one it works on, and the one kept). */
+  const fillWorkspace = (base64: string | undefined) => {
+    const archive = base64 === undefined ? undefined : decodeBase64(base64);
+    const limits = { maxCompressedBytes: options.limits.maxBodyBytes, maxBytes: options.limits.maxWorkspaceBytes, maxEntries: options.limits.maxWorkspaceEntries, maxFileBytes: options.limits.maxWorkspaceBytes };
+    return async (workspace: string, original: string) => {
+      if (!archive) return;
+      await extractUpload(archive, original, limits);
+      await extractUpload(archive, workspace, limits);
+    };
+  };
 
   await app.register(
     async (v1) => {
@@ -134,16 +154,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         "/runs",
         { schema: { security, body: submitBodySchema, response: { 202: submittedSchema, "4xx": errorSchema } } },
         async (request, reply) => {
+          rateLimit(options, request.tenant, reply);
           const { workspace, ...submission } = request.body;
           if (Buffer.byteLength(submission.config) > options.limits.maxConfigBytes) throw new ApiError(413, "too_large", `config is larger than ${options.limits.maxConfigBytes} bytes`);
           if (Buffer.byteLength(submission.query) > options.limits.maxQueryBytes) throw new ApiError(413, "too_large", `query is larger than ${options.limits.maxQueryBytes} bytes`);
-          const archive = workspace === undefined ? undefined : decodeBase64(workspace);
-          const { run, position } = await options.runs.submit(request.tenant, submission, async (workspace, original) => {
-            if (!archive) return;
-            const limits = { maxCompressedBytes: options.limits.maxBodyBytes, maxBytes: options.limits.maxWorkspaceBytes, maxEntries: options.limits.maxWorkspaceEntries, maxFileBytes: options.limits.maxWorkspaceBytes };
-            await extractUpload(archive, original, limits);
-            await extractUpload(archive, workspace, limits);
-          });
+          const { run, position } = await options.runs.submit(request.tenant, submission, fillWorkspace(workspace));
           return reply.code(202).send({ jobId: run.jobId, status: "queued", position });
         },
       );
@@ -178,6 +193,23 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         const run = ownRun(request);
         return { jobId: run.jobId, status: options.runs.cancel(run) };
       });
+
+      v1.post<{ Params: { jobId: string }; Body: ContinueRequest }>(
+        "/runs/:jobId/continue",
+        { schema: { security, params: jobParamsSchema, body: continueBodySchema, response: { 202: submittedSchema, "4xx": errorSchema } } },
+        (request, reply) => {
+          const run = ownRun(request);
+          rateLimit(options, request.tenant, reply);
+          const { run: next, position } = options.runs.continueJob(run, request.body ?? {});
+          return reply.code(202).send({ jobId: next.jobId, status: "queued", position });
+        },
+      );
+
+      registerComparisonRoutes(
+        v1,
+        { db: options.db, queue: options.queue, runs: options.runs, fillWorkspace, notFound: (id) => new ApiError(404, "not_found", `no comparison ${id}`), rateLimit: (tenant, reply) => rateLimit(options, tenant, reply) },
+        { error: errorSchema, params: comparisonParamsSchema, submitted: submittedSchema },
+      );
 
       v1.get<{ Params: { jobId: string } }>("/runs/:jobId/checkpoints", { schema: { security, params: jobParamsSchema, response: { 200: checkpointListSchema, "4xx": errorSchema } } }, (request) => {
         const run = ownRun(request);
@@ -217,6 +249,14 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   return app;
 }
 
+/** A tenant past its submissions per minute gets a 429 that says when to try again. */
+function rateLimit(options: ApiOptions, tenant: string, reply: FastifyReply): void {
+  const limit = options.limits.maxSubmissionsPerMinute;
+  if (options.queue.submittedSince(tenant, Date.now() - 60_000) < limit) return;
+  void reply.header("retry-after", "60");
+  throw new ApiError(429, "rate_limited", `more than ${limit} submissions in a minute; wait, then submit again`);
+}
+
 function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   if (error.status === 401) void reply.header("www-authenticate", "Bearer");
   return reply.code(error.status).type("application/json").send({ error: { code: error.code, message: error.message } });
@@ -250,6 +290,9 @@ function runView(options: ApiOptions, run: QueuedRun): Record<string, unknown> {
     ...(job ? { runtime: job.runtime, totalSteps: job.totalSteps, usage: job.usage } : {}),
     ...(job?.metered ? { metered: job.metered } : {}),
     ...(job?.latestCheckpointId ? { latestCheckpointId: job.latestCheckpointId } : {}),
+    ...(run.reason !== undefined ? { reason: run.reason } : {}),
+    ...(run.allocatedUsd !== undefined ? { allocatedUsd: run.allocatedUsd } : {}),
+    ...(job?.metered && typeof job.metered.costUsd === "number" ? { costUsd: job.metered.costUsd } : {}),
   };
 }
 
@@ -291,6 +334,19 @@ function metricsText(queue: RunQueue): string {
     "# HELP perstack_runs_finished_total Runs that ended, by outcome.",
     "# TYPE perstack_runs_finished_total counter",
     ...queue.outcomes().map(({ outcome, count }) => `perstack_runs_finished_total{outcome="${outcome.replace(/[^A-Za-z]/g, "")}"} ${count}`),
+    "# HELP perstack_run_duration_seconds How long finished runs took, from start to end.",
+    "# TYPE perstack_run_duration_seconds histogram",
+    ...histogram("perstack_run_duration_seconds", queue.durations().map((ms) => ms / 1000), [1, 5, 15, 60, 300, 900, 3600]),
+    "# HELP perstack_tenant_spend_usd_today What each tenant's finished runs cost today (UTC), metered by the gateway.",
+    "# TYPE perstack_tenant_spend_usd_today gauge",
+    // Tenant names are letters, digits, '-' and '_' (tenant-store.ts): nothing to escape in a label.
+    ...queue.spendToday().map(({ tenant, usd }) => `perstack_tenant_spend_usd_today{tenant="${tenant}"} ${usd}`),
   ];
   return `${lines.join("\n")}\n`;
+}
+
+function histogram(name: string, values: number[], buckets: number[]): string[] {
+  const lines = buckets.map((le) => `${name}_bucket{le="${le}"} ${values.filter((v) => v <= le).length}`);
+  lines.push(`${name}_bucket{le="+Inf"} ${values.length}`, `${name}_sum ${values.reduce((a, b) => a + b, 0)}`, `${name}_count ${values.length}`);
+  return lines;
 }

@@ -8,10 +8,11 @@ import type { DatabaseSync } from "node:sqlite";
 
 export type QueueStatus = "queued" | "running" | "finished" | "cancelled";
 
+/** One invocation of a job: its submission, or a continuation of it. */
 export interface QueuedRun {
   jobId: string;
   tenant: string;
-  /** Submission order, over all tenants. */
+  /** Submission order, over all tenants; identifies the invocation. */
   seq: number;
   status: QueueStatus;
   submittedAt: number;
@@ -19,6 +20,12 @@ export interface QueuedRun {
   finishedAt?: number;
   /** The job's final status once finished (job.json's), or why it never ran. */
   outcome?: string;
+  /** Why it ended as it did when the job's record cannot say (refused for a spent budget, cancelled). */
+  reason?: string;
+  /** The model spend it was allowed (the tenant's daily budget left when it started), in USD. */
+  allocatedUsd?: number;
+  /** What it cost (the gateway's meter), once finished. */
+  costUsd?: number;
   /** What was submitted (the config text and query; the workspace is on disk). */
   request: string;
 }
@@ -32,6 +39,9 @@ interface Row {
   started_at: number | null;
   finished_at: number | null;
   outcome: string | null;
+  reason: string | null;
+  allocated_usd: number | null;
+  cost_usd: number | null;
   request: string;
 }
 
@@ -46,6 +56,9 @@ function fromRow(row: Row): QueuedRun {
     ...(row.started_at !== null ? { startedAt: row.started_at } : {}),
     ...(row.finished_at !== null ? { finishedAt: row.finished_at } : {}),
     ...(row.outcome !== null ? { outcome: row.outcome } : {}),
+    ...(row.reason !== null ? { reason: row.reason } : {}),
+    ...(row.allocated_usd !== null ? { allocatedUsd: row.allocated_usd } : {}),
+    ...(row.cost_usd !== null ? { costUsd: row.cost_usd } : {}),
     request: row.request,
   };
 }
@@ -55,13 +68,24 @@ export class RunQueue {
   constructor(private readonly db: DatabaseSync) {}
 
   submit(tenant: string, jobId: string, request: string, now = Date.now()): QueuedRun {
-    this.db.prepare("INSERT INTO runs (job_id, tenant, status, submitted_at, request) VALUES (?, ?, 'queued', ?, ?)").run(jobId, tenant, now, request);
-    return this.get(tenant, jobId)!;
+    const { seq } = this.db.prepare("INSERT INTO runs (job_id, tenant, status, submitted_at, request) VALUES (?, ?, 'queued', ?, ?) RETURNING seq").get(jobId, tenant, now, request) as { seq: number };
+    return this.bySeq(seq)!;
   }
 
-  /** The tenant's own run; another tenant's is undefined, exactly like one that does not exist. */
+  /** The tenant's job, as its latest invocation; another tenant's is undefined, exactly like one that does not exist. */
   get(tenant: string, jobId: string): QueuedRun | undefined {
-    const row = this.db.prepare("SELECT * FROM runs WHERE job_id = ? AND tenant = ?").get(jobId, tenant) as Row | undefined;
+    const row = this.db.prepare("SELECT * FROM runs WHERE job_id = ? AND tenant = ? ORDER BY seq DESC LIMIT 1").get(jobId, tenant) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  /** The job's first invocation: what was submitted (config, expert) for every later one. */
+  first(tenant: string, jobId: string): QueuedRun | undefined {
+    const row = this.db.prepare("SELECT * FROM runs WHERE job_id = ? AND tenant = ? ORDER BY seq LIMIT 1").get(jobId, tenant) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  bySeq(seq: number): QueuedRun | undefined {
+    const row = this.db.prepare("SELECT * FROM runs WHERE seq = ?").get(seq) as Row | undefined;
     return row && fromRow(row);
   }
 
@@ -72,9 +96,9 @@ export class RunQueue {
     return ahead + 1;
   }
 
-  /** The tenant's runs, newest first, `limit` at a time from before `beforeSeq`. */
+  /** The tenant's jobs (each as its latest invocation), newest first, `limit` at a time from before `beforeSeq`. */
   list(tenant: string, options: { status?: QueueStatus; limit: number; beforeSeq?: number }): QueuedRun[] {
-    const where = ["tenant = ?"];
+    const where = ["tenant = ?", "seq = (SELECT MAX(seq) FROM runs AS later WHERE later.job_id = runs.job_id)"];
     const args: Array<string | number> = [tenant];
     if (options.status) {
       where.push("status = ?");
@@ -115,22 +139,59 @@ export class RunQueue {
       if (better) best = { tenant, seq, count, lastStart };
     }
     if (!best) return undefined;
-    const row = this.db.prepare("SELECT * FROM runs WHERE seq = ?").get(best.seq) as Row | undefined;
-    return row && fromRow(row);
+    return this.bySeq(best.seq);
   }
 
-  /** queued -> running; false if it was no longer queued (cancelled meanwhile). */
-  markRunning(jobId: string, now = Date.now()): boolean {
-    return this.db.prepare("UPDATE runs SET status = 'running', started_at = ? WHERE job_id = ? AND status = 'queued'").run(now, jobId).changes === 1;
+  /** queued -> running, with the spend it may use; false if it was no longer queued (cancelled meanwhile). */
+  markRunning(seq: number, now = Date.now(), allocatedUsd?: number): boolean {
+    return this.db.prepare("UPDATE runs SET status = 'running', started_at = ?, allocated_usd = ? WHERE seq = ? AND status = 'queued'").run(now, allocatedUsd ?? null, seq).changes === 1;
   }
 
-  markFinished(jobId: string, outcome: string, now = Date.now()): void {
-    this.db.prepare("UPDATE runs SET status = 'finished', finished_at = ?, outcome = ? WHERE job_id = ?").run(now, outcome, jobId);
+  /** running -> queued again: its process died before the run began (nothing of it ran). */
+  requeue(seq: number): void {
+    this.db.prepare("UPDATE runs SET status = 'queued', started_at = NULL, allocated_usd = NULL WHERE seq = ? AND status = 'running'").run(seq);
+  }
+
+  markFinished(seq: number, outcome: string, details: { costUsd?: number; reason?: string } = {}, now = Date.now()): void {
+    this.db.prepare("UPDATE runs SET status = 'finished', finished_at = ?, outcome = ?, cost_usd = ?, reason = COALESCE(?, reason) WHERE seq = ?").run(now, outcome, details.costUsd ?? null, details.reason ?? null, seq);
   }
 
   /** queued -> cancelled; false if it had started (or ended) meanwhile. */
-  cancelQueued(jobId: string, now = Date.now()): boolean {
-    return this.db.prepare("UPDATE runs SET status = 'cancelled', finished_at = ?, outcome = 'cancelled' WHERE job_id = ? AND status = 'queued'").run(now, jobId).changes === 1;
+  cancelQueued(seq: number, reason = "cancelled by the tenant", now = Date.now()): boolean {
+    return this.db.prepare("UPDATE runs SET status = 'cancelled', finished_at = ?, outcome = 'cancelled', reason = ? WHERE seq = ? AND status = 'queued'").run(now, reason, seq).changes === 1;
+  }
+
+  /**
+   * What the tenant's runs may still spend today (UTC): its daily budget, less what finished runs cost today, less
+   * what the runs going now were allowed. Undefined when it has no budget.
+   */
+  remainingBudget(tenant: string, budget: number | undefined, now = Date.now()): number | undefined {
+    if (budget === undefined) return undefined;
+    const dayStart = now - (now % 86_400_000);
+    const { spent } = this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM runs WHERE tenant = ? AND status = 'finished' AND finished_at >= ?").get(tenant, dayStart) as { spent: number };
+    const { held } = this.db.prepare("SELECT COALESCE(SUM(allocated_usd), 0) AS held FROM runs WHERE tenant = ? AND status = 'running'").get(tenant) as { held: number };
+    return budget - spent - held;
+  }
+
+  /** Per tenant, what finished runs cost today (UTC), for /metrics. */
+  spendToday(now = Date.now()): Array<{ tenant: string; usd: number }> {
+    const dayStart = now - (now % 86_400_000);
+    return this.db.prepare("SELECT tenant, COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE status = 'finished' AND finished_at >= ? GROUP BY tenant").all(dayStart) as Array<{ tenant: string; usd: number }>;
+  }
+
+  /** Durations (ms) of runs that finished, for /metrics. */
+  durations(): number[] {
+    return (this.db.prepare("SELECT finished_at - started_at AS ms FROM runs WHERE status = 'finished' AND started_at IS NOT NULL").all() as Array<{ ms: number }>).map((r) => r.ms);
+  }
+
+  /** What the job's invocations before `seq` cost, together (job.json's metered cost covers them all). */
+  costBefore(jobId: string, seq: number): number {
+    return (this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE job_id = ? AND seq < ?").get(jobId, seq) as { usd: number }).usd;
+  }
+
+  /** Submissions of the tenant since `since`, for its rate limit. */
+  submittedSince(tenant: string, since: number): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM runs WHERE tenant = ? AND submitted_at >= ?").get(tenant, since) as { n: number }).n;
   }
 
   counts(): { queued: number; running: number } {

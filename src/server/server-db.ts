@@ -39,20 +39,34 @@ export const MIGRATIONS: readonly string[] = [
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (tenant, name)
    ) STRICT;`,
-  // 2: the run queue (server/run-queue.ts). No reference to tenants: a removed tenant's runs stay on record.
+  // 2: the run queue (server/run-queue.ts): a row per invocation of a job (a continuation is another row of the same
+  // job). No reference to tenants: a removed tenant's runs stay on record.
   `CREATE TABLE runs (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     job_id TEXT NOT NULL UNIQUE,
+     job_id TEXT NOT NULL,
      tenant TEXT NOT NULL,
      status TEXT NOT NULL,
      submitted_at INTEGER NOT NULL,
      started_at INTEGER,
      finished_at INTEGER,
      outcome TEXT,
+     reason TEXT,
+     allocated_usd REAL,
+     cost_usd REAL,
      request TEXT NOT NULL
    ) STRICT;
+   CREATE INDEX runs_by_job ON runs (job_id, seq);
    CREATE INDEX runs_by_status ON runs (status, tenant, seq);
    CREATE INDEX runs_by_tenant ON runs (tenant, seq);`,
+  // 3: comparisons (server/comparisons.ts): one expert and query on several runtimes, a job each.
+  `CREATE TABLE comparisons (
+     id TEXT NOT NULL PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     runtimes TEXT NOT NULL,
+     job_ids TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX comparisons_by_tenant ON comparisons (tenant, created_at);`,
 ];
 
 type SqliteModule = typeof import("node:sqlite");

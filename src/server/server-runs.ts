@@ -4,18 +4,21 @@
 //
 // A tenant's config is untrusted like its agent: the run sees only the tenant's own secrets (never the server's
 // environment), records under the tenant's directory, and gets sandboxes of its own.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import { CONFIG_FILE_NAME } from "../config/load.js";
-import { BadInputError, PerstackError } from "../errors.js";
+import { BadInputError, InvalidOptionError, PerstackError } from "../errors.js";
 import { findOrphanedRuns } from "../job/orphaned-runs.js";
+import type { Continuation } from "../job/continuation.js";
+import { loadContinuation } from "../job/load-continuation.js";
 import { newId, prepareRun, type PreparedRun, type RunRequest } from "../job/prepare-run.js";
 import { recoverRun } from "../job/recover-run.js";
 import { runJob } from "../job/run-job.js";
 import type { BaseImage, BaseImageRole, ResourceLimits } from "../plan/sandbox-plan.js";
 import { readJob } from "../storage/job-reader.js";
 import { RunQueue, type QueuedRun } from "./run-queue.js";
+import { checkUpstreams } from "./upstream-policy.js";
 
 /** What a tenant submits (POST /v1/runs), once the workspace is on disk. */
 export interface Submission {
@@ -28,9 +31,21 @@ export interface Submission {
   budgets?: { maxCostUsd?: number; maxTokens?: number };
 }
 
+/** POST /v1/runs/{jobId}/continue: a new query for the job, or the answer to its pending question. */
+export interface ContinueRequest {
+  query?: string;
+  interactiveAnswer?: string;
+  /** Resume from this checkpoint of the job instead of the one it stopped at. */
+  checkpointId?: string;
+}
+
+/** A queue row's request: the job's submission, and for a continuation what to continue with. */
+type QueuedRequest = Submission & { continue?: ContinueRequest };
+
 export interface TenantLimits {
   name: string;
   maxConcurrent?: number;
+  maxCostPerDay?: number;
   runtimes?: string[];
 }
 
@@ -46,6 +61,8 @@ export interface ServerRunsOptions {
   secrets(name: string): Record<string, string>;
   /** Server settings a run may see (PERSTACK_SUBNET_POOL and the like), never secrets. */
   settings: Record<string, string>;
+  /** --allow-private-upstream: host[:port] a tenant's upstream may be on though private, or plain http. */
+  allowPrivateUpstream: string[];
   log(line: string): void;
 }
 
@@ -53,7 +70,8 @@ export interface ServerRunsOptions {
 export const SHARED_SETTINGS = ["PERSTACK_SUBNET_POOL", "PERSTACK_MAX_CONCURRENT_RUNS", "PERSTACK_BASE_IMAGE_DEBIAN", "PERSTACK_BASE_IMAGE_NODE", "PERSTACK_EXTRA_CA_CERTS", "NODE_EXTRA_CA_CERTS"];
 
 export class ServerRuns {
-  private readonly going = new Map<string, AbortController>();
+  /** Invocations going now, by queue seq. */
+  private readonly going = new Map<number, AbortController>();
   private ticking = false;
 
   constructor(private readonly options: ServerRunsOptions) {}
@@ -96,6 +114,7 @@ export class ServerRuns {
       // Planned now so that a bad config is the submitter's 400, not a run that fails later.
       const prepared = prepareRun(this.request(tenant, jobId, submission), await this.options.baseImages());
       this.checkRuntime(tenant, prepared);
+      await checkUpstreams(prepared.plan, { allow: this.options.allowPrivateUpstream });
     } catch (error) {
       rmSync(inputs, { recursive: true, force: true });
       throw error;
@@ -105,10 +124,36 @@ export class ServerRuns {
     return { run, position: this.options.queue.position(run) ?? 0 };
   }
 
+  /**
+   * Queues a continuation of the tenant's job `run` (its latest invocation, which has ended): checked now as
+   * `perstack run --continue-job` would check it, so a job that cannot be continued is the caller's 400.
+   */
+  continueJob(run: QueuedRun, request: ContinueRequest): { run: QueuedRun; position: number } {
+    if (run.status === "queued" || run.status === "running") throw new JobBusyError(`job ${run.jobId} is ${run.status}; continue it once it has ended`);
+    if ((request.query === undefined) === (request.interactiveAnswer === undefined)) throw new InvalidOptionError("give either query (a new query) or interactiveAnswer (the answer to the job's pending question)");
+    const first = this.options.queue.first(run.tenant, run.jobId)!;
+    const submission = JSON.parse(first.request) as QueuedRequest;
+    const queued: QueuedRequest = { ...submission, continue: request };
+    this.continuationOf(run.tenant, run.jobId, submission, request);
+    const next = this.options.queue.submit(run.tenant, run.jobId, JSON.stringify(queued));
+    setImmediate(() => this.tick());
+    return { run: next, position: this.options.queue.position(next) ?? 0 };
+  }
+
+  private continuationOf(tenant: string, jobId: string, submission: Submission, request: ContinueRequest): Continuation {
+    const answer = request.interactiveAnswer;
+    return loadContinuation(this.perstackDir(tenant), { jobId, ...(request.checkpointId !== undefined ? { checkpointId: request.checkpointId } : {}) }, {
+      expertKey: submission.expert,
+      continueJob: jobId,
+      ...(request.checkpointId !== undefined ? { resumeFrom: request.checkpointId } : {}),
+      ...(answer !== undefined ? { query: answer, interactive: true } : { query: request.query! }),
+    });
+  }
+
   /** Stops a run: a queued one never starts, a running one is interrupted (its record says so). */
   cancel(run: QueuedRun): "cancelled" | "stopping" | "ended" {
-    if (run.status === "queued" && this.options.queue.cancelQueued(run.jobId)) return "cancelled";
-    const going = this.going.get(run.jobId);
+    if (run.status === "queued" && this.options.queue.cancelQueued(run.seq)) return "cancelled";
+    const going = this.going.get(run.seq);
     if (going) {
       going.abort();
       return "stopping";
@@ -127,19 +172,33 @@ export class ServerRuns {
 
   private async reconcile(run: QueuedRun): Promise<void> {
     const perstackDir = this.perstackDir(run.tenant);
+    const jobDir = join(perstackDir, "jobs", run.jobId);
     const controller = new AbortController();
-    this.going.set(run.jobId, controller);
+    this.going.set(run.seq, controller);
     try {
+      // The process died after it took the run and before the run began (no job.json): nothing of it ran, so it is
+      // queued again, its job directory (a lock at most) cleared for it.
+      if (!existsSync(join(jobDir, "job.json"))) {
+        rmSync(jobDir, { recursive: true, force: true });
+        this.options.queue.requeue(run.seq);
+        return;
+      }
+      // A continuation whose job.json is still the earlier invocation's (it ended before this one was taken): same.
+      const job = readJob(perstackDir, run.jobId);
+      if (job.status !== "running" && (job.finishedAt ?? 0) < (run.startedAt ?? 0)) {
+        this.options.queue.requeue(run.seq);
+        return;
+      }
       const orphan = findOrphanedRuns(perstackDir).find((o) => o.jobId === run.jobId);
       if (orphan) {
         this.options.log(`reconciling job ${run.jobId} of tenant ${run.tenant}: its server process stopped during the run`);
         await recoverRun(this.options.docker, perstackDir, orphan, { follow: true, detach: controller.signal });
       }
-      this.options.queue.markFinished(run.jobId, this.statusOnDisk(run));
+      this.options.queue.markFinished(run.seq, this.statusOnDisk(run), this.costOf(run));
     } catch (error) {
       this.options.log(`reconciling job ${run.jobId} failed: ${(error as Error).message}`);
     } finally {
-      this.going.delete(run.jobId);
+      this.going.delete(run.seq);
       this.tick();
     }
   }
@@ -166,11 +225,21 @@ export class ServerRuns {
           return limits ? (limits.maxConcurrent ?? Number.POSITIVE_INFINITY) : 0;
         });
         if (!next) break;
-        if (!this.options.queue.markRunning(next.jobId)) continue;
+        // The tenant's daily budget: a run starts with what is left of it as its own --max-cost (the gateway stops
+        // it there), and none starts once it is spent.
+        const limits = this.options.tenant(next.tenant);
+        const remaining = this.options.queue.remainingBudget(next.tenant, limits?.maxCostPerDay);
+        if (remaining !== undefined && remaining <= 0) {
+          this.options.queue.cancelQueued(next.seq, `tenant ${next.tenant}'s daily budget of $${limits!.maxCostPerDay} is spent; the run was not started`);
+          continue;
+        }
+        const own = (JSON.parse(next.request) as QueuedRequest).budgets?.maxCostUsd;
+        const allocated = remaining === undefined ? own : Math.min(remaining, own ?? remaining);
+        if (!this.options.queue.markRunning(next.seq, Date.now(), allocated)) continue;
         const controller = new AbortController();
-        this.going.set(next.jobId, controller);
-        void this.execute(next, controller.signal).finally(() => {
-          this.going.delete(next.jobId);
+        this.going.set(next.seq, controller);
+        void this.execute({ ...next, ...(allocated !== undefined ? { allocatedUsd: allocated } : {}) }, controller.signal).finally(() => {
+          this.going.delete(next.seq);
           this.tick();
         });
       }
@@ -182,8 +251,17 @@ export class ServerRuns {
   private async execute(run: QueuedRun, signal: AbortSignal): Promise<void> {
     let outcome = "stoppedByError";
     try {
-      const submission = JSON.parse(run.request) as Submission;
-      const prepared = prepareRun(this.request(run.tenant, run.jobId, submission), await this.options.baseImages());
+      const queued = JSON.parse(run.request) as QueuedRequest;
+      const { continue: continueWith, ...submission } = queued;
+      const budgets = run.allocatedUsd === undefined ? submission.budgets : { ...submission.budgets, maxCostUsd: run.allocatedUsd };
+      const base = this.request(run.tenant, run.jobId, { ...submission, ...(budgets ? { budgets } : {}) });
+      const continuation = continueWith && this.continuationOf(run.tenant, run.jobId, submission, continueWith);
+      // A continuation records into the job as it is (its id is the job's, not a new one).
+      const { jobId: _new, ...continued } = base;
+      const request: RunRequest = continuation ? { ...continued, query: continuation.query, continuation } : base;
+      const prepared = prepareRun(request, await this.options.baseImages());
+      // Again at start: the names may resolve elsewhere now than at submission.
+      await checkUpstreams(prepared.plan, { allow: this.options.allowPrivateUpstream });
       const result = await runJob(this.options.docker, prepared, { signal, onEvent: () => {} });
       outcome = result.outcome.status;
     } catch (error) {
@@ -191,7 +269,19 @@ export class ServerRuns {
       this.options.log(`job ${run.jobId} of tenant ${run.tenant}: ${error instanceof PerstackError ? error.message : (error as Error).stack ?? String(error)}`);
       outcome = this.statusOnDisk(run);
     } finally {
-      this.options.queue.markFinished(run.jobId, outcome);
+      this.options.queue.markFinished(run.seq, outcome, this.costOf(run));
+    }
+  }
+
+  /** What the invocation cost: job.json's metered cost now, less what it was before (earlier invocations). */
+  private costOf(run: QueuedRun): { costUsd?: number } {
+    try {
+      const cost = readJob(this.perstackDir(run.tenant), run.jobId).metered?.costUsd;
+      if (typeof cost !== "number") return {};
+      const before = this.options.queue.costBefore(run.jobId, run.seq);
+      return { costUsd: Math.max(0, cost - before) };
+    } catch {
+      return {};
     }
   }
 
@@ -213,6 +303,8 @@ export class ServerRuns {
       jobId,
       processEnv: { ...this.options.settings, ...this.options.secrets(tenant) },
       secrets: "require",
+      // The tenant's config is untrusted: its gateway connects to public addresses only (upstream-policy.ts).
+      upstreamPolicy: { allow: this.options.allowPrivateUpstream },
     };
   }
 
@@ -226,3 +318,5 @@ export class ServerRuns {
 }
 
 export class RuntimeNotAllowedError extends BadInputError {}
+/** The job has an invocation queued or going: it cannot be continued yet (409). */
+export class JobBusyError extends BadInputError {}

@@ -4,7 +4,7 @@
 // cannot see or touch the other's runs (404, as for a run that does not exist); a server killed with SIGKILL while
 // runs are queued and running loses none and runs none twice; /openapi.json is a valid OpenAPI 3.1 document and the
 // responses the tests get validate against it.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Validator } from "@seriousme/openapi-schema-validator";
@@ -112,7 +112,9 @@ describe.skipIf(!docker)("perstack serve", () => {
   const cli = (args: string[], input?: string) => execa(process.execPath, [CLI, ...args, "--data", data], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true, ...(input !== undefined ? { input } : {}), timeout: 60_000 });
 
   async function startServer(): Promise<Server> {
-    const child = execa(process.execPath, [CLI, "serve", "--data", data, "--port", "0", "--max-concurrent", "2"], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true });
+    // The fake model server is on the Docker host (a private address): the operator allows it, as tests must.
+    const fakeHost = new URL(suite.fake.sandboxUrl).host;
+    const child = execa(process.execPath, [CLI, "serve", "--data", data, "--port", "0", "--max-concurrent", "2", "--allow-private-upstream", fakeHost], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true });
     // What the server says, for a failing test's report.
     child.stderr!.on("data", (chunk: Buffer) => (serverLog += chunk.toString()));
     const url = await new Promise<string>((resolve, reject) => {
@@ -192,6 +194,26 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(wrong.status).toBe(401);
   });
 
+  it("a tenant's baseUrl on a metadata or loopback address is a 400 naming provider.setting.baseUrl; nothing is queued", async () => {
+    const jobIds = async () => ((await checked(await api("/v1/runs?limit=200", tokens.alpha!), "/v1/runs", "get")).runs as Array<{ jobId: string }>).map((r) => r.jobId);
+    const before = await jobIds();
+    for (const [baseUrl, why] of [
+      ["http://169.254.169.254/", /169\.254\.169\.254 is a cloud metadata address/],
+      ["https://127.0.0.1:9/", /127\.0\.0\.1 is a loopback address/],
+    ] as const) {
+      const config = perstackToml({ baseUrl, top: "maxRetries = 0", experts: EXPERTS });
+      const response = await api("/v1/runs", tokens.alpha!, { method: "POST", body: JSON.stringify({ config, expert: "worker", query: "reach inside" }) });
+      const body = await checked(response, "/v1/runs", "post");
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      const message = (body.error as { message: string }).message;
+      // The value named is the upstream the gateway would call: the baseUrl less its API root and trailing slash.
+      expect(message).toContain(`provider.setting.baseUrl "${baseUrl.replace(/\/$/, "")}"`);
+      expect(message).toMatch(why);
+      expect(message).toContain("--allow-private-upstream");
+    }
+    expect(await jobIds()).toEqual(before);
+  });
+
   it("two tenants' runs, built-in and Claude Code, complete side by side; events stream; workspace and diff download", async () => {
     await suite.fake.script([
       { forQuery: "alpha work", toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "echo made by alpha > made.txt && echo changed by alpha > readme.txt"], timeout: 60000 } }] },
@@ -249,6 +271,98 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(JSON.stringify(listed)).not.toContain("sk-fake");
   }, 300_000);
 
+  it("a finished job continues with a new query (a second run of the same job); a job still going cannot (409)", async () => {
+    await suite.fake.script([
+      { forQuery: "continue first", text: "first answer" },
+      { forQuery: "continue first", text: "second answer" },
+    ]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const jobId = await submit("alpha", { config, expert: "worker", query: "continue first" });
+    const busy = await api(`/v1/runs/${jobId}/continue`, tokens.alpha!, { method: "POST", body: JSON.stringify({ query: "too early" }) });
+    expect([409, 202]).toContain(busy.status);
+    expect((await untilFinished("alpha", jobId)).status).toBe("completed");
+    if (busy.status === 202) await untilFinished("alpha", jobId);
+    const again = await api(`/v1/runs/${jobId}/continue`, tokens.alpha!, { method: "POST", body: JSON.stringify({ query: "and now more" }) });
+    const queued = await checked(again, "/v1/runs/{jobId}/continue", "post");
+    expect(again.status, JSON.stringify(queued)).toBe(202);
+    expect(queued.jobId).toBe(jobId);
+    expect((await untilFinished("alpha", jobId)).status).toBe("completed");
+    const events = await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens.alpha!);
+    expect(events.filter((e) => e.event === "startRun").length).toBeGreaterThanOrEqual(2);
+    const both = await api(`/v1/runs/${jobId}/continue`, tokens.alpha!, { method: "POST", body: JSON.stringify({ query: "x", interactiveAnswer: "y" }) });
+    expect(both.status).toBe(400);
+    // Another tenant cannot continue it.
+    expect((await api(`/v1/runs/${jobId}/continue`, tokens.beta!, { method: "POST", body: JSON.stringify({ query: "mine now" }) })).status).toBe(404);
+  }, 180_000);
+
+  it("a tenant's agent finds no provider key in its sandbox, its own or another tenant's (the gateway holds them)", async () => {
+    const probe = "env; for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null; grep -rsl sk-fake /etc /home /tmp /workspace /opt /root /run /usr/local 2>/dev/null | head -5; echo probe-done";
+    await suite.fake.script([
+      { forQuery: "key probe", toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", probe], timeout: 60000 } }] },
+      { forQuery: "key probe", text: "probed" },
+    ]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const jobId = await submit("alpha", { config, expert: "worker", query: "key probe" });
+    expect((await untilFinished("alpha", jobId)).status).toBe("completed");
+    const runs = join(data, "tenants", "alpha", "perstack", "jobs", jobId, "runs");
+    const recorded = readdirSync(runs).map((run) => readFileSync(join(runs, run, "events.jsonl"), "utf8") + readFileSync(join(runs, run, "raw.log"), "utf8")).join("");
+    expect(recorded).toContain("probe-done");
+    expect(recorded).not.toContain("sk-fake-alpha");
+    expect(recorded).not.toContain("sk-fake-beta");
+    // Nor does any response of the API.
+    const everything = await Promise.all([`/v1/runs/${jobId}`, "/v1/runs", `/v1/runs/${jobId}/checkpoints`].map(async (path) => (await api(path, tokens.alpha!)).text()));
+    expect(everything.join("")).not.toMatch(/sk-fake/);
+  }, 180_000);
+
+  it("a tenant's daily budget: a run gets what is left of it and is stopped there; once spent, queued runs are refused with the reason", async () => {
+    const added = await cli(["tenants", "add", "gamma", "--max-cost-per-day", "0.000001", "--json"]);
+    expect(added.exitCode, added.all).toBe(0);
+    tokens.gamma = (JSON.parse(added.stdout) as { token: string }).token;
+    expect((await cli(["tenants", "secret", "set", "gamma", "ANTHROPIC_API_KEY"], "sk-fake-gamma\n")).exitCode).toBe(0);
+    await suite.fake.script([
+      { forQuery: "spend", toolUse: [{ name: "exec", input: { command: "echo", args: ["one"], timeout: 60000 } }] },
+      { forQuery: "spend", text: "never reached" },
+    ]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const first = await submit("gamma", { config, expert: "worker", query: "spend" });
+    const stopped = await untilFinished("gamma", first);
+    expect(stopped.status).toBe("stoppedByError");
+    expect(stopped.allocatedUsd).toBeCloseTo(0.000001, 9);
+    const events = await readSse(`${server.url}/v1/runs/${first}/events`, tokens.gamma!);
+    expect(JSON.stringify(events.find((e) => e.event === "stopRunByError")?.data)).toContain("BudgetExceeded");
+    const second = await submit("gamma", { config, expert: "worker", query: "spend" });
+    const refused = await untilFinished("gamma", second);
+    expect(refused.status).toBe("cancelled");
+    expect(refused.reason).toMatch(/daily budget of \$0\.000001 is spent/);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/perstack_tenant_spend_usd_today\{tenant="gamma"\} [0-9.e-]+/);
+    expect(metrics).toMatch(/perstack_run_duration_seconds_count \d+/);
+  }, 180_000);
+
+  it("a comparison runs one expert on two runtimes and serves compare's report once both have ended", async () => {
+    await suite.fake.script([{ forQuery: "compare me", text: "compared answer" }]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const created = await api("/v1/comparisons", tokens.alpha!, { method: "POST", body: JSON.stringify({ config, expert: "worker", query: "compare me", runtimes: ["perstack", "claude-code"], workspace: await tarGzBase64({ "a.txt": "a\n" }) }) });
+    const body = await checked(created, "/v1/comparisons", "post");
+    expect(created.status, JSON.stringify(body)).toBe(202);
+    const id = body.id as string;
+    const deadline = Date.now() + 120_000;
+    let view: Record<string, unknown>;
+    do {
+      view = await checked(await api(`/v1/comparisons/${id}`, tokens.alpha!), "/v1/comparisons/{id}", "get");
+      if (view.status === "done") break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } while (Date.now() < deadline);
+    expect(view.status).toBe("done");
+    expect((view.runs as Array<{ status: string }>).map((r) => r.status)).toEqual(["completed", "completed"]);
+    expect((view.comparison as { runtimes: string[] }).runtimes.sort()).toEqual(["claude-code", "perstack"]);
+    const report = await api(`/v1/comparisons/${id}/report`, tokens.alpha!);
+    expect(report.status).toBe(200);
+    expect(report.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await report.text()).toContain("claude-code");
+    expect((await api(`/v1/comparisons/${id}`, tokens.beta!)).status).toBe(404);
+  }, 240_000);
+
   it("an SSE client dropped mid-run resumes with Last-Event-ID and sees every event exactly once", async () => {
     await suite.fake.script([
       { forQuery: "resume work", toolUse: [{ name: "exec", input: { command: "sleep", args: ["2"], timeout: 60000 } }] },
@@ -292,11 +406,55 @@ describe.skipIf(!docker)("perstack serve", () => {
     server = await startServer();
     for (const [index, jobId] of jobs.entries()) {
       const view = await untilFinished(owners[index]!, jobId);
-      expect(view.status, jobId).toBe("completed");
       const events = await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens[owners[index]!]!);
+      const stop = events.find((e) => e.event === "stopRunByError")?.data.error;
+      expect(view.status, `${jobId}: ${JSON.stringify(stop ?? view)}`).toBe("completed");
       expect(events.filter((e) => e.event === "startRun"), jobId).toHaveLength(1);
       expect(new Set(events.map((e) => e.data.id)).size).toBe(events.length);
       expect(await leftAfterTeardown(docker!, jobId)).toEqual([]);
     }
   }, 300_000);
+
+  it("under load (4 tenants, 100 submissions, 2 runs at a time): limits hold, every tenant starts early, nothing is left", async () => {
+    await suite.fake.script([{ text: "ok" }]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const names = ["load1", "load2", "load3", "load4"];
+    for (const name of names) {
+      const added = await cli(["tenants", "add", name, ...(name === "load1" ? ["--max-concurrent", "1"] : []), "--json"]);
+      expect(added.exitCode, added.all).toBe(0);
+      tokens[name] = (JSON.parse(added.stdout) as { token: string }).token;
+      expect((await cli(["tenants", "secret", "set", name, "ANTHROPIC_API_KEY"], `sk-fake-${name}\n`)).exitCode).toBe(0);
+    }
+    // load1 floods the queue first; the others come after it.
+    const jobs: Array<{ tenant: string; jobId: string }> = [];
+    for (let i = 0; i < 64; i++) jobs.push({ tenant: "load1", jobId: await submit("load1", { config, expert: "worker", query: `load one ${i}` }) });
+    for (let i = 0; i < 12; i++) for (const tenant of ["load2", "load3", "load4"]) jobs.push({ tenant, jobId: await submit(tenant, { config, expert: "worker", query: `load ${tenant} ${i}` }) });
+    expect(jobs).toHaveLength(100);
+    const views: Array<{ tenant: string; status: string; startedAt: number; finishedAt: number }> = [];
+    for (const { tenant, jobId } of jobs) views.push({ tenant, ...(await untilFinished(tenant, jobId, 600_000)) } as (typeof views)[number]);
+    expect(views.filter((v) => v.status !== "completed")).toEqual([]);
+    // Never more than the server's two at once, never two of load1's.
+    // The most runs going at one moment: starts and ends in time order (an end before a start at the same instant).
+    const overlapping = (list: typeof views) => {
+      const moments = list.flatMap((v) => [{ at: v.startedAt, step: 1 }, { at: v.finishedAt, step: -1 }]).sort((a, b) => a.at - b.at || a.step - b.step);
+      let going = 0;
+      let most = 0;
+      for (const { step } of moments) most = Math.max(most, (going += step));
+      return most;
+    };
+    expect(overlapping(views)).toBeLessThanOrEqual(2);
+    expect(overlapping(views.filter((v) => v.tenant === "load1"))).toBe(1);
+    // Fair share: the late tenants' first runs start among the first few, not after load1's 64.
+    const order = [...views].sort((a, b) => a.startedAt - b.startedAt).map((v) => v.tenant);
+    for (const tenant of ["load2", "load3", "load4"]) expect(order.indexOf(tenant), order.slice(0, 10).join(",")).toBeLessThan(8);
+    // Nothing of any of them is left on the engine.
+    const deadline = Date.now() + 30_000;
+    let left: string[];
+    do {
+      const containers = await docker!.listContainers({ all: true, filters: { label: ["perstack.managed=true"] } });
+      left = containers.filter((c) => (c.Labels["perstack.jobs-dir"] ?? "").startsWith(data)).map((c) => c.Names[0] ?? c.Id);
+      if (left.length > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+    } while (left.length > 0 && Date.now() < deadline);
+    expect(left).toEqual([]);
+  }, 900_000);
 });

@@ -14,18 +14,18 @@ function queue(): RunQueue {
 /** Starts runs as the scheduler would, `slots` at a time, finishing the oldest running one when full. */
 function startOrder(q: RunQueue, slots: number, limitOf: (tenant: string) => number): string[] {
   const order: string[] = [];
-  const running: string[] = [];
+  const running: number[] = [];
   for (let clock = 1; clock < 1_000; clock++) {
     const next = q.next(limitOf);
     if (next && running.length < slots) {
-      expect(q.markRunning(next.jobId, clock)).toBe(true);
-      running.push(next.jobId);
+      expect(q.markRunning(next.seq, clock)).toBe(true);
+      running.push(next.seq);
       order.push(next.jobId);
       continue;
     }
     const done = running.shift();
-    if (!done) break;
-    q.markFinished(done, "completed", clock);
+    if (done === undefined) break;
+    q.markFinished(done, "completed", {}, clock);
   }
   return order;
 }
@@ -49,9 +49,9 @@ describe("the run queue", () => {
     q.submit("gone", "g0", "{}", 5);
     const limit = (tenant: string) => (tenant === "capped" ? 2 : 0);
     const first = q.next(limit)!;
-    q.markRunning(first.jobId);
+    q.markRunning(first.seq);
     const second = q.next(limit)!;
-    q.markRunning(second.jobId);
+    q.markRunning(second.seq);
     expect(q.next(limit)).toBeUndefined();
     expect(q.counts()).toEqual({ queued: 3, running: 2 });
   });
@@ -63,10 +63,38 @@ describe("the run queue", () => {
     expect(q.position(a)).toBe(1);
     expect(q.position(b)).toBe(2);
     expect(q.get("a", "b0")).toBeUndefined();
-    expect(q.cancelQueued("a0")).toBe(true);
-    expect(q.cancelQueued("a0")).toBe(false);
+    expect(q.cancelQueued(a.seq)).toBe(true);
+    expect(q.cancelQueued(a.seq)).toBe(false);
     expect(q.position(q.get("b", "b0")!)).toBe(1);
-    expect(q.markRunning("a0")).toBe(false);
+    expect(q.markRunning(a.seq)).toBe(false);
     expect(q.list("a", { limit: 10 }).map((r) => r.status)).toEqual(["cancelled"]);
+  });
+
+  it("keeps a job's continuations as invocations: the job is its latest, listed once, its cost split by invocation", () => {
+    const q = queue();
+    const first = q.submit("a", "j1", "{}", 1);
+    q.markRunning(first.seq, 2);
+    q.markFinished(first.seq, "completed", { costUsd: 0.5 }, 3);
+    const second = q.submit("a", "j1", "{}", 4);
+    expect(q.get("a", "j1")!.seq).toBe(second.seq);
+    expect(q.first("a", "j1")!.seq).toBe(first.seq);
+    expect(q.list("a", { limit: 10 }).map((r) => r.seq)).toEqual([second.seq]);
+    expect(q.costBefore("j1", second.seq)).toBe(0.5);
+  });
+
+  it("a tenant's daily budget left is its budget less today's finished costs and what running runs were allowed", () => {
+    const q = queue();
+    const day = Date.UTC(2026, 10, 29, 12);
+    const done = q.submit("a", "j1", "{}", day);
+    q.markRunning(done.seq, day);
+    q.markFinished(done.seq, "completed", { costUsd: 1.25 }, day + 1);
+    const yesterday = q.submit("a", "j0", "{}", day - 86_400_000);
+    q.markRunning(yesterday.seq, day - 86_400_000);
+    q.markFinished(yesterday.seq, "completed", { costUsd: 100 }, day - 86_400_000 + 1);
+    const going = q.submit("a", "j2", "{}", day);
+    q.markRunning(going.seq, day, 2);
+    expect(q.remainingBudget("a", 5, day + 10)).toBeCloseTo(1.75);
+    expect(q.remainingBudget("a", undefined, day + 10)).toBeUndefined();
+    expect(q.remainingBudget("b", 5, day + 10)).toBe(5);
   });
 });
