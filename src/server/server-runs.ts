@@ -5,7 +5,7 @@
 // A tenant's config is untrusted like its agent: the run sees only the tenant's own secrets (never the server's
 // environment), records under the tenant's directory, and gets sandboxes of its own.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type Docker from "dockerode";
 import { CONFIG_FILE_NAME } from "../config/load.js";
 import { BadInputError, InvalidOptionError, PerstackError } from "../errors.js";
@@ -114,6 +114,7 @@ export class ServerRuns {
       // Planned now so that a bad config is the submitter's 400, not a run that fails later.
       const prepared = prepareRun(this.request(tenant, jobId, submission), await this.options.baseImages());
       this.checkRuntime(tenant, prepared);
+      this.checkFiles(tenant, jobId, prepared);
       await checkUpstreams(prepared.plan, { allow: this.options.allowPrivateUpstream });
     } catch (error) {
       rmSync(inputs, { recursive: true, force: true });
@@ -301,11 +302,47 @@ export class ServerRuns {
       limits,
       ...(submission.budgets ? { budgets: submission.budgets } : {}),
       jobId,
-      processEnv: { ...this.options.settings, ...this.options.secrets(tenant) },
+      processEnv: this.runEnv(tenant, jobId),
       secrets: "require",
       // The tenant's config is untrusted: its gateway connects to public addresses only (upstream-policy.ts).
       upstreamPolicy: { allow: this.options.allowPrivateUpstream },
     };
+  }
+
+  /**
+   * A tenant's config names the files its variables come from (envPath) and the Google credentials file: read on the
+   * server, they must be the tenant's own, inside the run's inputs; anything else could read the server's files or
+   * another tenant's upload into this tenant's sandbox.
+   */
+  private checkFiles(tenant: string, jobId: string, prepared: PreparedRun): void {
+    const inputs = this.inputsDir(tenant, jobId);
+    const inside = (path: string) => {
+      const rel = relative(inputs, path);
+      return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+    };
+    const base = dirname(prepared.loaded.path);
+    for (const entry of prepared.loaded.file.envPath ?? []) {
+      if (!inside(resolve(base, entry))) throw new InvalidOptionError(`envPath "${entry}": a tenant's env files must be inside its upload (workspace/...); set secrets with perstack tenants secret set`);
+    }
+  }
+
+  /**
+   * The environment a tenant's run is planned with: the server's shared settings and the tenant's secrets, nothing
+   * else. gcloud's default credentials are looked for in the tenant's own directory (never the operator's home), and
+   * GOOGLE_APPLICATION_CREDENTIALS is the key itself (JSON), written for the run, never a path on the server.
+   */
+  private runEnv(tenant: string, jobId: string): Record<string, string> {
+    const secrets = { ...this.options.secrets(tenant) };
+    const key = secrets.GOOGLE_APPLICATION_CREDENTIALS;
+    if (key !== undefined) {
+      delete secrets.GOOGLE_APPLICATION_CREDENTIALS;
+      if (key.trimStart().startsWith("{")) {
+        const path = join(this.inputsDir(tenant, jobId), "google-credentials.json");
+        writeFileSync(path, key, { mode: 0o600 });
+        secrets.GOOGLE_APPLICATION_CREDENTIALS = path;
+      }
+    }
+    return { ...this.options.settings, ...secrets, CLOUDSDK_CONFIG: join(this.tenantDir(tenant), "gcloud") };
   }
 
   private checkRuntime(tenant: string, prepared: PreparedRun): void {

@@ -194,7 +194,7 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(wrong.status).toBe(401);
   });
 
-  it("a tenant's baseUrl on a metadata or loopback address is a 400 naming provider.setting.baseUrl; nothing is queued", async () => {
+  it("a tenant's baseUrl on a metadata or loopback address, or an env file outside its upload, is a 400 naming the key; nothing is queued", async () => {
     const jobIds = async () => ((await checked(await api("/v1/runs?limit=200", tokens.alpha!), "/v1/runs", "get")).runs as Array<{ jobId: string }>).map((r) => r.jobId);
     const before = await jobIds();
     for (const [baseUrl, why] of [
@@ -210,6 +210,14 @@ describe.skipIf(!docker)("perstack serve", () => {
       expect(message).toContain(`provider.setting.baseUrl "${baseUrl.replace(/\/$/, "")}"`);
       expect(message).toMatch(why);
       expect(message).toContain("--allow-private-upstream");
+    }
+    // Nor may its env files be anything but its own upload's: not the server's files, not another tenant's.
+    for (const envPath of ["/etc/environment", "../../../beta/inputs/x/workspace/.env"]) {
+      const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: `maxRetries = 0\nenvPath = ["${envPath}"]`, experts: EXPERTS });
+      const response = await api("/v1/runs", tokens.alpha!, { method: "POST", body: JSON.stringify({ config, expert: "worker", query: "read theirs" }) });
+      const body = (await response.json()) as { error: { message: string } };
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(body.error.message).toContain(`envPath "${envPath}": a tenant's env files must be inside its upload`);
     }
     expect(await jobIds()).toEqual(before);
   });
