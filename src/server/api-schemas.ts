@@ -99,6 +99,26 @@ export const submitBodySchema = {
   },
 } as const;
 
+/**
+ * The same submission as a multipart form: text fields, `limits` and `budgets` as JSON text, and the workspace as a
+ * file part (a tar.gz). The file part's value reaches the handler as bytes, so its schema names no type.
+ */
+export const submitMultipartSchema = {
+  type: "object",
+  required: ["config", "expert", "query"],
+  additionalProperties: false,
+  properties: {
+    config: { type: "string", minLength: 1, description: "perstack.toml, as text" },
+    expert: { type: "string", minLength: 1 },
+    query: { type: "string", minLength: 1 },
+    runtime: { type: "string" },
+    model: { type: "string" },
+    limits: { type: "string", description: "JSON: as `limits` of the JSON body" },
+    budgets: { type: "string", description: "JSON: as `budgets` of the JSON body" },
+    workspace: { description: "the workspace: a tar.gz file part" },
+  },
+} as const;
+
 export const submittedSchema = {
   type: "object",
   required: ["jobId", "status", "position"],

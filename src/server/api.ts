@@ -2,6 +2,7 @@
 // /openapi.json. Every route has its schemas (api-schemas.ts): requests are validated by them, responses serialized
 // through them. A tenant sees only its own runs: another tenant's job id answers 404 exactly as a missing one does,
 // so ids leak nothing. Errors are `{error: {code, message}}`, in this project's words, never a library's.
+import multipart from "@fastify/multipart";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { BadInputError, CheckpointNotFoundError, JobNotFoundError, PerstackError } from "../errors.js";
@@ -23,6 +24,7 @@ import {
   runListSchema,
   runSchema,
   submitBodySchema,
+  submitMultipartSchema,
   submittedSchema,
   type RUN_STATUSES,
 } from "./api-schemas.js";
@@ -33,6 +35,7 @@ import { streamRunEvents } from "./run-events-route.js";
 import { extractUpload, packWorkspace, workspaceDiff } from "./workspace-upload.js";
 import { registerComparisonRoutes } from "./comparisons.js";
 import type { DatabaseSync } from "node:sqlite";
+import type { Duplex } from "node:stream";
 
 export interface ApiOptions {
   /** The server's database (comparisons live there). */
@@ -79,7 +82,17 @@ class ApiError extends Error {
 const notFound = (jobId: string) => new ApiError(404, "not_found", `no run ${jobId}`);
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  const settings = { logger: false, bodyLimit: options.limits.maxBodyBytes, ajv: { customOptions: { coerceTypes: "array" as const, removeAdditional: false, allErrors: false } } };
+  const settings = {
+    logger: false,
+    bodyLimit: options.limits.maxBodyBytes,
+    ajv: { customOptions: { coerceTypes: "array" as const, removeAdditional: false, allErrors: false } },
+    // What Node's HTTP parser refuses (headers over 16 KiB, a malformed request) gets the API's error shape too.
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Duplex) => {
+      const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+      const body = JSON.stringify({ error: tooLarge ? { code: "too_large", message: "the request's headers are larger than 16 KiB" } : { code: "bad_request", message: "the request is not valid HTTP" } });
+      if (socket.writable) socket.end(`HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
+  };
   // Same routes either way; only the listener differs.
   const app = (options.https ? Fastify({ ...settings, https: options.https }) : Fastify(settings)) as unknown as FastifyInstance;
   await app.register(swagger, {
@@ -90,6 +103,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
   app.decorateRequest("tenant", "");
+  // POST /v1/runs also takes a multipart form (curl -F): its fields become the body, the workspace file part bytes.
+  await app.register(multipart, {
+    attachFieldsToBody: "keyValues",
+    limits: { files: 1, fields: 16, fileSize: options.limits.maxBodyBytes, fieldSize: Math.max(options.limits.maxConfigBytes, options.limits.maxQueryBytes) },
+  });
   // A POST without a body (cancel) may still say it is JSON, as curl scripts often do: that is no body, not an error.
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
@@ -123,9 +141,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     void reply.type("text/plain; version=0.0.4").send(metricsText(options.queue));
   });
 
-  /** Unpacks a base64 tar.gz workspace into the run's two directories (the one it works on, and the one kept). */
-  const fillWorkspace = (base64: string | undefined) => {
-    const archive = base64 === undefined ? undefined : decodeBase64(base64);
+  /**
+   * Unpacks a tar.gz workspace (base64 in a JSON body, bytes from a form) into the run's two directories: the one
+   * it works on, and the one kept as it was.
+   */
+  const fillWorkspace = (upload: string | Buffer | undefined) => {
+    const archive = upload === undefined ? undefined : typeof upload === "string" ? decodeBase64(upload) : upload;
     const limits = { maxCompressedBytes: options.limits.maxBodyBytes, maxBytes: options.limits.maxWorkspaceBytes, maxEntries: options.limits.maxWorkspaceEntries, maxFileBytes: options.limits.maxWorkspaceBytes };
     return async (workspace: string, original: string) => {
       if (!archive) return;
@@ -150,12 +171,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         return run;
       };
 
-      v1.post<{ Body: Submission & { workspace?: string } }>(
+      v1.post<{ Body: Submission & { workspace?: string | Buffer } }>(
         "/runs",
-        { schema: { security, body: submitBodySchema, response: { 202: submittedSchema, "4xx": errorSchema } } },
+        {
+          schema: {
+            security,
+            body: { content: { "application/json": { schema: submitBodySchema }, "multipart/form-data": { schema: submitMultipartSchema } } },
+            response: { 202: submittedSchema, "4xx": errorSchema },
+          },
+        },
         async (request, reply) => {
           rateLimit(options, request.tenant, reply);
-          const { workspace, ...submission } = request.body;
+          const { workspace, ...fields } = request.body;
+          const submission = request.isMultipart() ? fromForm(request, fields as unknown as Record<string, string>) : fields;
           if (Buffer.byteLength(submission.config) > options.limits.maxConfigBytes) throw new ApiError(413, "too_large", `config is larger than ${options.limits.maxConfigBytes} bytes`);
           if (Buffer.byteLength(submission.query) > options.limits.maxQueryBytes) throw new ApiError(413, "too_large", `query is larger than ${options.limits.maxQueryBytes} bytes`);
           const { run, position } = await options.runs.submit(request.tenant, submission, fillWorkspace(workspace));
@@ -182,7 +210,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
       v1.get<{ Params: { jobId: string } }>(
         "/runs/:jobId/events",
-        { schema: { security, params: jobParamsSchema, produces: ["text/event-stream"], response: { 200: { description: "Server-Sent Events: each event's id resumes with Last-Event-ID", type: "string" }, "4xx": errorSchema } } },
+        { schema: { security, params: jobParamsSchema, response: { 200: { description: "Server-Sent Events: each event's id resumes with Last-Event-ID", content: { "text/event-stream": { schema: { type: "string" } } } }, "4xx": errorSchema } } },
         async (request, reply) => {
           const run = ownRun(request);
           await streamRunEvents(request, reply, { queue: options.queue, perstackDir: options.runs.perstackDir(run.tenant), run });
@@ -227,7 +255,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
       v1.get<{ Params: { jobId: string } }>(
         "/runs/:jobId/workspace",
-        { schema: { security, params: jobParamsSchema, produces: ["application/gzip"], response: { 200: { description: "the workspace as a tar.gz", type: "string" }, "4xx": errorSchema } } },
+        { schema: { security, params: jobParamsSchema, response: { 200: { description: "the workspace as a tar.gz", content: { "application/gzip": { schema: { type: "string", contentMediaType: "application/gzip" } } } }, "4xx": errorSchema } } },
         (request, reply) => {
           const run = ownRun(request);
           return reply.type("application/gzip").header("content-disposition", `attachment; filename="${run.jobId}-workspace.tar.gz"`).send(packWorkspace(options.runs.workspaceDir(run.tenant, run.jobId)));
@@ -236,7 +264,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
       v1.get<{ Params: { jobId: string } }>(
         "/runs/:jobId/diff",
-        { schema: { security, params: jobParamsSchema, produces: ["text/x-diff"], response: { 200: { description: "a unified diff of the workspace against the upload", type: "string" }, "4xx": errorSchema } } },
+        { schema: { security, params: jobParamsSchema, response: { 200: { description: "a unified diff of the workspace against the upload", content: { "text/x-diff": { schema: { type: "string" } } } }, "4xx": errorSchema } } },
         async (request, reply) => {
           const run = ownRun(request);
           const diff = await workspaceDiff(options.runs.originalDir(run.tenant, run.jobId), options.runs.workspaceDir(run.tenant, run.jobId), { maxBytes: 16 * 1024 * 1024 });
@@ -247,6 +275,25 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { prefix: "/v1" },
   );
   return app;
+}
+
+/** A form's fields as the JSON body's: `limits` and `budgets` arrive as JSON text, checked by the same schemas. */
+function fromForm(request: FastifyRequest, fields: Record<string, string>): Submission {
+  const { limits, budgets, ...text } = fields;
+  const parsed: Record<string, unknown> = { ...text };
+  for (const [name, value] of Object.entries({ limits, budgets })) {
+    if (value === undefined) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch {
+      throw new ApiError(400, "bad_request", `body.${name} must be JSON, e.g. {"maxDurationMs": 600000}`);
+    }
+    parsed[name] = json;
+  }
+  const validate = request.compileValidationSchema(submitBodySchema);
+  if (!validate(parsed)) throw new ApiError(400, "bad_request", describeValidationErrors(validate.errors ?? [], "body"));
+  return parsed as unknown as Submission;
 }
 
 /** A tenant past its submissions per minute gets a 429 that says when to try again. */

@@ -116,7 +116,7 @@ export function registerComparisonRoutes(v1: FastifyInstance, deps: ComparisonDe
 
   v1.get<{ Params: { id: string } }>(
     "/comparisons/:id/report",
-    { schema: { security, params: schemas.params, produces: ["text/html"], response: { 200: { description: "report.html, as perstack compare writes it", type: "string" }, "4xx": schemas.error } } },
+    { schema: { security, params: schemas.params, response: { 200: { description: "report.html, as perstack compare writes it", content: { "text/html": { schema: { type: "string" } } } }, "4xx": schemas.error } } },
     async (request, reply) => {
       const result = await view(request.tenant, own(request.tenant, request.params.id));
       if (!result.comparison) return reply.code(409).send({ error: { code: "not_done", message: `comparison ${result.id} is still running; its report is made once every run has ended` } });

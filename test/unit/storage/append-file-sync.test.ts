@@ -21,6 +21,13 @@ const { AppendFile } = await import("../../../src/storage/append-file.js");
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
+/** `promise`, or a failure naming `what` after 5 s: a stream that never closes fails here, it does not hang. */
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within 5 s`)), 5_000).unref())]);
+}
+
+const closed = (file: NodeJS.EventEmitter) => within(new Promise<void>((resolve) => file.once("close", () => resolve())), "the file's close");
+
 describe("AppendFile.syncSoon", () => {
   beforeEach(() => {
     flushes.length = 0;
@@ -39,28 +46,30 @@ describe("AppendFile.syncSoon", () => {
     file.syncSoon();
     expect(flushes).toHaveLength(3);
     flushes[2]!.done();
-    await new Promise<void>((resolve) => file.end(() => resolve()));
-  });
+    const done = closed(file);
+    file.end();
+    await done;
+  }, 10_000);
 
   it("closes only after the flush under way, and starts none once closing", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "perstack-sync-")), "log.jsonl");
     const file = new AppendFile(path);
-    file.write("a line\n");
-    await turn();
+    await within(new Promise<void>((resolve, reject) => file.write("a line\n", (error) => (error ? reject(error) : resolve()))), "the write");
     file.syncSoon();
     file.syncSoon();
-    let closed = false;
+    let ended = false;
     file.end(() => {
-      closed = true;
+      ended = true;
     });
     await turn();
-    expect(closed).toBe(false);
+    expect(ended).toBe(false);
+    const done = closed(file);
     flushes[0]!.done();
-    await new Promise<void>((resolve) => file.once("close", () => resolve()));
-    expect(closed).toBe(true);
+    await done;
+    expect(ended).toBe(true);
     expect(flushes).toHaveLength(1);
     file.syncSoon();
     expect(flushes).toHaveLength(1);
     expect(readFileSync(path, "utf8")).toBe("a line\n");
-  });
+  }, 10_000);
 });
