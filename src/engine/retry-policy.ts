@@ -1,5 +1,6 @@
 // Which generation failures are worth another attempt, and how long to wait. Pure.
 import { APICallError } from "ai";
+import { BUDGET_EXCEEDED_PREFIX } from "../gateway/budget.js";
 import type { CheckpointError } from "../model/perstack.js";
 
 export interface ClassifiedError extends CheckpointError {
@@ -13,6 +14,11 @@ const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE
 export function classifyGenerationError(error: unknown): ClassifiedError {
   if (APICallError.isInstance(error)) {
     const status = error.statusCode;
+    // The provider gateway refused the call because the run's budget is spent: the run ends for that reason, the same
+    // whether the engine or the host (told by the gateway's own record) stops it first.
+    if (status === 402 && apiMessage(error).startsWith(BUDGET_EXCEEDED_PREFIX)) {
+      return { name: "BudgetExceeded", message: apiMessage(error).slice(BUDGET_EXCEEDED_PREFIX.length), statusCode: status, isRetryable: false };
+    }
     const retryAfter = retryAfterMs(error.responseHeaders);
     return {
       name: "APICallError",

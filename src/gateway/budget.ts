@@ -38,10 +38,13 @@ export class UsageLedger {
 const usd = (value: number): string => `$${value > 0 && value < 0.01 ? Number(value.toPrecision(2)) : Number(value.toFixed(4))}`;
 
 /** What the agent reads in the refusal: it must say which budget, so the model (and the user) can tell. */
+/** How a refusal for a spent budget begins: the built-in engine names such a stop BudgetExceeded (retry-policy.ts). */
+export const BUDGET_EXCEEDED_PREFIX = "perstack budget exceeded: ";
+
 export function budgetMessage(spent: BudgetExceededRecord): string {
   const detail =
     spent.budget === "maxCostUsd"
-      ? `max-cost ${usd(spent.limit)} spent (${usd(spent.spent)} of ${usd(spent.limit)})`
-      : `max-tokens ${spent.limit} spent (${spent.spent} of ${spent.limit} tokens)`;
-  return `perstack budget exceeded: ${detail}; this run may make no more model calls`;
+      ? `the run spent its --max-cost budget (${usd(spent.spent)} of ${usd(spent.limit)})`
+      : `the run spent its --max-tokens budget (${spent.spent} of ${spent.limit} tokens)`;
+  return `${BUDGET_EXCEEDED_PREFIX}${detail}; this run may make no more model calls`;
 }

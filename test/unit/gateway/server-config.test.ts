@@ -33,11 +33,11 @@ describe("the gateway config", () => {
 describe("the budget message the agent reads", () => {
   it("names the budget, the limit and what was spent", () => {
     expect(budgetMessage({ type: "budgetExceeded", budget: "maxCostUsd", limit: 0.5, spent: 0.51234 })).toBe(
-      "perstack budget exceeded: max-cost $0.5 spent ($0.5123 of $0.5); this run may make no more model calls",
+      "perstack budget exceeded: the run spent its --max-cost budget ($0.5123 of $0.5); this run may make no more model calls",
     );
-    expect(budgetMessage({ type: "budgetExceeded", budget: "maxCostUsd", limit: 0.0001, spent: 0.000123456 })).toContain("max-cost $0.0001 spent ($0.00012 of $0.0001)");
+    expect(budgetMessage({ type: "budgetExceeded", budget: "maxCostUsd", limit: 0.0001, spent: 0.000123456 })).toContain("--max-cost budget ($0.00012 of $0.0001)");
     expect(budgetMessage({ type: "budgetExceeded", budget: "maxTokens", limit: 1000, spent: 1234 })).toBe(
-      "perstack budget exceeded: max-tokens 1000 spent (1234 of 1000 tokens); this run may make no more model calls",
+      "perstack budget exceeded: the run spent its --max-tokens budget (1234 of 1000 tokens); this run may make no more model calls",
     );
   });
 });

@@ -123,7 +123,7 @@ describe("budgets", () => {
         expect(res.status).toBe(402);
         const error = (await res.json()) as unknown;
         expect(error).toMatchObject(shape);
-        expect(JSON.stringify(error)).toContain(`perstack budget exceeded: max-tokens 5 spent (${spentTokens} of 5 tokens)`);
+        expect(JSON.stringify(error)).toContain(`perstack budget exceeded: the run spent its --max-tokens budget (${spentTokens} of 5 tokens)`);
       }
       expect((await fetchRequestLog(fake.url, protocol)).length).toBe(1);
       expect(gateway.records.filter((r) => r.type === "budgetExceeded")).toEqual([
