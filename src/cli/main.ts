@@ -134,6 +134,7 @@ Examples:
     .option("--port <port>", "port to listen on (0: any free one, printed at start)", "8080")
     .option("--data <dir>", "the server's state: database, key, tenants' jobs and workspaces", DEFAULT_SERVER_DATA_DIR)
     .option("--max-concurrent <n>", "runs going at once, all tenants together", "4")
+    .option("--max-submissions-per-minute <n>", "submissions (runs, continuations, comparisons) one tenant may make a minute; more get 429", "120")
     .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--allow-private-upstream <host[:port]>", "let tenants' configs use this upstream though it is private, loopback or plain http (repeatable)", collect, [])
@@ -145,7 +146,7 @@ Examples:
   perstack serve --port 8080
   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/runs`,
     )
-    .action(async (options: { host: string; port: string; data: string; maxConcurrent: string; tlsCert?: string; tlsKey?: string; allowPrivateUpstream: string[] }) => {
+    .action(async (options: { host: string; port: string; data: string; maxConcurrent: string; maxSubmissionsPerMinute: string; tlsCert?: string; tlsKey?: string; allowPrivateUpstream: string[] }) => {
       const { serveCommand } = await import("./serve-command.js");
       await serveCommand(options);
     });

@@ -19,6 +19,7 @@ export interface ServeOptions {
   port: string;
   data: string;
   maxConcurrent: string;
+  maxSubmissionsPerMinute: string;
   tlsCert?: string;
   tlsKey?: string;
   /** --allow-private-upstream, repeatable. */
@@ -34,6 +35,8 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError(`--port ${options.port}: give a port number from 0 to 65535`);
   const maxConcurrent = Number(options.maxConcurrent);
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new InvalidOptionError(`--max-concurrent ${options.maxConcurrent}: give a whole number of runs, at least 1`);
+  const perMinute = Number(options.maxSubmissionsPerMinute);
+  if (!Number.isInteger(perMinute) || perMinute < 1) throw new InvalidOptionError(`--max-submissions-per-minute ${options.maxSubmissionsPerMinute}: give a whole number, at least 1`);
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) throw new InvalidOptionError("--tls-cert and --tls-key go together: give both, or neither (and terminate TLS in a reverse proxy)");
   const allowPrivateUpstream = checkAllowEntries(options.allowPrivateUpstream ?? []);
   const https = options.tlsCert && options.tlsKey ? { cert: readFileSync(resolve(options.tlsCert)), key: readFileSync(resolve(options.tlsKey)) } : undefined;
@@ -68,7 +71,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     runs,
     queue,
     authenticate: async (token) => (await tenants.authenticate(token))?.name,
-    limits: { maxSubmissionsPerMinute: 120, maxBodyBytes: 64 * MIB, maxConfigBytes: 256 * 1024, maxQueryBytes: 256 * 1024, maxWorkspaceBytes: 512 * MIB, maxWorkspaceEntries: 100_000 },
+    limits: { maxSubmissionsPerMinute: perMinute, maxBodyBytes: 64 * MIB, maxConfigBytes: 256 * 1024, maxQueryBytes: 256 * 1024, maxWorkspaceBytes: 512 * MIB, maxWorkspaceEntries: 100_000 },
     audit: (line) => appendFileSync(auditPath, `${line}\n`, { mode: 0o600 }),
     ...(https ? { https } : {}),
   });

@@ -427,11 +427,22 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(audit.join("\n")).not.toContain("[provider]");
   }, 60_000);
 
-  it("serves HTTPS with --tls-cert and --tls-key", async () => {
+  it("serves HTTPS with --tls-cert and --tls-key; a tenant past --max-submissions-per-minute gets 429, a body over 64 MiB 413", async () => {
     const dir = mkdtempSync(join(tmpdir(), "perstack-serve-tls-"));
+    const own = join(dir, "data");
     const made = await execa("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { reject: false });
     expect(made.exitCode, made.stderr).toBe(0);
-    const child = execa(process.execPath, [CLI, "serve", "--data", join(dir, "data"), "--port", "0", "--tls-cert", join(dir, "cert.pem"), "--tls-key", join(dir, "key.pem")], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true });
+    const tenantCli = (args: string[], input?: string) => execa(process.execPath, [CLI, "tenants", ...args, "--data", own], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true, ...(input !== undefined ? { input } : {}) });
+    const added = await tenantCli(["add", "solo", "--json"]);
+    expect(added.exitCode, added.all).toBe(0);
+    const token = (JSON.parse(added.stdout) as { token: string }).token;
+    expect((await tenantCli(["secret", "set", "solo", "ANTHROPIC_API_KEY"], "sk-fake-solo\n")).exitCode).toBe(0);
+    const fakeHost = new URL(suite.fake.sandboxUrl).host;
+    const child = execa(
+      process.execPath,
+      [CLI, "serve", "--data", own, "--port", "0", "--tls-cert", join(dir, "cert.pem"), "--tls-key", join(dir, "key.pem"), "--max-submissions-per-minute", "2", "--max-concurrent", "1", "--allow-private-upstream", fakeHost],
+      { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true },
+    );
     try {
       const url = await new Promise<string>((resolve, reject) => {
         child.stdout!.on("data", (chunk: Buffer) => {
@@ -440,21 +451,55 @@ describe.skipIf(!docker)("perstack serve", () => {
         });
         void child.then((result) => reject(new Error(`serve ended: ${result.all}`)));
       });
-      const { get } = await import("node:https");
-      const body = await new Promise<string>((resolve, reject) => {
-        get(`${url}/healthz`, { ca: readFileSync(join(dir, "cert.pem")) }, (response) => {
+      const { request } = await import("node:https");
+      const ca = readFileSync(join(dir, "cert.pem"));
+      const call = (path: string, method = "GET", body?: string) =>
+        new Promise<{ status: number; headers: Record<string, unknown>; text: string }>((resolve, reject) => {
+          const req = request(`${url}${path}`, { method, ca, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {}) } }, (response) => {
+            let text = "";
+            response.on("data", (chunk: Buffer) => (text += chunk.toString()));
+            response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text }));
+          });
+          req.on("error", reject);
+          req.end(body);
+        });
+      expect(JSON.parse((await call("/healthz")).text)).toMatchObject({ ok: true });
+      await suite.fake.script([{ forQuery: "rate", text: "rated" }]);
+      const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+      const submit = () => call("/v1/runs", "POST", JSON.stringify({ config, expert: "worker", query: "rate" }));
+      const accepted = [await submit(), await submit()];
+      expect(accepted.map((r) => r.status)).toEqual([202, 202]);
+      const third = await submit();
+      expect(third.status).toBe(429);
+      expect(third.headers["retry-after"]).toBe("60");
+      expect(JSON.parse(third.text)).toEqual({ error: { code: "rate_limited", message: "more than 2 submissions in a minute; wait, then submit again" } });
+      // A body said to be over the limit is answered before it is read (so the client is not made to send it all).
+      const huge = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(`${url}/v1/runs`, { method: "POST", ca, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": String(65 * 1024 * 1024) } }, (response) => {
           let text = "";
           response.on("data", (chunk: Buffer) => (text += chunk.toString()));
-          response.on("end", () => resolve(text));
-        }).on("error", reject);
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, text }));
+        });
+        req.on("error", reject);
+        req.write(`{"config": "${"x".repeat(1024)}`);
       });
-      expect(JSON.parse(body)).toMatchObject({ ok: true });
+      expect(huge.status).toBe(413);
+      expect(JSON.parse(huge.text).error.message).toMatch(/larger than 67108864 bytes/);
+      // The two accepted runs end before the server does: nothing of them is left on the engine.
+      for (const { text } of accepted) {
+        const jobId = (JSON.parse(text) as { jobId: string }).jobId;
+        const deadline = Date.now() + 60_000;
+        while (["queued", "running"].includes((JSON.parse((await call(`/v1/runs/${jobId}`)).text) as { status: string }).status) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+        expect(await leftAfterTeardown(docker!, jobId)).toEqual([]);
+      }
     } finally {
       child.kill("SIGKILL");
       await child;
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 120_000);
 
   it("a comparison runs one expert on two runtimes and serves compare's report once both have ended", async () => {
     await suite.fake.script([{ forQuery: "compare me", text: "compared answer" }]);
