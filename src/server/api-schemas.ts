@@ -71,16 +71,21 @@ export const continueBodySchema = {
   },
 } as const;
 
+/** What a submission says in text, the same in a JSON body and in a form. */
+const submissionTextFields = {
+  config: { type: "string", minLength: 1, description: "perstack.toml, as text" },
+  expert: { type: "string", minLength: 1 },
+  query: { type: "string", minLength: 1 },
+  runtime: { type: "string" },
+  model: { type: "string" },
+} as const;
+
 export const submitBodySchema = {
   type: "object",
   required: ["config", "expert", "query"],
   additionalProperties: false,
   properties: {
-    config: { type: "string", minLength: 1, description: "perstack.toml, as text" },
-    expert: { type: "string", minLength: 1 },
-    query: { type: "string", minLength: 1 },
-    runtime: { type: "string" },
-    model: { type: "string" },
+    ...submissionTextFields,
     limits: {
       type: "object",
       additionalProperties: false,
@@ -108,11 +113,7 @@ export const submitMultipartSchema = {
   required: ["config", "expert", "query"],
   additionalProperties: false,
   properties: {
-    config: { type: "string", minLength: 1, description: "perstack.toml, as text" },
-    expert: { type: "string", minLength: 1 },
-    query: { type: "string", minLength: 1 },
-    runtime: { type: "string" },
-    model: { type: "string" },
+    ...submissionTextFields,
     limits: { type: "string", description: "JSON: as `limits` of the JSON body" },
     budgets: { type: "string", description: "JSON: as `budgets` of the JSON body" },
     workspace: { description: "the workspace: a tar.gz file part" },
