@@ -77,7 +77,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   });
   await runs.start();
   const address = await api.listen({ host: options.host, port });
-  process.stdout.write(`perstack serve: listening on ${address} (data: ${dataDir})\n`);
+  process.stdout.write(`perstack serve: listening on ${address} (data: ${dataDir})\nperstack serve: the console is at ${address}/ (sign in with a tenant's token)\n`);
   const stop = (signal: NodeJS.Signals) => {
     // Runs going on keep going in their sandboxes; the next start reconciles them (server-runs.ts).
     log(`${signal}: closing; runs still going are taken over by the next start`);

@@ -196,3 +196,14 @@ export const healthSchema = {
   required: ["ok"],
   properties: { ok: { type: "boolean" }, queued: { type: "integer" }, running: { type: "integer" } },
 } as const;
+
+/** GET /v1/session: who the token is, and whether this server takes actions (`perstack ui` is read-only). */
+export const sessionSchema = {
+  type: "object",
+  required: ["tenant", "mode", "readOnly"],
+  properties: {
+    tenant: { type: "string" },
+    mode: { type: "string", enum: ["server", "local"] },
+    readOnly: { type: "boolean" },
+  },
+} as const;

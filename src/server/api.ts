@@ -7,8 +7,9 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { BadInputError, CheckpointNotFoundError, JobNotFoundError, PerstackError } from "../errors.js";
 import type { Job } from "../model/perstack.js";
-import { readCheckpoint, readJob, RunHistoryFiles } from "../storage/job-reader.js";
-import { readdirSync } from "node:fs";
+import { readCheckpoint, readJob } from "../storage/job-reader.js";
+import { listCheckpoints } from "./checkpoint-list.js";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   cancelSchema,
@@ -23,6 +24,7 @@ import {
   listQuerySchema,
   runListSchema,
   runSchema,
+  sessionSchema,
   submitBodySchema,
   submitMultipartSchema,
   submittedSchema,
@@ -34,6 +36,8 @@ import { JobBusyError, type ContinueRequest, type ServerRuns, type Submission } 
 import { streamRunEvents } from "./run-events-route.js";
 import { extractUpload, packWorkspace, workspaceDiff } from "./workspace-upload.js";
 import { registerComparisonRoutes } from "./comparisons.js";
+import { registerConsole } from "./console-assets.js";
+import { ReportLinks } from "./report-links.js";
 import type { DatabaseSync } from "node:sqlite";
 import type { Duplex } from "node:stream";
 
@@ -69,7 +73,7 @@ declare module "fastify" {
   }
 }
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -118,23 +122,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     parseJson(request, body as string, done);
   });
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error.validation) return sendError(reply, new ApiError(400, "bad_request", describeValidationErrors(error.validation, error.validationContext ?? "request")));
-    if (error instanceof ApiError) return sendError(reply, error);
-    if (error instanceof JobNotFoundError || error instanceof CheckpointNotFoundError) return sendError(reply, new ApiError(404, "not_found", error.message));
-    if (error instanceof JobBusyError) return sendError(reply, new ApiError(409, "busy", error.message));
-    if (error instanceof BadInputError) return sendError(reply, new ApiError(400, "bad_request", error.message));
-    if (error.statusCode === 413) return sendError(reply, new ApiError(413, "too_large", `the request body is larger than ${options.limits.maxBodyBytes} bytes; send a smaller workspace`));
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, new ApiError(error.statusCode, "bad_request", "the request could not be read; send JSON with Content-Type: application/json"));
-    request.log.error(error);
-    return sendError(reply, new ApiError(500, "internal", error instanceof PerstackError ? error.message : "internal error; see the server's log"));
-  });
-  app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError(404, "not_found", "no such route; see /openapi.json")));
+  handleErrors(app, options.limits.maxBodyBytes);
   app.addHook("onResponse", (request, reply, done) => {
     options.audit(`${new Date().toISOString()} tenant=${request.tenant || "-"} ${request.method} ${request.routeOptions.url ?? "-"} ${reply.statusCode}`);
     done();
   });
 
+  const reportLinks = new ReportLinks();
+  // The web console (static, no token needed to load it; everything it shows comes from /v1 with the tenant's token).
+  await registerConsole(app);
   app.get("/healthz", { schema: { response: { 200: healthSchema } } }, () => ({ ok: true, ...options.queue.counts() }));
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
   app.get("/metrics", { schema: { hide: true } }, (_request, reply) => {
@@ -170,6 +166,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         if (!run) throw notFound(request.params.jobId);
         return run;
       };
+
+      v1.get("/session", { schema: { security, response: { 200: sessionSchema } } }, (request) => ({ tenant: request.tenant, mode: "server", readOnly: false }));
 
       v1.post<{ Body: Submission & { workspace?: string | Buffer } }>(
         "/runs",
@@ -213,7 +211,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { schema: { security, params: jobParamsSchema, response: { 200: { description: "Server-Sent Events: each event's id resumes with Last-Event-ID", content: { "text/event-stream": { schema: { type: "string" } } } }, "4xx": errorSchema } } },
         async (request, reply) => {
           const run = ownRun(request);
-          await streamRunEvents(request, reply, { queue: options.queue, perstackDir: options.runs.perstackDir(run.tenant), run });
+          const perstackDir = options.runs.perstackDir(run.tenant);
+          const recorded = () => existsSync(join(perstackDir, "jobs", run.jobId, "job.json"));
+          await streamRunEvents(request, reply, {
+            perstackDir,
+            jobId: run.jobId,
+            // The job's latest invocation: a run is marked started a moment before its job.json is written.
+            phase: () => {
+              const now = options.queue.get(run.tenant, run.jobId);
+              if (!now || now.status === "cancelled") return "never";
+              if (now.status === "queued") return "waiting";
+              if (recorded()) return "begun";
+              return now.status === "running" ? "waiting" : "never";
+            },
+          });
         },
       );
 
@@ -234,8 +245,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
 
       registerComparisonRoutes(
+        app,
         v1,
-        { db: options.db, queue: options.queue, runs: options.runs, fillWorkspace, notFound: (id) => new ApiError(404, "not_found", `no comparison ${id}`), rateLimit: (tenant, reply) => rateLimit(options, tenant, reply) },
+        { db: options.db, queue: options.queue, runs: options.runs, links: reportLinks, fillWorkspace, notFound: (id) => new ApiError(404, "not_found", `no comparison ${id}`), rateLimit: (tenant, reply) => rateLimit(options, tenant, reply) },
         { error: errorSchema, params: comparisonParamsSchema, submitted: submittedSchema },
       );
 
@@ -304,7 +316,23 @@ function rateLimit(options: ApiOptions, tenant: string, reply: FastifyReply): vo
   throw new ApiError(429, "rate_limited", `more than ${limit} submissions in a minute; wait, then submit again`);
 }
 
-function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+/** Every error as `{error: {code, message}}` in this project's words: validation, ours, the framework's, unknown routes. */
+export function handleErrors(app: FastifyInstance, maxBodyBytes: number): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) return sendError(reply, new ApiError(400, "bad_request", describeValidationErrors(error.validation, error.validationContext ?? "request")));
+    if (error instanceof ApiError) return sendError(reply, error);
+    if (error instanceof JobNotFoundError || error instanceof CheckpointNotFoundError) return sendError(reply, new ApiError(404, "not_found", error.message));
+    if (error instanceof JobBusyError) return sendError(reply, new ApiError(409, "busy", error.message));
+    if (error instanceof BadInputError) return sendError(reply, new ApiError(400, "bad_request", error.message));
+    if (error.statusCode === 413) return sendError(reply, new ApiError(413, "too_large", `the request body is larger than ${maxBodyBytes} bytes; send a smaller workspace`));
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, new ApiError(error.statusCode, "bad_request", "the request could not be read; send JSON with Content-Type: application/json"));
+    request.log.error(error);
+    return sendError(reply, new ApiError(500, "internal", error instanceof PerstackError ? error.message : "internal error; see the server's log"));
+  });
+  app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError(404, "not_found", "no such route; see /openapi.json")));
+}
+
+export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   if (error.status === 401) void reply.header("www-authenticate", "Bearer");
   return reply.code(error.status).type("application/json").send({ error: { code: error.code, message: error.message } });
 }
@@ -325,13 +353,15 @@ function runView(options: ApiOptions, run: QueuedRun): Record<string, unknown> {
     }
   }
   const submission = JSON.parse(run.request) as Submission;
+  const startedAt = options.queue.first(run.tenant, run.jobId)?.startedAt ?? run.startedAt;
   const status = run.status === "finished" ? (run.outcome ?? job?.status) : run.status === "running" ? "running" : run.status;
   return {
     jobId: run.jobId,
     status,
     ...(run.status === "queued" ? { position: options.queue.position(run) } : {}),
     submittedAt: run.submittedAt,
-    ...(run.startedAt !== undefined ? { startedAt: run.startedAt } : {}),
+    // The job's start (its first invocation's), as `perstack jobs` shows it; finishedAt is its latest invocation's.
+    ...(startedAt !== undefined ? { startedAt } : {}),
     ...(run.finishedAt !== undefined ? { finishedAt: run.finishedAt } : {}),
     expert: submission.expert,
     ...(job ? { runtime: job.runtime, totalSteps: job.totalSteps, usage: job.usage } : {}),
@@ -341,32 +371,6 @@ function runView(options: ApiOptions, run: QueuedRun): Record<string, unknown> {
     ...(run.allocatedUsd !== undefined ? { allocatedUsd: run.allocatedUsd } : {}),
     ...(job?.metered && typeof job.metered.costUsd === "number" ? { costUsd: job.metered.costUsd } : {}),
   };
-}
-
-/** The job's checkpoints: the files runs stopped on, and each run's step checkpoints. */
-function listCheckpoints(perstackDir: string, jobId: string): Array<{ id: string; runId: string; stepNumber?: number; status?: string }> {
-  const out: Array<{ id: string; runId: string; stepNumber?: number; status?: string }> = [];
-  const history = new RunHistoryFiles(perstackDir, jobId);
-  for (const id of history.checkpointIds()) {
-    const value = history.checkpoint(id)?.value;
-    if (!value) continue;
-    out.push({ id, runId: String(value.runId), ...(typeof value.stepNumber === "number" ? { stepNumber: value.stepNumber } : {}), ...(typeof value.status === "string" ? { status: value.status } : {}) });
-  }
-  let files: string[];
-  try {
-    files = readdirSync(join(perstackDir, "jobs", jobId, "checkpoints")).filter((name) => name.endsWith(".json"));
-  } catch {
-    files = [];
-  }
-  for (const name of files) {
-    try {
-      const checkpoint = readCheckpoint(perstackDir, jobId, name.slice(0, -".json".length), history);
-      out.push({ id: checkpoint.id, runId: checkpoint.runId, stepNumber: checkpoint.stepNumber, status: checkpoint.status });
-    } catch {
-      // An unreadable file is left out of the list; asked for by id, it answers why.
-    }
-  }
-  return out;
 }
 
 function metricsText(queue: RunQueue): string {

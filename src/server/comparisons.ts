@@ -9,6 +9,9 @@ import { newId } from "../job/prepare-run.js";
 import { packagePath } from "../package-root.js";
 import { renderReportHtml } from "../compare/report-html.js";
 import { comparisonFromJobs } from "../compare/run-comparison.js";
+import type { Comparison } from "../compare/comparison.js";
+import type { comparisonParamsSchema } from "./api-schemas.js";
+import type { ReportLinks } from "./report-links.js";
 import type { RunQueue } from "./run-queue.js";
 import type { ServerRuns, Submission } from "./server-runs.js";
 
@@ -43,11 +46,23 @@ const comparisonViewSchema = {
   },
 } as const;
 
+export const comparisonListSchema = {
+  type: "object",
+  required: ["comparisons"],
+  properties: {
+    comparisons: {
+      type: "array",
+      items: { type: "object", required: ["id", "status", "runs"], properties: { id: comparisonViewSchema.properties.id, status: comparisonViewSchema.properties.status, runs: comparisonViewSchema.properties.runs, createdAt: { type: "number" } } },
+    },
+  },
+} as const;
+
 interface ComparisonRow {
   id: string;
   tenant: string;
   runtimes: string;
   job_ids: string;
+  created_at: number;
 }
 
 export interface ComparisonDeps {
@@ -59,9 +74,10 @@ export interface ComparisonDeps {
   /** The API's 404 and 429 (api.ts). */
   notFound(id: string): Error;
   rateLimit(tenant: string, reply: FastifyReply): void;
+  links: ReportLinks;
 }
 
-export function registerComparisonRoutes(v1: FastifyInstance, deps: ComparisonDeps, schemas: { error: object; params: object; submitted: object }): void {
+export function registerComparisonRoutes(app: FastifyInstance, v1: FastifyInstance, deps: ComparisonDeps, schemas: { error: object; params: typeof comparisonParamsSchema; submitted: object }): void {
   const security = [{ bearer: [] }];
   const own = (tenant: string, id: string): ComparisonRow => {
     const row = deps.db.prepare("SELECT * FROM comparisons WHERE id = ? AND tenant = ?").get(id, tenant) as ComparisonRow | undefined;
@@ -96,7 +112,7 @@ export function registerComparisonRoutes(v1: FastifyInstance, deps: ComparisonDe
     },
   );
 
-  const view = async (tenant: string, row: ComparisonRow) => {
+  const runsOf = (tenant: string, row: ComparisonRow) => {
     const runtimes = JSON.parse(row.runtimes) as string[];
     const jobIds = JSON.parse(row.job_ids) as string[];
     const runs = jobIds.map((jobId, index) => {
@@ -105,10 +121,22 @@ export function registerComparisonRoutes(v1: FastifyInstance, deps: ComparisonDe
       return { runtime: runtimes[index]!, jobId, status };
     });
     const done = runs.every((r) => r.status !== "queued" && r.status !== "running");
+    return { id: row.id, status: done ? ("done" as const) : ("running" as const), runs };
+  };
+
+  const view = async (tenant: string, row: ComparisonRow) => {
+    const { runs } = runsOf(tenant, row);
+    const done = runs.every((r) => r.status !== "queued" && r.status !== "running");
     const started = runs.filter((r) => r.status !== "cancelled").map((r) => r.jobId);
     const comparison = done && started.length > 0 ? await comparisonFromJobs(deps.runs.perstackDir(tenant), started, PERSTACK_VERSION) : undefined;
     return { id: row.id, status: done ? "done" : "running", runs, ...(comparison ? { comparison } : {}) };
   };
+
+  // Newest first, without the built comparison (that reads every run's records): what a list shows.
+  v1.get("/comparisons", { schema: { security, response: { 200: comparisonListSchema } } }, async (request) => {
+    const rows = deps.db.prepare("SELECT * FROM comparisons WHERE tenant = ? ORDER BY created_at DESC LIMIT 200").all(request.tenant) as unknown as ComparisonRow[];
+    return { comparisons: rows.map((row) => ({ ...runsOf(request.tenant, row), createdAt: row.created_at })) };
+  });
 
   v1.get<{ Params: { id: string } }>("/comparisons/:id", { schema: { security, params: schemas.params, response: { 200: comparisonViewSchema, "4xx": schemas.error } } }, async (request) =>
     view(request.tenant, own(request.tenant, request.params.id)),
@@ -117,11 +145,37 @@ export function registerComparisonRoutes(v1: FastifyInstance, deps: ComparisonDe
   v1.get<{ Params: { id: string } }>(
     "/comparisons/:id/report",
     { schema: { security, params: schemas.params, response: { 200: { description: "report.html, as perstack compare writes it", content: { "text/html": { schema: { type: "string" } } } }, "4xx": schemas.error } } },
+    async (request, reply) => sendReport(reply, await view(request.tenant, own(request.tenant, request.params.id))),
+  );
+
+  // For a browser frame, which cannot send the token: a short-lived link to the same report (report-links.ts).
+  v1.get<{ Params: { id: string } }>(
+    "/comparisons/:id/report-link",
+    { schema: { security, params: schemas.params, response: { 200: reportLinkSchema, "4xx": schemas.error } } },
+    (request) => ({ url: deps.links.link(request.tenant, own(request.tenant, request.params.id).id) }),
+  );
+
+  // The link's own route, outside /v1: the signature is its authority, for one tenant's one comparison.
+  app.get<{ Params: { tenant: string; id: string }; Querystring: { expires: string; signature: string } }>(
+    "/reports/:tenant/:id",
+    { schema: { hide: true, params: { type: "object", required: ["tenant", "id"], properties: { tenant: schemas.params.properties.id, id: schemas.params.properties.id } }, querystring: { type: "object", required: ["expires", "signature"], properties: { expires: { type: "string", maxLength: 15 }, signature: { type: "string", maxLength: 64 } } } } },
     async (request, reply) => {
-      const result = await view(request.tenant, own(request.tenant, request.params.id));
-      if (!result.comparison) return reply.code(409).send({ error: { code: "not_done", message: `comparison ${result.id} is still running; its report is made once every run has ended` } });
-      // The report is self-contained (no script or style from elsewhere): served as a document of its own origin.
-      return reply.type("text/html; charset=utf-8").header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:").send(renderReportHtml(result.comparison));
+      const { tenant, id } = request.params;
+      if (!deps.links.valid(tenant, id, request.query.expires, request.query.signature)) {
+        return reply.code(403).send({ error: { code: "forbidden", message: "the report link is not valid or has expired; open the report from the console again" } });
+      }
+      return sendReport(reply, await view(tenant, own(tenant, id)));
     },
   );
 }
+
+export const reportLinkSchema = { type: "object", required: ["url"], properties: { url: { type: "string" } } } as const;
+
+/** report.html once every run has ended; 409 before. */
+export function sendReport(reply: FastifyReply, result: { id: string; comparison?: Comparison }): FastifyReply {
+  if (!result.comparison) return reply.code(409).send({ error: { code: "not_done", message: `comparison ${result.id} is still running; its report is made once every run has ended` } });
+  return reply.type("text/html; charset=utf-8").header("content-security-policy", REPORT_CSP).send(renderReportHtml(result.comparison));
+}
+
+/** The report is self-contained (no script or style from elsewhere): served as a document of its own, framed by the console only. */
+export const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'";

@@ -2,17 +2,15 @@
 // from a file:// URL. It must render without errors, fetch nothing but itself, and show what a reader looks for.
 // A full-page screenshot goes to test-artifacts/ for CI to keep; with PERSTACK_UPDATE_SCREENSHOT=1 the README's
 // picture, docs/compare-report.png (the top of the page at 1280 wide), is written again from the same render.
-//
-// In CI a missing Chromium fails this file (a green run must mean the browser test ran); elsewhere it skips and says
-// why. PERSTACK_CHROMIUM overrides the executable (default /usr/bin/chromium; .ci/run installs it).
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+// In CI a missing Chromium fails this file (test/support/chromium.ts).
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium, type Browser, type ConsoleMessage } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderReportHtml } from "../../src/compare/report-html.js";
-import { inCI } from "../support/docker.js";
+import { requireChromium } from "../support/chromium.js";
 import { comparisonFixture } from "../unit/compare/comparison-fixture.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -21,20 +19,7 @@ const README_SCREENSHOT = join(ROOT, "docs", "compare-report.png");
 /** The README's picture stays small enough for the repository: it is regenerated, and every version is kept. */
 const README_SCREENSHOT_MAX_BYTES = 300 * 1024;
 
-function requireChromium(): string | undefined {
-  const path = process.env.PERSTACK_CHROMIUM || "/usr/bin/chromium";
-  try {
-    accessSync(path, constants.X_OK);
-    return path;
-  } catch {
-    const reason = `no Chromium executable at ${path}`;
-    if (inCI()) throw new Error(`${reason}. CI=${process.env.CI} requires it for the report's browser test: apt-get install -y chromium (see .ci/run), or set PERSTACK_CHROMIUM.`);
-    console.warn(`[skip] ${reason}; skipping the report's browser test (apt-get install -y chromium, or set PERSTACK_CHROMIUM; CI=true makes this a failure).`);
-    return undefined;
-  }
-}
-
-const executablePath = requireChromium();
+const executablePath = requireChromium("the report's browser test");
 const comparison = comparisonFixture();
 
 describe.skipIf(!executablePath)("report.html in headless Chromium", () => {

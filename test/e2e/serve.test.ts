@@ -9,11 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import tar from "tar-stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, cliEnv } from "../support/cli.js";
+import { serverCli, startServer as startTestServer, type TestServer } from "../support/perstack-server.js";
 import { leftAfterTeardown, requireDocker } from "../support/docker.js";
 import { fakeModelSuite, perstackToml } from "../support/perstack-e2e.js";
 
@@ -23,11 +24,6 @@ const EXPERTS = `[experts."worker"]
 description = "Works in the workspace"
 instruction = "Do as asked."
 `;
-
-interface Server {
-  url: string;
-  child: ResultPromise;
-}
 
 type Sse = { id: string; event: string; data: Record<string, unknown> };
 
@@ -103,31 +99,17 @@ describe.skipIf(!docker)("perstack serve", () => {
   const suite = fakeModelSuite(docker!, "perstack-serve-");
   const data = mkdtempSync(join(tmpdir(), "perstack-serve-data-"));
   const cwd = mkdtempSync(join(tmpdir(), "perstack-serve-cwd-"));
-  let server: Server;
+  let server: TestServer;
   const tokens: Record<string, string> = {};
   let openapi: Record<string, unknown>;
-  let serverLog = "";
   const ajv = new Ajv2020({ strict: false });
 
-  const cli = (args: string[], input?: string) => execa(process.execPath, [CLI, ...args, "--data", data], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true, ...(input !== undefined ? { input } : {}), timeout: 60_000 });
+  const cli = (args: string[], input?: string) => serverCli(dirs, args, input);
 
-  async function startServer(): Promise<Server> {
-    // The fake model server is on the Docker host (a private address): the operator allows it, as tests must.
-    const fakeHost = new URL(suite.fake.sandboxUrl).host;
-    const child = execa(process.execPath, [CLI, "serve", "--data", data, "--port", "0", "--max-concurrent", "2", "--allow-private-upstream", fakeHost], { cwd, env: cliEnv(), extendEnv: false, reject: false, all: true });
-    // What the server says, for a failing test's report.
-    child.stderr!.on("data", (chunk: Buffer) => (serverLog += chunk.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      let seen = "";
-      child.stdout!.on("data", (chunk: Buffer) => {
-        seen += chunk.toString();
-        const match = /listening on (http:\/\/[^\s]+)/.exec(seen);
-        if (match) resolve(match[1]!);
-      });
-      void child.then((result) => reject(new Error(`serve ended: ${result.all}`)));
-    });
-    return { url, child };
-  }
+  const dirs = { data, cwd };
+  const fakeHost = () => new URL(suite.fake.sandboxUrl).host;
+  // The fake model server is on the Docker host (a private address): the operator allows it, as tests must.
+  const startServer = () => startTestServer(dirs, { allowUpstream: fakeHost() });
 
   /** Every JSON answer of the API, whatever the test, is checked against /openapi.json before the test sees it. */
   const api = async (path: string, token: string, init: RequestInit = {}) => {
@@ -194,9 +176,8 @@ describe.skipIf(!docker)("perstack serve", () => {
   }, 120_000);
 
   afterAll(async () => {
-    if (serverLog) console.log(`perstack serve said:\n${serverLog}`);
-    server?.child.kill("SIGKILL");
-    await server?.child;
+    if (server?.log()) console.log(`perstack serve said:\n${server.log()}`);
+    await server?.stop();
     rmSync(data, { recursive: true, force: true });
     rmSync(cwd, { recursive: true, force: true });
   });
@@ -212,6 +193,11 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(anonymous.headers.get("www-authenticate")).toBe("Bearer");
     const wrong = await fetch(`${server.url}/v1/runs`, { headers: { authorization: `Bearer ${tokens.alpha}x` } });
     expect(wrong.status).toBe(401);
+    expect(await checked(await api("/v1/session", tokens.alpha!), "/v1/session", "get")).toEqual({ tenant: "alpha", mode: "server", readOnly: false });
+    // The console loads without a token (it holds no data) and runs nothing but its own script.
+    const page = await fetch(`${server.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
   });
 
   it("a tenant's baseUrl on a metadata or loopback address, or an env file outside its upload, is a 400 naming the key; nothing is queued", async () => {
@@ -523,6 +509,18 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(report.headers.get("content-type")).toMatch(/^text\/html/);
     expect(await report.text()).toContain("claude-code");
     expect((await api(`/v1/comparisons/${id}`, tokens.beta!)).status).toBe(404);
+    // Listed for its tenant only; a frame's signed link opens this report without the token, and no other.
+    const list = await checked(await api("/v1/comparisons", tokens.alpha!), "/v1/comparisons", "get");
+    expect((list.comparisons as Array<{ id: string }>).map((c) => c.id)).toContain(id);
+    const theirs = await checked(await api("/v1/comparisons", tokens.beta!), "/v1/comparisons", "get");
+    expect((theirs.comparisons as Array<{ id: string }>).map((c) => c.id)).not.toContain(id);
+    const link = await checked(await api(`/v1/comparisons/${id}/report-link`, tokens.alpha!), "/v1/comparisons/{id}/report-link", "get");
+    const framed = await fetch(`${server.url}${link.url as string}`);
+    expect(framed.status).toBe(200);
+    expect(framed.headers.get("content-security-policy")).toContain("frame-ancestors 'self'");
+    expect(await framed.text()).toContain("claude-code");
+    expect((await fetch(`${server.url}${(link.url as string).replace("/alpha/", "/beta/")}`)).status).toBe(403);
+    expect((await api(`/v1/comparisons/${id}/report-link`, tokens.beta!)).status).toBe(404);
   }, 240_000);
 
   it("an SSE client dropped mid-run resumes with Last-Event-ID and sees every event exactly once", async () => {
@@ -563,8 +561,7 @@ describe.skipIf(!docker)("perstack serve", () => {
     expect(third.status).toBe("queued");
     // Both running runs are inside their tool call when the server dies.
     await readSse(`${server.url}/v1/runs/${jobs[0]}/events`, tokens.alpha!, { stopAfter: 4 });
-    server.child.kill("SIGKILL");
-    await server.child;
+    await server.stop();
     server = await startServer();
     for (const [index, jobId] of jobs.entries()) {
       const view = await untilFinished(owners[index]!, jobId);
