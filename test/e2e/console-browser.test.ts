@@ -86,6 +86,9 @@ describe.skipIf(!docker || !executablePath)("the web console in headless Chromiu
       { forQuery: "console work", toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "sleep 4; echo made in the console > made.txt; echo changed > readme.txt"], timeout: 60000 } }] },
       { forQuery: "console work", toolUse: [{ name: "askColor", input: { question: "Which color do you want?" } }] },
       { forQuery: "console work", text: "You chose blue." },
+      { forQuery: "console work", text: "Continued from a checkpoint." },
+      // A run that tries a host nobody allowed, then would go on for a minute: it is cancelled from the page.
+      { forQuery: "console slow", toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "node -e \"fetch('https://not-allowed.example/').catch(() => {})\"; sleep 60"], timeout: 120000 } }] },
       { forQuery: "compare me", text: "compared answer" },
     ]);
     const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
@@ -179,6 +182,12 @@ describe.skipIf(!docker || !executablePath)("the web console in headless Chromiu
     await byTestId(page, "checkpoint-row").first().waitFor();
     await byTestId(page, "checkpoint-row").first().click();
     await expect(byTestId(page, "checkpoint-messages").innerText()).resolves.toContain("console work");
+    // ...and the job continues from its last checkpoint (the fake answers by the conversation's turn) with a new query.
+    await byTestId(page, "checkpoint-row").filter({ hasText: "completed" }).last().click();
+    await byTestId(page, "continue-query").fill("one more thing");
+    await byTestId(page, "continue-submit").click();
+    await expect.poll(async () => (await byTestId(page, "final-answer").count()) > 0 && (await byTestId(page, "final-answer").innerText()), { timeout: STEP_MS, interval: 250 }).toContain("Continued from a checkpoint.");
+    await expect.poll(() => byTestId(page, "run-status").getAttribute("data-status"), { timeout: STEP_MS, interval: 250 }).toBe("completed");
 
     // The jobs list shows the run with its figures.
     await byTestId(page, "nav-runs").click();
@@ -198,6 +207,20 @@ describe.skipIf(!docker || !executablePath)("the web console in headless Chromiu
     await report.locator("table#summary").waitFor({ timeout: 180_000 });
     expect(await report.locator("table#summary tbody tr").count()).toBe(1);
     await shot("comparison");
+
+    // A run cancelled from the page, after its blocked request shows highlighted.
+    await byTestId(page, "nav-new-run").click();
+    await byTestId(page, "new-run-config").fill(config);
+    await byTestId(page, "new-run-expert").fill("worker");
+    await byTestId(page, "new-run-query").fill("console slow");
+    await byTestId(page, "new-run-submit").click();
+    await page.locator('[data-testid="proxy-decision"][data-action="blocked"]').first().waitFor();
+    await expect(page.locator('[data-testid="proxy-decision"][data-action="blocked"]').first().innerText()).resolves.toContain("not-allowed.example");
+    await byTestId(page, "cancel-run").click();
+    await expect.poll(() => byTestId(page, "run-status").getAttribute("data-status"), { timeout: STEP_MS, interval: 250 }).not.toMatch(/^(queued|running)$/);
+    await shot("cancelled");
+    const cancelled = decodeURIComponent(/#\/runs\/([^/?]+)/.exec(page.url())![1]!);
+    expect(await leftAfterTeardown(docker!, cancelled)).toEqual([]);
 
     expect(problems).toEqual([]);
     expect(elsewhere).toEqual([]);
