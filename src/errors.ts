@@ -63,3 +63,23 @@ export class BadUploadError extends BadInputError {}
  * link-local or metadata address, and not allowed by the operator (--allow-private-upstream).
  */
 export class UpstreamNotAllowedError extends BadInputError {}
+/** `--server`: perstack serve could not be reached (refused, no such host, an untrusted certificate): nothing was done there. */
+export class ServerUnreachableError extends PerstackError {}
+/**
+ * `--server`: perstack serve refused the request as the caller's mistake (a 4xx: the token, a flag, perstack.toml, a
+ * job id, a limit). Exit code 2. `status` and `code` are the server's.
+ */
+export class ServerRefusedError extends BadInputError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+/**
+ * `--server`: perstack serve failed (a 5xx), turned the request away for now (429), answered what this client cannot
+ * read, or its event stream kept dropping.
+ */
+export class ServerFailedError extends PerstackError {}

@@ -7,6 +7,8 @@ import type { Checkpoint, Job } from "../model/perstack.js";
 import { jobsDir, listJobs, listRunIds, readCheckpoint, runRuntimeName } from "../storage/job-reader.js";
 import { perstackStorageDir } from "../storage/storage-dir.js";
 import { processIo, type CommandIo } from "./command-io.js";
+import { addServerOptions } from "./server-options.js";
+import { serverTarget, type ServerFlags } from "../remote/server-target.js";
 import { jsonTerminalSafe, terminalSafe } from "./terminal-text.js";
 
 /** The checkpoint a waiting job stopped at; a missing or unreadable one only costs the better answer command. */
@@ -45,12 +47,17 @@ export function runJobsCommand(options: { json?: boolean }, io: CommandIo = proc
 }
 
 export function registerJobsCommand(program: Command): void {
-  program
-    .command("jobs")
-    .description("list the jobs in ./perstack/jobs, newest first, with the command that answers a waiting one")
+  addServerOptions(program.command("jobs"))
+    .description("list the jobs in ./perstack/jobs (or on --server), newest first, with the command that answers a waiting one")
     .option("--json", "print a JSON array of the jobs (job.json fields plus runtimes, durationMs, continueCommand)")
-    .addHelpText("after", "\nExamples:\n  perstack jobs\n  perstack jobs --json")
-    .action(async (options: { json?: boolean }) => {
+    .addHelpText("after", "\nExamples:\n  perstack jobs\n  perstack jobs --json\n  PERSTACK_TOKEN=pst_… perstack jobs --server https://perstack.example.com")
+    .action(async (options: { json?: boolean } & ServerFlags) => {
+      const server = serverTarget(options, process.env);
+      if (server) {
+        const { runRemoteJobsCommand } = await import("../remote/remote-jobs.js");
+        process.exitCode = await runRemoteJobsCommand(options, server, processIo());
+        return;
+      }
       await takeOverOrphansIn(process.cwd(), process.env);
       process.exitCode = runJobsCommand(options);
     });

@@ -69,9 +69,10 @@ export function formatEvent(event: PerstackEvent, options: { root?: boolean } = 
 /**
  * What a job stopped by an interactive tool is asking, and the exact command that answers it. `checkpoint` is the
  * job's (the root run's); when delegates asked, `askers` are their stopped checkpoints, whose calls are the
- * questions. `coordinatorKey` is the job's coordinator: a delegated run's question is answered through it.
+ * questions. `coordinatorKey` is the job's coordinator: a delegated run's question is answered through it. `server`:
+ * the job is on that perstack serve.
  */
-export function formatWaiting(checkpoint: WaitingCheckpoint, coordinatorKey: string, jobId: string, askers: WaitingCheckpoint[] = []): string {
+export function formatWaiting(checkpoint: WaitingCheckpoint, coordinatorKey: string, jobId: string, askers: WaitingCheckpoint[] = [], server?: string): string {
   const expert = checkpoint.delegatedBy ? coordinatorKey : checkpoint.expert.key;
   const questions = [checkpoint, ...askers].flatMap((c) => {
     const delegated = new Set((c.delegateTo ?? []).map((d) => d.toolCallId));
@@ -79,6 +80,6 @@ export function formatWaiting(checkpoint: WaitingCheckpoint, coordinatorKey: str
   });
   const lines = [`⏸ job ${jobId} is waiting for your answer${questions.length > 0 ? ":" : ""}`];
   for (const { expert: asker, call } of questions) lines.push(`  ${asker} asks: ${call.toolName} ${clip(JSON.stringify(call.args), 2_000)}`);
-  lines.push(`answer with: ${answerCommand(expert, jobId)}`);
+  lines.push(`answer with: ${answerCommand(expert, jobId, server)}`);
   return lines.join("\n");
 }

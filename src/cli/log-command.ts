@@ -5,7 +5,7 @@ import { InvalidOptionError } from "../errors.js";
 import { DEFAULT_TAKE, selectedTypes, type Preset } from "../history/event-selection.js";
 import { parseFilterExpression } from "../history/filter-expression.js";
 import { CheckpointFileMessages } from "../history/checkpoint-messages.js";
-import { readJobLog, type LogQuery } from "../history/job-log.js";
+import { readJobLog, type JobLog, type LogQuery } from "../history/job-log.js";
 import { noJobsMessage } from "../history/job-list.js";
 import { logJsonChunks, formatLogText } from "../history/log-format.js";
 import type { LoggedEvent } from "../history/logged-event.js";
@@ -14,6 +14,8 @@ import { parseStepFilter } from "../history/step-filter.js";
 import { jobsDir } from "../storage/job-reader.js";
 import { perstackStorageDir } from "../storage/storage-dir.js";
 import { processIo, type CommandIo } from "./command-io.js";
+import { addServerOptions } from "./server-options.js";
+import { serverTarget, type ServerFlags } from "../remote/server-target.js";
 import { jsonTerminalSafe, terminalSafe } from "./terminal-text.js";
 
 export interface LogCommandOptions {
@@ -69,6 +71,12 @@ export async function runLogCommand(options: LogCommandOptions, io: CommandIo = 
     io.stderr(`perstack: ${terminalSafe(noJobsMessage(jobsDir(perstackDir)))}\n`);
     return 0;
   }
+  printJobLog(log, options, perstackDir, io);
+  return 0;
+}
+
+/** Prints a job's log as the flags ask; messages by reference are read back from `perstackDir`'s checkpoint files. */
+export function printJobLog(log: JobLog, options: LogCommandOptions, perstackDir: string, io: CommandIo): void {
   for (const warning of log.warnings) io.stderr(`perstack: warning: ${terminalSafe(warning)}\n`);
   if (options.json || options.pretty) {
     // Perstack's shape: each event's messages read back from the checkpoint files its references name, one event at
@@ -80,12 +88,10 @@ export async function runLogCommand(options: LogCommandOptions, io: CommandIo = 
   } else {
     io.stdout(`${terminalSafe(formatLogText(log, { verbose: options.verbose, summary: options.summary, messages: options.messages }))}\n`);
   }
-  return 0;
 }
 
 export function registerLogCommand(program: Command): void {
-  program
-    .command("log")
+  addServerOptions(program.command("log"))
     .description("show a job's events, a checkpoint's messages or a summary (default: the latest job)")
     .option("--job <jobId>", "the job to show (default: the latest; list them with `perstack jobs`)")
     .option("--run <runId>", "only this run's events (its job is found when --job is not given)")
@@ -116,11 +122,18 @@ Examples:
   perstack log --errors --context 2
   perstack log --filter '.toolCalls[].toolName == "readTextFile"' --verbose
   perstack log --step 3-5 --json
-  perstack log --job <jobId> --checkpoint <checkpointId> --messages`,
+  perstack log --job <jobId> --checkpoint <checkpointId> --messages
+  PERSTACK_TOKEN=pst_… perstack log --server https://perstack.example.com --job <jobId> --summary`,
     )
-    .action(async (options: LogCommandOptions, command: Command) => {
+    .action(async (options: LogCommandOptions & ServerFlags, command: Command) => {
       // The program's own --verbose (stack traces) takes the flag before this command sees it: read both.
       const verbose = Boolean(command.optsWithGlobals<{ verbose?: boolean }>().verbose);
+      const server = serverTarget(options, process.env);
+      if (server) {
+        const { runRemoteLogCommand } = await import("../remote/remote-log.js");
+        process.exitCode = await runRemoteLogCommand({ ...options, verbose }, server, processIo());
+        return;
+      }
       await takeOverOrphansIn(process.cwd(), process.env);
       process.exitCode = await runLogCommand({ ...options, verbose });
     });

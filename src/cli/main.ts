@@ -17,6 +17,8 @@ import { RUN_EXIT } from "./exit-codes.js";
 import { registerJobsCommand } from "./jobs-command.js";
 import { addRunOptions, collect, parsePositiveInt, parseUsd, type RunOptions } from "./run-options.js";
 import { registerLogCommand } from "./log-command.js";
+import { addServerOptions } from "./server-options.js";
+import { serverTarget } from "../remote/server-target.js";
 import { terminalSafe } from "./terminal-text.js";
 
 let verbose = false;
@@ -29,13 +31,13 @@ export function buildProgram(): Command {
       verbose = Boolean(cmd.opts().verbose);
     });
 
-  addRunOptions(
+  addServerOptions(addRunOptions(
     program
       .command("run")
       .description("run an expert on a query in a fresh sandbox, or continue a job of the built-in perstack runtime")
       .argument("<expert>", "expert key in perstack.toml")
       .argument("[query]", "what to ask the expert (with -i: the answer); optional only with --resume-from"),
-  )
+  ))
     .option("--job-id <id>", "id of the new job (default: generated); letters, digits, '-' and '_'")
     .option("--dry-run", "print the sandbox plan as JSON and exit without touching Docker (missing variables are warnings)")
     .option("--json", "print normalized events as JSON lines instead of the live view")
@@ -55,9 +57,18 @@ Examples:
   perstack run writer "Write a brief on RISC-V"
   perstack run writer --continue "Now shorten it to half a page"
   perstack run writer --continue-job <jobId> -i 'yes, publish it'
-  perstack run writer --continue-job <jobId> --resume-from <checkpointId>`,
+  perstack run writer --continue-job <jobId> --resume-from <checkpointId>
+  PERSTACK_TOKEN=pst_… perstack run writer "Write a brief" --server https://perstack.example.com
+
+With --server (or $PERSTACK_SERVER) the run goes to that perstack serve: the workspace is uploaded (without perstack/
+and the env files), the events and exit codes are a local run's, and the run's changes are applied here when it ends.`,
     )
     .action(async (expert: string, query: string | undefined, options: RunOptions) => {
+      const server = serverTarget(options, process.env);
+      if (server) {
+        const { runRemote } = await import("../remote/remote-run.js");
+        await exitWhenFlushed(await runRemote(expert, query, options, server));
+      }
       const { runCommand } = await import("./run-command.js");
       // The run is recorded, printed, and its sandbox handed to its teardown process: nothing is left to wait for.
       await exitWhenFlushed(await runCommand(expert, query, options));
@@ -149,6 +160,16 @@ Examples:
     .action(async (options: { host: string; port: string; data: string; maxConcurrent: string; maxSubmissionsPerMinute: string; tlsCert?: string; tlsKey?: string; allowPrivateUpstream: string[] }) => {
       const { serveCommand } = await import("./serve-command.js");
       await serveCommand(options);
+    });
+
+  program
+    .command("ui")
+    .description("open the web console over this directory's perstack/jobs: read-only, on loopback, for you alone")
+    .option("--port <port>", "port to listen on (0: any free one)", "0")
+    .addHelpText("after", "\nIt prints the URL to open, with a token made for this start.\n\nExamples:\n  perstack ui\n  perstack ui --port 8090")
+    .action(async (options: { port: string }) => {
+      const { uiCommand } = await import("./ui-command.js");
+      await uiCommand(options);
     });
 
   // `perstack tenants`: the tenants of `perstack serve`, kept in the same --data directory.

@@ -3,7 +3,6 @@
 import { mkdirSync, writeFileSync, chmodSync, existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { InvalidOptionError } from "../errors.js";
-import type { CheckpointRef } from "../model/perstack.js";
 import { QUERY_PLACEHOLDER, renderExport } from "../plan/export-files.js";
 import type { SandboxPlan } from "../plan/sandbox-plan.js";
 import { jobTarget, type Continuation } from "../job/continuation.js";
@@ -17,7 +16,8 @@ import { baseImagesFor } from "./base-image-choice.js";
 import { takeOverOrphans } from "./take-over.js";
 import { RUN_EXIT as EXIT } from "./exit-codes.js";
 import { handleInterrupts } from "./interrupts.js";
-import { formatEvent, formatWaiting } from "./live-view.js";
+import { runEventPrinter } from "./event-printer.js";
+import { formatWaiting } from "./live-view.js";
 import { runRequest, type RunOptions } from "./run-options.js";
 import { terminalSafe } from "./terminal-text.js";
 
@@ -81,32 +81,18 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
   const { signal: abortSignal, hurry: hurrySignal } = interrupts;
   const say = (stream: NodeJS.WriteStream, text: string) => stream.write(`${terminalSafe(text)}\n`);
   try {
-    // Delegated runs that stopped to ask the user: their calls are the questions to show.
-    const askers: CheckpointRef[] = [];
+    const printer = runEventPrinter({ ...(options.json ? { json: true } : {}), isRoot: (runId) => runId === prepared.plan.runId });
     const result = await runJob(docker!, prepared, {
       signal: abortSignal,
       hurry: hurrySignal,
       resources,
       leaveRemovalToCaller: true,
       onWaitingForSlot: (running) => say(process.stderr, `waiting for a free run slot (${running} running)…`),
-      onEvent: (event, expanded) => {
-        if (event.type === "stopRunByInteractiveTool" && event.runId !== prepared.plan.runId) askers.push(event.checkpoint);
-        if (options.json) {
-          // Perstack's shape for the tools that read it: messages in place, as events.jsonl no longer has them.
-          process.stdout.write(`${JSON.stringify(expanded())}\n`);
-          return;
-        }
-        const root = event.runId === prepared.plan.runId;
-        const line = formatEvent(event, { root });
-        if (line === undefined) return;
-        // Only the answer of the run this invocation started is the command's output; delegates' go to the log.
-        const toStdout = event.type === "completeRun" && root;
-        say(toStdout ? process.stdout : process.stderr, line);
-      },
+      onEvent: (event, expanded) => printer.print(event, expanded),
     });
     if (result.outcome.status === "stoppedByInteractiveTool" && result.outcome.lastCheckpoint) {
       const expert = continuation?.job.coordinatorExpertKey ?? expertKey;
-      say(process.stderr, formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId, askers));
+      say(process.stderr, formatWaiting(result.outcome.lastCheckpoint, expert, result.jobId, printer.askers));
     }
     const applied = result.workspace.applied;
     if (!options.json && applied) {

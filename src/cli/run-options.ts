@@ -4,6 +4,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { parseReasoningBudget, REASONING_LEVELS } from "../config/run-flags.js";
 import type { RunRequest } from "../job/prepare-run.js";
 import type { ResourceLimits } from "../plan/sandbox-plan.js";
+import type { ServerFlags } from "../remote/server-target.js";
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -58,7 +59,8 @@ export function parseUser(value: string): { uid: number; gid: number } {
   return { uid: Number(match[1]), gid: Number(match[2] ?? match[1]) };
 }
 
-export interface RunOptions {
+/** `server`, `token`, `allowHttp`: --server and its options (run and compare; see server-options.ts). */
+export interface RunOptions extends ServerFlags {
   runtime?: string;
   config?: string;
   model?: string;

@@ -15,14 +15,14 @@ export interface JobListEntry extends Job {
 /**
  * `runRuntimes`: the runtimes the runs' run-setting.json files name. `waitingAt`: the checkpoint a job waiting for
  * input stopped at (its latestCheckpointId), when it could be read: a job stopped in a delegated run is answered
- * through its coordinator.
+ * through its coordinator. `server`: the job is on that perstack serve (`perstack jobs --server`).
  */
-export function jobListEntry(job: Job, runRuntimes: readonly string[], waitingAt?: Checkpoint): JobListEntry {
+export function jobListEntry(job: Job, runRuntimes: readonly string[], waitingAt?: Checkpoint, server?: string): JobListEntry {
   const runtimes = [...new Set([job.runtime, ...runRuntimes])];
   const entry: JobListEntry = { ...job, runtimes };
   if (job.finishedAt !== undefined) entry.durationMs = Math.max(0, job.finishedAt - job.startedAt);
   if (job.status === "stoppedByInteractiveTool") {
-    entry.continueCommand = answerCommand(waitingAt ? expertToRun(job, waitingAt) : job.coordinatorExpertKey, job.id);
+    entry.continueCommand = answerCommand(waitingAt ? expertToRun(job, waitingAt) : job.coordinatorExpertKey, job.id, server);
   }
   return entry;
 }

@@ -117,14 +117,19 @@ function pickRuns(perstackDir: string, job: Job, query: LogQuery, checkpoint: Ch
 /** Fields whose messages events.jsonl holds by reference (model/event-messages.ts). */
 const REFERENCED_FIELDS = new Set(["messages", "checkpoint", "nextCheckpoint", "initialCheckpoint"]);
 
+/** Whether the selector's --filter looks into messages or checkpoints, which events name by reference. */
+export function filterReadsMessages(selector: EventSelector): boolean {
+  const first = selector.filter?.segments[0];
+  return first !== undefined && first.kind === "field" && REFERENCED_FIELDS.has(first.name);
+}
+
 /**
  * Whether an event is selected. A --filter that looks into messages or checkpoints is matched against Perstack's
  * shape, the messages read back from the checkpoint files, as users of Perstack's `perstack log --filter` expect;
  * other filters are matched against the event as recorded, without reading any file.
  */
 function eventMatcher(perstackDir: string, jobId: string, selector: EventSelector): (event: LoggedEvent) => boolean {
-  const first = selector.filter?.segments[0];
-  if (!first || first.kind !== "field" || !REFERENCED_FIELDS.has(first.name)) return (event) => selectsEvent(selector, event);
+  if (!filterReadsMessages(selector)) return (event) => selectsEvent(selector, event);
   const files = new CheckpointFileMessages(perstackDir, jobId);
   return (event) => {
     let shaped: LoggedEvent = event;

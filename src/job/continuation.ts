@@ -66,9 +66,12 @@ export function expertToRun(job: Job, checkpoint: Checkpoint): string {
   return checkpoint.delegatedBy ? job.coordinatorExpertKey : checkpoint.expert.key;
 }
 
-/** The command that answers a checkpoint's pending interactive tool call. */
-export function answerCommand(expertKey: string, jobId: string): string {
-  return `perstack run ${expertKey} --continue-job ${jobId} -i '<answer>'`;
+/**
+ * The command that answers a checkpoint's pending interactive tool call; `server`: the job is on that perstack serve
+ * (the token comes from PERSTACK_TOKEN, never from a command line).
+ */
+export function answerCommand(expertKey: string, jobId: string, server?: string): string {
+  return `perstack run ${expertKey} --continue-job ${jobId} -i '<answer>'${server !== undefined ? ` --server ${server}` : ""}`;
 }
 
 /** The runtime a continuation runs on: only the built-in engine can pick a job up again. */

@@ -5,23 +5,19 @@
 //   copied back after it stops, all at once or not at all (workspace/copy-back.ts); policy files and perstack/ are
 //   never written back.
 // Either way, every change the agent made that is not applied is reported, with where its version is kept.
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import type Docker from "dockerode";
 import { WorkspaceCopyError } from "../errors.js";
-import type { SandboxWarningCode } from "../model/perstack.js";
 import type { SandboxPlan } from "../plan/sandbox-plan.js";
 import type { WorkspaceHooks } from "../sandbox/run-sandbox.js";
 import { fillWorkspace, readWorkspace } from "../sandbox/workspace-volume.js";
 import { copyBack, type CopyBackResult } from "../workspace/copy-back.js";
+import { copyBackNotices, relativeOrAbsolute, type CopyBackNotice } from "../workspace/copy-back-notices.js";
 import { packWorkspace, type WorkspaceSnapshot } from "../workspace/pack-workspace.js";
 import { createShadows, removeShadows, restorePolicy, snapshotPolicy, type PolicyChange, type PolicySnapshot, type Shadows } from "../workspace/policy-guard.js";
 
 /** A workspace change the user must hear about. */
-export interface WorkspaceNotice {
-  code: Extract<SandboxWarningCode, "policy-change-rejected" | "workspace-change-rejected" | "workspace-conflict" | "workspace-skipped">;
-  path: string;
-  message: string;
-}
+export type WorkspaceNotice = CopyBackNotice;
 
 export interface WorkspaceOutcome {
   mode: "bind" | "copy";
@@ -109,25 +105,7 @@ export class WorkspaceSession {
       return;
     }
     this.outcome.applied = { created: result.created, modified: result.modified, deleted: result.deleted };
-    const shown = (path: string) => relativeOrAbsolute(this.options.cwd, path);
-    for (const r of result.rejected) {
-      const policy = workspace.protected.files.includes(r.path);
-      this.outcome.notices.push({
-        code: policy ? "policy-change-rejected" : "workspace-change-rejected",
-        path: r.path,
-        message: `the agent ${r.change} ${r.path}; not applied (${r.reason})${r.keptAt ? `; its version is kept in ${shown(r.keptAt)}` : ""}`,
-      });
-    }
-    for (const c of result.conflicts) {
-      this.outcome.notices.push({
-        code: "workspace-conflict",
-        path: c.path,
-        message: `${c.path} changed in the workspace during the run; the agent's change was not applied (${c.reason})${c.keptAt ? `; its version is kept in ${shown(c.keptAt)}` : ""}`,
-      });
-    }
-    for (const s of result.skipped) {
-      this.outcome.notices.push({ code: "workspace-skipped", path: s.path, message: `${s.path} was not copied back: ${s.reason}` });
-    }
+    this.outcome.notices.push(...copyBackNotices(result, workspace.protected.files, this.options.cwd));
   }
 
   private packLimits() {
@@ -148,11 +126,6 @@ function policyNotice(change: PolicyChange, cwd: string): WorkspaceNotice {
 function parseUser(user: string): { uid: number; gid: number } {
   const [uid, gid] = user.split(":").map(Number);
   return { uid: uid!, gid: gid ?? uid! };
-}
-
-function relativeOrAbsolute(cwd: string, path: string): string {
-  const rel = relative(cwd, path);
-  return rel && !rel.startsWith("..") ? rel : path;
 }
 
 export function rejectedDir(runDir: string): string {

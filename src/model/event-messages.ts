@@ -138,6 +138,17 @@ function wholeNextCheckpoint(event: Record<string, unknown>): unknown {
   return { ...base, ...changes };
 }
 
+/**
+ * A recorded event with its nextCheckpoint whole again (recordedEvent's inverse for that field), messages still by
+ * reference: the event as the collector emitted it, to be checked against the event schema. Read from a file or the
+ * network, it is not trusted: throws UnresolvedMessagesError for changes that are not fields of the checkpoint.
+ */
+export function withWholeNextCheckpoint(event: Record<string, unknown>): Record<string, unknown> {
+  if (event.type !== "continueToNextStep") return event;
+  const next = wholeNextCheckpoint(event);
+  return next === event.nextCheckpoint ? event : { ...event, nextCheckpoint: next };
+}
+
 function isRecordObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -221,8 +221,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
               const now = options.queue.get(run.tenant, run.jobId);
               if (!now || now.status === "cancelled") return "never";
               if (now.status === "queued") return "waiting";
-              if (recorded()) return "begun";
-              return now.status === "running" ? "waiting" : "never";
+              if (!recorded()) return now.status === "running" ? "waiting" : "never";
+              // A continuation marked running before it rewrote job.json: the record still says the last one ended,
+              // and a feed opened now would end at once.
+              if (now.status === "running" && !jobRunningSince(perstackDir, run.jobId, now.startedAt)) return "waiting";
+              return "begun";
             },
           });
         },
@@ -340,6 +343,16 @@ export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
 function decodeBase64(text: string): Buffer {
   if (!/^[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*$/.test(text)) throw new ApiError(400, "bad_request", "workspace must be a base64 tar.gz");
   return Buffer.from(text, "base64");
+}
+
+/** Whether job.json says the job is running, or has ended since `since` (an invocation that started then). */
+function jobRunningSince(perstackDir: string, jobId: string, since: number | undefined): boolean {
+  try {
+    const job = readJob(perstackDir, jobId);
+    return job.status === "running" || (job.finishedAt ?? 0) >= (since ?? 0);
+  } catch {
+    return false;
+  }
 }
 
 /** The server's record of a run, with job.json's once the run has begun. */

@@ -37,6 +37,12 @@ export type ArchiveHeaderVerdict =
   | { kind: "skip"; path: string; reason: string }
   | { kind: "invalid"; reason: string };
 
+/**
+ * The archive root of an archive whose names are relative to the root and that has no entry for the root itself
+ * ("a.txt", "src/", "src/b.ts"): every entry's parents must still come first as entries of their own.
+ */
+export const IMPLICIT_ARCHIVE_ROOT = "";
+
 /** What an earlier entry of the archive was, as far as later entries care. */
 type SeenKind = "directory" | "file" | "other";
 
@@ -55,14 +61,18 @@ export class ArchiveEntryValidator {
   private rootSeen = false;
 
   /**
-   * @param archiveRoot the single leading name every entry carries ("workspace" for GET archive?path=/workspace)
+   * @param archiveRoot the single leading name every entry carries ("workspace" for GET archive?path=/workspace), or
+   *   IMPLICIT_ARCHIVE_ROOT for an archive of a directory's contents with no entry for the directory itself (names
+   *   relative to it, as perstack serve's GET /v1/runs/{jobId}/workspace packs them)
    * @param reservedNames top-level names the host uses during copy-back, which no entry may take
    */
   constructor(
     private readonly archiveRoot: string,
     private readonly reservedNames: ReadonlySet<string> = new Set(),
   ) {
-    if (archiveRoot === "" || archiveRoot === "." || archiveRoot === ".." || /[/\0]/.test(archiveRoot)) {
+    if (archiveRoot === IMPLICIT_ARCHIVE_ROOT) {
+      this.rootSeen = true;
+    } else if (archiveRoot === "." || archiveRoot === ".." || /[/\0]/.test(archiveRoot)) {
       throw new RangeError(`archive root must be one plain path segment, got ${JSON.stringify(archiveRoot)}`);
     }
   }
@@ -89,6 +99,7 @@ export class ArchiveEntryValidator {
     const path = named.path;
 
     if (path === "") {
+      if (this.archiveRoot === IMPLICIT_ARCHIVE_ROOT) return { kind: "invalid", reason: `${JSON.stringify(header.name)} names the archive root, which this archive has no entry for` };
       if (this.rootSeen) return { kind: "invalid", reason: `${JSON.stringify(header.name)} repeats the archive root` };
       if (type !== "directory") return { kind: "invalid", reason: `the archive root ${JSON.stringify(header.name)} is a ${type}, not a directory` };
       return { kind: "root" };
@@ -146,6 +157,7 @@ export class ArchiveEntryValidator {
     if (segments.some((segment) => segment === "")) return { invalid: `entry name ${quoted} has an empty path segment` };
     if (segments.some((segment) => segment === "..")) return { invalid: `entry name ${quoted} contains ".."` };
     if (segments.some((segment) => segment === ".")) return { invalid: `entry name ${quoted} contains "."` };
+    if (this.archiveRoot === IMPLICIT_ARCHIVE_ROOT) return { path: segments.join("/") };
     if (segments[0] !== this.archiveRoot) return { invalid: `entry name ${quoted} is not inside ${this.archiveRoot}/` };
     return { path: segments.slice(1).join("/") };
   }

@@ -13,6 +13,7 @@ import { planChanges } from "./change-plan.js";
 import { ContainedWriter, type Owner } from "./contained-writer.js";
 import { isSameOrUnder, normalizeRelativePath } from "./relative-path.js";
 import { stageArchive } from "./stage-archive.js";
+import type { StagedEntry } from "./staged-tree.js";
 import { nodeWorkspaceFs, type WorkspaceFs } from "./workspace-fs.js";
 import { resolveLimits, type WorkspaceLimits } from "./workspace-limits.js";
 import { COPY_BACK_STAGING_PREFIX, type SkippedPath, type WorkspaceSnapshot } from "./workspace-snapshot.js";
@@ -23,8 +24,17 @@ export interface CopyBackOptions {
   snapshot: WorkspaceSnapshot;
   /** The tar stream of GET /containers/{id}/archive?path=/workspace (what dockerode's getArchive returns). */
   archive: Readable | NodeJS.ReadableStream;
-  /** The name every archive entry starts with; "workspace" for path=/workspace. */
+  /**
+   * The name every archive entry starts with; "workspace" for path=/workspace. IMPLICIT_ARCHIVE_ROOT
+   * (archive-entry.ts): the names are relative to the workspace, with no entry of its own.
+   */
   archiveRoot?: string;
+  /**
+   * The archive's tree was kept where modes are normalized (perstack serve stores an upload's files 0644 or 0755,
+   * its directories 0755): an entry whose mode is what the snapshot's own mode normalizes to is taken as the
+   * snapshot's mode, unchanged, so the normalization is never applied to the workspace as a change of the agent's.
+   */
+  normalizedMode?: (type: "file" | "directory", mode: number) => number;
   /** Policy files (perstack.toml, .env, .env.local): never changed; the agent's version is kept in keepDir. */
   protectedFiles?: readonly string[];
   /** Subtrees (perstack) where agent changes are refused and only reported. */
@@ -100,6 +110,7 @@ export async function copyBack(options: CopyBackOptions): Promise<CopyBackResult
       reservedNames: new Set([stagingName]),
       workspace: root,
     });
+    if (options.normalizedMode) restoreNormalizedModes(options.snapshot, staged.entries, options.normalizedMode);
     const plan = planChanges(options.snapshot.entries, staged.entries, { protectedFiles, protectedTrees, excludedTrees: options.snapshot.excluded });
     applying = true;
     const applied = await applyChangePlan(plan, {
@@ -131,6 +142,14 @@ export async function copyBack(options: CopyBackOptions): Promise<CopyBackResult
       `copy-back into ${root} failed (${messageOf(error)}); every change was undone, so the workspace is as it was before copy-back. ` +
         "Fix the cause (disk space, permissions) and run again.",
     );
+  }
+}
+
+function restoreNormalizedModes(snapshot: WorkspaceSnapshot, staged: Map<string, StagedEntry>, normalized: NonNullable<CopyBackOptions["normalizedMode"]>): void {
+  for (const before of snapshot.entries) {
+    const after = staged.get(before.path);
+    if (after === undefined || after.type !== before.type || after.type === "symlink") continue;
+    if (after.mode === normalized(after.type, before.mode)) after.mode = before.mode;
   }
 }
 

@@ -27,6 +27,11 @@ export interface PackWorkspaceOptions {
   uid: number;
   gid: number;
   limits?: Partial<WorkspaceLimits>;
+  /**
+   * Leave symlinks out (perstack serve takes uploads of files and directories only). Each one is listed in the
+   * snapshot's `excluded`, so copy-back refuses an agent's version of its path instead of taking it for a new file.
+   */
+  leaveOutSymlinks?: boolean;
 }
 
 export interface PackedWorkspace {
@@ -80,7 +85,7 @@ class WorkspaceWalker {
     private readonly root: string,
     private readonly excluded: ReadonlySet<string>,
     private readonly tally: LimitTally,
-    private readonly ids: { uid: number; gid: number },
+    private readonly options: Pick<PackWorkspaceOptions, "uid" | "gid" | "leaveOutSymlinks">,
     private readonly snapshot: WorkspaceSnapshot,
   ) {}
 
@@ -125,7 +130,7 @@ class WorkspaceWalker {
     }
     this.limit(this.tally.entry(path));
     const mode = stat.mode & 0o777;
-    const header = { mode, uid: this.ids.uid, gid: this.ids.gid, mtime: stat.mtime };
+    const header = { mode, uid: this.options.uid, gid: this.options.gid, mtime: stat.mtime };
     const host = { mtimeMs: stat.mtimeMs, ino: stat.ino, dev: stat.dev, uid: stat.uid, gid: stat.gid };
 
     if (stat.isDirectory()) {
@@ -133,6 +138,10 @@ class WorkspaceWalker {
       this.snapshot.entries.push({ path, type: "directory", mode, size: stat.size, host });
       await this.directory(path);
     } else if (stat.isSymbolicLink()) {
+      if (this.options.leaveOutSymlinks) {
+        this.snapshot.excluded.push(path);
+        return;
+      }
       const target = await readlink(absolute, { encoding: "buffer" });
       const linkTarget = target.toString("utf8");
       if (!Buffer.from(linkTarget, "utf8").equals(target)) {

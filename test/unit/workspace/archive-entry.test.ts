@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type ArchiveHeader, ArchiveEntryValidator } from "../../../src/workspace/archive-entry.js";
+import { type ArchiveHeader, ArchiveEntryValidator, IMPLICIT_ARCHIVE_ROOT } from "../../../src/workspace/archive-entry.js";
 
 const ROOT: ArchiveHeader = { name: "workspace/", type: "directory", mode: 0o40755 };
 
@@ -53,7 +53,30 @@ describe("ArchiveEntryValidator: names", () => {
   });
 
   it("refuses an archive root that is not a one-segment name", () => {
-    for (const bad of ["", ".", "..", "a/b", "a\0"]) expect(() => new ArchiveEntryValidator(bad)).toThrow(RangeError);
+    for (const bad of [".", "..", "a/b", "a\0"]) expect(() => new ArchiveEntryValidator(bad)).toThrow(RangeError);
+  });
+});
+
+describe("ArchiveEntryValidator: an implicit root (perstack serve's workspace download)", () => {
+  it("takes names relative to the root, parents first, with no root entry", () => {
+    const validator = new ArchiveEntryValidator(IMPLICIT_ARCHIVE_ROOT);
+    expect(validator.sawRoot).toBe(true);
+    expect(validator.check({ name: "a.txt", type: "file", mode: 0o644, size: 1 })).toMatchObject({ kind: "entry", entry: { type: "file", path: "a.txt" } });
+    expect(validator.check({ name: "src/", type: "directory" })).toMatchObject({ kind: "entry", entry: { type: "directory", path: "src" } });
+    expect(validator.check({ name: "src/b.ts", type: "file" })).toMatchObject({ kind: "entry", entry: { path: "src/b.ts" } });
+  });
+
+  it("refuses what would leave the root, and children before their directory", () => {
+    const cases: Array<[string, RegExp]> = [
+      ["../escape", /contains "\.\."/],
+      ["/etc/passwd", /is absolute/],
+      ["./a", /contains "\."/],
+      ["a//b", /empty path segment/],
+      ["dir/file", /not an earlier directory entry/],
+    ];
+    for (const [name, reason] of cases) {
+      expect(new ArchiveEntryValidator(IMPLICIT_ARCHIVE_ROOT).check({ name, type: "file" }), name).toMatchObject({ kind: "invalid", reason: expect.stringMatching(reason) });
+    }
   });
 });
 
