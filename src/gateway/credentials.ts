@@ -1,12 +1,13 @@
 // The provider's real credentials, read from the gateway's own environment under their usual names, and how each
 // provider wants them on a request. They reach the gateway through the Engine API like any env value; they are
 // never logged, and error messages name the variables, never their values.
+//
+// Bedrock's signer and Google's auth library are loaded only for their provider: the gateway starts on every run's
+// critical path, and google-auth-library alone takes it some 70 ms to load.
 import { MissingEnvError } from "../errors.js";
-import { bedrockAuth } from "./bedrock-signer.js";
 import type { GatewayConfig, GatewayProvider } from "./gateway-config.js";
 import type { UpstreamAuth } from "./upstream-auth.js";
 import { staticHeaderAuth } from "./upstream-auth.js";
-import { googleAuthFromEnv, vertexAuth } from "./vertex-token.js";
 
 /** Providers that take one static key: where it comes from and which header carries it. */
 const KEY_HEADER: Partial<Record<GatewayProvider, { env: readonly string[]; header: (key: string) => Record<string, string> }>> = {
@@ -26,7 +27,7 @@ function firstSet(env: NodeJS.ProcessEnv, names: readonly string[]): string | un
 }
 
 /** How the gateway authenticates to the configured provider; throws MissingEnvError naming what to set. */
-export function upstreamAuthFromEnv(config: GatewayConfig, env: NodeJS.ProcessEnv): UpstreamAuth {
+export async function upstreamAuthFromEnv(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<UpstreamAuth> {
   const { provider } = config;
   switch (provider) {
     case "ollama": {
@@ -39,6 +40,7 @@ export function upstreamAuthFromEnv(config: GatewayConfig, env: NodeJS.ProcessEn
       const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
       if (accessKeyId && secretAccessKey) {
         const sessionToken = env.AWS_SESSION_TOKEN || undefined;
+        const { bedrockAuth } = await import("./bedrock-signer.js");
         return bedrockAuth(config.bedrock!.region, { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) });
       }
       // Bedrock API keys are bearer tokens and need no signing.
@@ -48,9 +50,11 @@ export function upstreamAuthFromEnv(config: GatewayConfig, env: NodeJS.ProcessEn
         "amazon-bedrock needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials), or AWS_BEARER_TOKEN_BEDROCK, in the gateway's environment",
       );
     }
-    case "google-vertex":
+    case "google-vertex": {
       // Without GOOGLE_APPLICATION_CREDENTIALS the library looks for ADC itself and fails on the first request.
+      const { googleAuthFromEnv, vertexAuth } = await import("./vertex-token.js");
       return vertexAuth(googleAuthFromEnv(env));
+    }
     default: {
       const spec = KEY_HEADER[provider]!;
       const key = firstSet(env, spec.env);

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const env = process.env;
   const config = readGatewayConfig(env);
   const token = readGatewayToken(env);
-  const auth = withProviderHeaders(upstreamAuthFromEnv(config, env), env);
+  const auth = withProviderHeaders(await upstreamAuthFromEnv(config, env), env);
   const priceTable = loadPriceTable(config.pricing);
   const gateway = await startGateway({ config, token, auth, priceTable, emit: print });
   let stopping = false;

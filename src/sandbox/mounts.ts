@@ -5,7 +5,11 @@ export function bindMount(source: string, target: string, readOnly: boolean): Do
   return { Type: "bind", Source: source, Target: target, ReadOnly: readOnly };
 }
 
-export function volumeMount(name: string, target: string): Docker.MountSettings {
-  // The image's (empty) directory is not copied into the volume: the workspace copy fills it.
-  return { Type: "volume", Source: name, Target: target, VolumeOptions: { NoCopy: true } } as Docker.MountSettings;
+/**
+ * A named volume. By default the image's directory is not copied into it (the workspace copy fills it); with
+ * `copyFromImage` Docker copies it into the volume while that is empty, with the directory's owner and mode, which
+ * is how the agent's uid gets a new workspace volume's root (workspace-volume.ts).
+ */
+export function volumeMount(name: string, target: string, options: { copyFromImage?: boolean } = {}): Docker.MountSettings {
+  return { Type: "volume", Source: name, Target: target, VolumeOptions: { NoCopy: !options.copyFromImage } } as Docker.MountSettings;
 }

@@ -338,7 +338,7 @@ async function createAgent(
   internal: RunNetwork,
 ): Promise<Docker.Container> {
   const workspace = plan.agent.workspace;
-  if (workspace.mode === "copy") await createWorkspaceVolume(docker, plan, workspace.volumeName, labels, resources);
+  const volume = workspace.mode === "copy" ? await createWorkspaceVolume(docker, plan, workspace.volumeName, labels, resources) : undefined;
   const homeDir = await writeHomeFiles(io.filesDir, plan.agent.homeFiles);
   throwIfAborted(io.signal);
   const agent: Docker.Container = await docker.createContainer({
@@ -363,7 +363,7 @@ async function createAgent(
       Sysctls: plan.agent.sysctls,
       // The Mounts API, not Binds strings: host paths may contain ':'. Docker orders them parent first.
       Mounts: [
-        ...(workspace.mode === "copy" ? [volumeMount(workspace.volumeName, "/workspace")] : []),
+        ...(workspace.mode === "copy" ? [volumeMount(workspace.volumeName, "/workspace", { copyFromImage: volume?.ownerFromImage === true })] : []),
         ...plan.agent.mounts.map((m) => bindMount(m.source, m.target, m.readOnly)),
         ...(io.workspace?.mounts ?? []).map((m) => bindMount(m.source, m.target, false)),
         bindMount(plan.agent.resolvConf, "/etc/resolv.conf", true),

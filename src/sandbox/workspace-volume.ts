@@ -7,10 +7,17 @@ import type { SandboxPlan } from "../plan/sandbox-plan.js";
 import { volumeMount } from "./mounts.js";
 import type { SandboxResources } from "./sandbox-resources.js";
 
+/** Who owns /workspace in every agent image (templates/agent.Dockerfile.hbs): the default agent user. */
+export const IMAGE_WORKSPACE_OWNER = "1000:1000";
+
 /**
- * Creates the volume and hands its root to the agent's uid. A new volume's root belongs to root, and extracting an
- * archive into it never changes the root's own owner, so a one-shot container from the agent image (which is there
- * already) does the chown, with nothing but CAP_CHOWN and no network.
+ * Creates the volume and hands its root to the agent's uid; says whether the agent's mount must take that owner from
+ * the image. A new volume's root belongs to root, and extracting an archive into it never changes the root's own
+ * owner. For the default user the image does it: mounted without NoCopy, an empty volume gets the image directory's
+ * (empty) content and its owner when the agent container is created, so no container runs for it (some 0.2 s off
+ * every copy-mode start). For any other uid a one-shot container from the agent image (which is there already) does
+ * the chown, with nothing but CAP_CHOWN and no network; the agent's mount must then not copy, or the image's owner
+ * would replace it.
  */
 export async function createWorkspaceVolume(
   docker: Docker,
@@ -18,9 +25,10 @@ export async function createWorkspaceVolume(
   volumeName: string,
   labels: Record<string, string>,
   resources: SandboxResources,
-): Promise<void> {
+): Promise<{ ownerFromImage: boolean }> {
   await docker.createVolume({ Name: volumeName, Labels: { ...labels, "perstack.role": "workspace" } });
   resources.volume(volumeName);
+  if (plan.agent.user === IMAGE_WORKSPACE_OWNER) return { ownerFromImage: true };
   const name = `${plan.agent.containerName}-prepare`;
   const helper: Docker.Container = await docker.createContainer({
     name,
@@ -47,6 +55,7 @@ export async function createWorkspaceVolume(
     throw new SandboxError(`preparing the workspace volume ${volumeName} failed (chown exited with ${waited.StatusCode})`);
   }
   await resources.release(name);
+  return { ownerFromImage: false };
 }
 
 /** Extracts a tar stream (entry names relative to /workspace) into the agent container's /workspace. */

@@ -1,7 +1,7 @@
 // Issue 9, done-when 2: Perstack's run flags reach the run, not only the plan, and beat perstack.toml. The built-in
 // runtime against the fake model: --max-steps stops the job, --job-id names it, --env-path supplies the key,
 // --max-retries bounds the attempts.
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readJobs, runCli } from "../support/cli.js";
@@ -49,5 +49,20 @@ describe.skipIf(!docker)("perstack run: Perstack's flags reach the run", () => {
     expect(job!.job.status).toBe("stoppedByError");
     expect(job!.events.filter((e) => e.type === "retry")).toHaveLength(0);
     expect(mainRequests(await suite.fake.requests())).toHaveLength(1);
+  }, 600_000);
+
+  it("copy mode: the agent owns its workspace volume, as the default user (the image's owner) and as another --user", async () => {
+    for (const [user, uid] of [[undefined, "1000"], ["2000:2000", "2000"]] as const) {
+      const probe = `probe as ${uid}`;
+      await suite.fake.script([
+        { forQuery: probe, toolUse: [{ name: "exec", input: { command: "sh", args: ["-c", "id -u > whoami.txt && stat -c %u . > owner.txt"], timeout: 60000 } }] },
+        { forQuery: probe, text: "probed" },
+      ]);
+      const ws = suite.workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
+      const result = await runCli(["run", "worker", probe, "--workspace-mode", "copy", ...(user ? ["--user", user] : [])], { cwd: ws, env: { ANTHROPIC_API_KEY: "fake-key-e2e" } });
+      expect(result.exitCode, result.all).toBe(0);
+      expect(readFileSync(join(ws, "whoami.txt"), "utf8").trim(), user ?? "default").toBe(uid);
+      expect(readFileSync(join(ws, "owner.txt"), "utf8").trim(), user ?? "default").toBe(uid);
+    }
   }, 600_000);
 });

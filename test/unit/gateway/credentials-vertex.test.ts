@@ -68,7 +68,7 @@ describe("OAuth token injection for google-vertex", () => {
     });
     writeFileSync(keyFile, keyJson);
     const config = { protocol: "vertex", upstream: upstream.url, allowInsecureUpstream: true, vertex: { project: "perstack-test", location: "us-central1" } };
-    const auth = upstreamAuthFromEnv(parseGatewayConfig({ ...config, listen: { host: "127.0.0.1", port: 0 } }, "test"), { GOOGLE_APPLICATION_CREDENTIALS: keyFile });
+    const auth = await upstreamAuthFromEnv(parseGatewayConfig({ ...config, listen: { host: "127.0.0.1", port: 0 } }, "test"), { GOOGLE_APPLICATION_CREDENTIALS: keyFile });
     gateway = await startTestGateway(config, { auth });
   });
   afterAll(async () => {
@@ -112,12 +112,12 @@ describe("OAuth token injection for google-vertex", () => {
 
   it("takes the credentials' JSON from PERSTACK_GATEWAY_GOOGLE_CREDENTIALS (what the host read), before any file", async () => {
     const config = parseGatewayConfig({ protocol: "vertex", upstream: upstream.url, allowInsecureUpstream: true, vertex: { project: "perstack-test", location: "us-central1" }, listen: { host: "127.0.0.1", port: 0 } }, "test");
-    const auth = upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: keyJson, GOOGLE_APPLICATION_CREDENTIALS: join(dir, "absent.json") });
+    const auth = await upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: keyJson, GOOGLE_APPLICATION_CREDENTIALS: join(dir, "absent.json") });
     const before = issued.length;
     const headers = await auth.headersFor({ method: "POST", url: new URL(`${upstream.url}${MODEL_PATH}`), headers: {}, body: Buffer.alloc(0) });
     expect(issued.length).toBe(before + 1);
     expect(headers).toEqual({ authorization: `Bearer ${issued.at(-1)!}` });
-    expect(() => upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: "{not json" })).toThrow("PERSTACK_GATEWAY_GOOGLE_CREDENTIALS is not JSON");
-    expect(() => upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: JSON.stringify({ type: "service_account" }) })).toThrow(/lacks client_email or private_key/);
+    await expect(upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: "{not json" })).rejects.toThrow("PERSTACK_GATEWAY_GOOGLE_CREDENTIALS is not JSON");
+    await expect(upstreamAuthFromEnv(config, { PERSTACK_GATEWAY_GOOGLE_CREDENTIALS: JSON.stringify({ type: "service_account" }) })).rejects.toThrow(/lacks client_email or private_key/);
   });
 });

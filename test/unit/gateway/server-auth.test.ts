@@ -95,7 +95,7 @@ describe("the real credentials per provider", () => {
   ] as const)("%s protocol, %s provider: forwards %s with the provider's header", async (protocol, provider, path, clientHeaders, expected) => {
     const upstream = await startUpstream();
     const config = { protocol, provider, upstream: upstream.url, allowInsecureUpstream: true };
-    const gateway = await startTestGateway(config, { auth: upstreamAuthFromEnv(parseGatewayConfig({ ...config, listen: { host: "127.0.0.1", port: 0 } }, "test"), env) });
+    const gateway = await startTestGateway(config, { auth: await upstreamAuthFromEnv(parseGatewayConfig({ ...config, listen: { host: "127.0.0.1", port: 0 } }, "test"), env) });
     try {
       const res = await fetch(`${gateway.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...clientHeaders }, body: "{}" });
       expect(res.status).toBe(200);
@@ -112,14 +112,14 @@ describe("the real credentials per provider", () => {
 
   it("sends a bearer key to ollama when one is set", async () => {
     const config = parseGatewayConfig({ protocol: "ollama", upstream: "http://127.0.0.1:11434", allowInsecureUpstream: true, listen: { host: "127.0.0.1", port: 0 } }, "test");
-    const auth = upstreamAuthFromEnv(config, { OLLAMA_API_KEY: "ollama-real" });
+    const auth = await upstreamAuthFromEnv(config, { OLLAMA_API_KEY: "ollama-real" });
     expect(await auth.headersFor({ method: "POST", url: new URL("http://127.0.0.1:11434/api/chat"), headers: {}, body: Buffer.alloc(0) })).toEqual({
       authorization: "Bearer ollama-real",
     });
   });
 
-  it("names the missing variable, never a value", () => {
+  it("names the missing variable, never a value", async () => {
     const config = parseGatewayConfig({ protocol: "google", upstream: "https://generativelanguage.googleapis.com", listen: { host: "127.0.0.1", port: 0 } }, "test");
-    expect(() => upstreamAuthFromEnv(config, { OPENAI_API_KEY: "x" })).toThrow(/GOOGLE_GENERATIVE_AI_API_KEY or GEMINI_API_KEY/);
+    await expect(upstreamAuthFromEnv(config, { OPENAI_API_KEY: "x" })).rejects.toThrow(/GOOGLE_GENERATIVE_AI_API_KEY or GEMINI_API_KEY/);
   });
 });
