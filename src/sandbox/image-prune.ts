@@ -11,8 +11,14 @@ export interface PruneResult {
   skipped: string[];
 }
 
-export async function pruneImages(docker: Docker, options: { all: boolean }): Promise<PruneResult> {
-  const images = await docker.listImages({ filters: { label: ["perstack.managed=true"] } });
+export interface PruneOptions {
+  all: boolean;
+  /** Only images that also carry this label (`key` or `key=value`): a prune scoped to some images of the engine. */
+  label?: string;
+}
+
+export async function pruneImages(docker: Docker, options: PruneOptions): Promise<PruneResult> {
+  const images = await docker.listImages({ filters: { label: ["perstack.managed=true", ...(options.label ? [options.label] : [])] } });
   const byRepository = new Map<string, Docker.ImageInfo[]>();
   for (const image of images) {
     if (!PRUNABLE_ROLES.has(image.Labels?.["perstack.role"] ?? "")) continue;

@@ -283,7 +283,7 @@ describe.skipIf(!docker)("perstack serve", () => {
     }
     // No response holds a secret.
     expect(JSON.stringify(listed)).not.toContain("sk-fake");
-  }, 300_000);
+  }, 900_000);
 
   it("a finished job continues with a new query (a second run of the same job); a job still going cannot (409)", async () => {
     await suite.fake.script([

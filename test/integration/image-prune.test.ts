@@ -25,9 +25,11 @@ describe.skipIf(!docker)("images prune", () => {
     await build(engine, "perstack/agent-prunetest:old", `old-${Date.now()}`);
     await new Promise((r) => setTimeout(r, 1100)); // Created has one-second resolution
     await build(engine, "perstack/agent-prunetest:new", `new-${Date.now()}`);
-    const result = await pruneImages(engine, { all: false });
+    // Scoped to this test's images: on a shared engine, other test files' images of the same repositories are in use.
+    const result = await pruneImages(engine, { all: false, label: "prune.marker" });
     expect(result.removed).toContain("perstack/agent-prunetest:old");
     expect(result.kept).toContain("perstack/agent-prunetest:new");
+    expect([...result.removed, ...result.kept, ...result.skipped].filter((n) => !n.startsWith("perstack/agent-prunetest:"))).toEqual([]);
     await expect(engine.getImage("perstack/agent-prunetest:old").inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await engine.getImage(LOCAL_BASE_IMAGES.debian).inspect()).Id).toBeTruthy();
     await engine.getImage("perstack/agent-prunetest:new").remove();
