@@ -125,11 +125,10 @@ export function registerComparisonRoutes(app: FastifyInstance, v1: FastifyInstan
   };
 
   const view = async (tenant: string, row: ComparisonRow) => {
-    const { runs } = runsOf(tenant, row);
-    const done = runs.every((r) => r.status !== "queued" && r.status !== "running");
-    const started = runs.filter((r) => r.status !== "cancelled").map((r) => r.jobId);
-    const comparison = done && started.length > 0 ? await comparisonFromJobs(deps.runs.perstackDir(tenant), started, PERSTACK_VERSION) : undefined;
-    return { id: row.id, status: done ? "done" : "running", runs, ...(comparison ? { comparison } : {}) };
+    const summary = runsOf(tenant, row);
+    const started = summary.runs.filter((r) => r.status !== "cancelled").map((r) => r.jobId);
+    const comparison = summary.status === "done" && started.length > 0 ? await comparisonFromJobs(deps.runs.perstackDir(tenant), started, PERSTACK_VERSION) : undefined;
+    return { ...summary, ...(comparison ? { comparison } : {}) };
   };
 
   // Newest first, without the built comparison (that reads every run's records): what a list shows.

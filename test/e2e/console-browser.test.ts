@@ -15,7 +15,7 @@ import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { requireChromium } from "../support/chromium.js";
 import { leftAfterTeardown, requireDocker } from "../support/docker.js";
-import { fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
+import { baseAndAskSkills, fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
 import { CLI, cliEnv, readJobs, runCli } from "../support/cli.js";
 import { addTenant, startServer, type TestServer } from "../support/perstack-server.js";
 
@@ -33,18 +33,7 @@ const FIRST_RUN_MS = 15 * 60_000;
 const EXPERTS = `[experts."worker"]
 description = "Works in the workspace and asks when unsure"
 instruction = "Do as asked; ask the user what you cannot decide."
-[experts."worker".skills."@perstack/base"]
-type = "mcpStdioSkill"
-description = "Files, shell and completion"
-command = "npx"
-packageName = "@perstack/base"
-[experts."worker".skills."ask"]
-type = "interactiveSkill"
-description = "Questions for the user"
-[experts."worker".skills."ask".tools."askColor"]
-description = "Ask the user which color they want"
-inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}'
-
+${baseAndAskSkills("worker")}
 [experts."plain"]
 description = "Answers"
 instruction = "Answer briefly."

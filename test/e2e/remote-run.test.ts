@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HOST_ONLY_EVENT_TYPES } from "../../src/model/perstack.js";
 import { runCli } from "../support/cli.js";
 import { leftAfterTeardown, requireDocker } from "../support/docker.js";
-import { fakeModelSuite, jsonLines, keyEnv, perstackToml } from "../support/perstack-e2e.js";
+import { baseAndAskSkills, fakeModelSuite, jsonLines, keyEnv, perstackToml } from "../support/perstack-e2e.js";
 import { addTenant, startServer, type TestServer } from "../support/perstack-server.js";
 
 const docker = await requireDocker();
@@ -24,18 +24,7 @@ instruction = "Do as asked."
 [experts."asker"]
 description = "Asks the user"
 instruction = "Ask the user for a color, then write it down."
-[experts."asker".skills."@perstack/base"]
-type = "mcpStdioSkill"
-description = "Files, shell and completion"
-command = "npx"
-packageName = "@perstack/base"
-[experts."asker".skills."ask"]
-type = "interactiveSkill"
-description = "Questions for the user"
-[experts."asker".skills."ask".tools."askColor"]
-description = "Ask the user which color they want"
-inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}'
-`;
+${baseAndAskSkills("asker")}`;
 
 /** Every file under `dir` but perstack/ (the local jobs and kept versions), with its content. */
 function filesOf(dir: string, prefix = ""): Record<string, string> {

@@ -38,6 +38,25 @@ ${options.experts}
 `;
 }
 
+/**
+ * The skills of an expert that works in the workspace and asks the user: the base skill (declared, since an expert
+ * with skills gets no default one) and an interactive `askColor` tool.
+ */
+export function baseAndAskSkills(expertKey: string): string {
+  return `[experts."${expertKey}".skills."@perstack/base"]
+type = "mcpStdioSkill"
+description = "Files, shell and completion"
+command = "npx"
+packageName = "@perstack/base"
+[experts."${expertKey}".skills."ask"]
+type = "interactiveSkill"
+description = "Questions for the user"
+[experts."${expertKey}".skills."ask".tools."askColor"]
+description = "Ask the user which color they want"
+inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}'
+`;
+}
+
 export function keyEnv(provider: PerstackProvider = "anthropic"): Record<string, string> {
   return { [PROVIDERS[provider].keyEnv]: "fake-key-e2e" };
 }
