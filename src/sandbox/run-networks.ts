@@ -31,41 +31,58 @@ export async function createRunNetworks(
   resources: SandboxResources,
   random: () => number = Math.random,
 ): Promise<RunNetwork[]> {
-  const taken = await subnetsInUse(docker);
-  const chosen = pickFreeSubnets(pool, taken, networks.length, random);
-  if (chosen.length < networks.length) throw exhausted(pool, taken);
-  // This run's own choices count as taken for its retries, so its two networks never pick the same one.
-  taken.push(...chosen);
-  return Promise.all(
-    networks.map(async (network, index) => {
-      let subnet = chosen[index]!;
-      for (let attempt = 1; ; attempt++) {
-        const addresses = subnetAddresses(subnet);
-        try {
-          const handle = await docker.createNetwork({
-            Name: network.name,
-            Driver: "bridge",
-            Internal: network.internal,
-            EnableIPv6: network.enableIPv6,
-            Options: network.options,
-            CheckDuplicate: true,
-            IPAM: { Driver: "default", Config: [{ Subnet: formatCidr(subnet), Gateway: addresses.gateway }] },
-            Labels: { ...labels, "perstack.role": `network-${network.role}` },
-          });
-          resources.network(network.name, handle);
-          return { plan: network, subnet: formatCidr(subnet), proxyAddress: addresses.proxy, agentAddress: addresses.agent, gateway: addresses.gateway };
-        } catch (error) {
-          if (!isOverlap(error) || attempt >= MAX_TRIES) throw error;
-          // Another network got it first: look again, since more than one may have appeared.
-          taken.push(...(await subnetsInUse(docker)));
-          const next = pickFreeSubnets(pool, taken, 1, random)[0];
-          if (!next) throw exhausted(pool, taken);
-          taken.push(next);
-          subnet = next;
-        }
+  return Promise.all(createEachRunNetwork(docker, networks, pool, labels, resources, random));
+}
+
+/**
+ * The same, as one promise per network (in the plan's order), so that what needs only one of them (the agent needs
+ * only the internal network) can start as soon as that one exists. The subnets are chosen together first.
+ */
+export function createEachRunNetwork(
+  docker: Docker,
+  networks: NetworkPlan[],
+  pool: SubnetPool,
+  labels: Record<string, string>,
+  resources: SandboxResources,
+  random: () => number = Math.random,
+): Array<Promise<RunNetwork>> {
+  const picked = (async () => {
+    const taken = await subnetsInUse(docker);
+    const chosen = pickFreeSubnets(pool, taken, networks.length, random);
+    if (chosen.length < networks.length) throw exhausted(pool, taken);
+    // This run's own choices count as taken for its retries, so its two networks never pick the same one.
+    taken.push(...chosen);
+    return { taken, chosen };
+  })();
+  return networks.map(async (network, index) => {
+    const { taken, chosen } = await picked;
+    let subnet = chosen[index]!;
+    for (let attempt = 1; ; attempt++) {
+      const addresses = subnetAddresses(subnet);
+      try {
+        const handle = await docker.createNetwork({
+          Name: network.name,
+          Driver: "bridge",
+          Internal: network.internal,
+          EnableIPv6: network.enableIPv6,
+          Options: network.options,
+          CheckDuplicate: true,
+          IPAM: { Driver: "default", Config: [{ Subnet: formatCidr(subnet), Gateway: addresses.gateway }] },
+          Labels: { ...labels, "perstack.role": `network-${network.role}` },
+        });
+        resources.network(network.name, handle);
+        return { plan: network, subnet: formatCidr(subnet), proxyAddress: addresses.proxy, agentAddress: addresses.agent, gateway: addresses.gateway };
+      } catch (error) {
+        if (!isOverlap(error) || attempt >= MAX_TRIES) throw error;
+        // Another network got it first: look again, since more than one may have appeared.
+        taken.push(...(await subnetsInUse(docker)));
+        const next = pickFreeSubnets(pool, taken, 1, random)[0];
+        if (!next) throw exhausted(pool, taken);
+        taken.push(next);
+        subnet = next;
       }
-    }),
-  );
+    }
+  });
 }
 
 /** Every IPv4 subnet the engine's networks use, whoever made them. */

@@ -3,9 +3,9 @@
 // abort.
 //
 // What does not depend on each other happens side by side: the images are checked together, the two networks are
-// created together, and the agent's container is created (and its workspace copied in) while the proxy and the
-// gateway start, since the proxy's address on the internal network is fixed in advance. The agent starts when both
-// sidecars say they are ready.
+// created together, and the agent's container is created (and its workspace copied in) as soon as the internal
+// network exists, while the proxy and the gateway start, since the proxy's address on the internal network is fixed
+// in advance. The agent's command starts when both sidecars say they are ready.
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -23,7 +23,7 @@ import { afterEngineLoss, EngineWatch } from "./engine-watch.js";
 import { ensureImage, type BuildProgress } from "./image-builder.js";
 import { ownerLabels } from "./labels.js";
 import { bindMount, volumeMount } from "./mounts.js";
-import { createRunNetworks, type RunNetwork } from "./run-networks.js";
+import { createEachRunNetwork, type RunNetwork } from "./run-networks.js";
 import { acquireRunSlot } from "./run-slots.js";
 import { SandboxResources } from "./sandbox-resources.js";
 import { createWorkspaceVolume } from "./workspace-volume.js";
@@ -163,16 +163,21 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     );
 
     throwIfAborted(io.signal);
-    const networks = await doing("creating the run's networks", createRunNetworks(docker, plan.networks, sharing.subnetPool, labels, resources));
-    const internal = networks.find((n) => n.plan.role === "internal")!;
+    const eachNetwork = createEachRunNetwork(docker, plan.networks, sharing.subnetPool, labels, resources);
+    const networkOf = (role: "internal" | "egress") => doing("creating the run's networks", eachNetwork[plan.networks.findIndex((n) => n.role === role)]!);
+    const internalReady = networkOf("internal");
+    const egressReady = networkOf("egress");
+    const networksReady = Promise.all([internalReady, egressReady]);
 
-    // The gateway and the proxy start side by side (squid resolves the gateway's name only when a request comes), and
-    // the agent's container with them, held at its gate. Every branch is waited for even when one fails, so nothing
-    // is created after the removal has begun.
+    // Each container starts as soon as its networks exist: the agent's (held at its gate) on the internal network
+    // alone, so the engine's own start-up begins first and overlaps the sidecars'; the gateway on the egress network;
+    // the proxy on both. The gateway and the proxy start side by side (squid resolves the gateway's name only when a
+    // request comes). Every branch is waited for even when one fails, so nothing is created after the removal has
+    // begun.
     const [proxy, gateway, gated] = await settleAll([
-      doing("starting the proxy", startProxy(docker, plan, io, labels, resources, networks)),
-      plan.gateway ? doing("starting the provider gateway", startGateway(docker, plan, io, labels, resources)) : Promise.resolve(undefined),
-      startGatedAgent(docker, plan, io, labels, resources, internal),
+      networksReady.then((networks) => doing("starting the proxy", startProxy(docker, plan, io, labels, resources, networks))),
+      plan.gateway ? egressReady.then((egress) => doing("starting the provider gateway", startGateway(docker, plan, io, labels, resources, egress))) : Promise.resolve(undefined),
+      internalReady.then((internal) => startGatedAgent(docker, plan, io, labels, resources, internal)),
     ] as const);
     const agent = gated.container;
 
@@ -448,13 +453,20 @@ const GATEWAY_HARDENING = {
  * configured upstream), and it reaches the provider directly. Its config is a read-only bind like squid.conf; its
  * secrets go to the Engine API at creation.
  */
-async function startGateway(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources): Promise<Sidecar> {
+async function startGateway(
+  docker: Docker,
+  plan: SandboxPlan,
+  io: SandboxIO,
+  labels: Record<string, string>,
+  resources: SandboxResources,
+  egressNetwork: RunNetwork,
+): Promise<Sidecar> {
   const gateway = plan.gateway!;
   const dir = join(io.filesDir, "gateway");
   await mkdir(dir, { recursive: true, mode: 0o755 });
   await writeFile(join(dir, "gateway.json"), `${JSON.stringify(gateway.config, null, 2)}\n`, { mode: 0o644 });
   if (gateway.pricingTable !== undefined) await writeFile(join(dir, "prices.json"), gateway.pricingTable, { mode: 0o644 });
-  const egress = plan.networks.find((n) => n.role === "egress")!.name;
+  const egress = egressNetwork.plan.name;
   const container = await docker.createContainer({
     name: gateway.containerName,
     Image: gateway.image,
