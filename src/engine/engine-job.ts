@@ -1,6 +1,7 @@
 // One invocation of the engine for a job: sets up the model, the step budget and the skill environments, turns
 // the input's `start` into the first run (fresh query, continuation, interactive answer or resume), and runs
 // delegated experts as child runs of the same job.
+import { realpath } from "node:fs/promises";
 import type { LanguageModel } from "ai";
 import type { Checkpoint, Message, ToolCallPart } from "../model/perstack.js";
 import type { EngineExpert, EngineInput } from "./engine-input.js";
@@ -9,7 +10,7 @@ import { newId, type EventSink } from "./event-sink.js";
 import { composeExpertPrompt } from "./expert-prompt.js";
 import { ExpertRun, StepBudget, type ChildRequest, type JobContext, type RunResult, type RunStart } from "./expert-run.js";
 import { createLanguageModel } from "./providers.js";
-import type { SkillSpec } from "./skills/skill-manager.js";
+import { INHERITED_ENV_VARS, type SkillSpec } from "./skills/skill-manager.js";
 import { emptyUsage } from "../model/perstack.js";
 
 /** What a skill server may see of the engine's environment besides its own requiredEnv: proxy and CA settings. */
@@ -30,10 +31,6 @@ const PASS_THROUGH_ENV = [
 export interface EngineDeps {
   sink: EventSink;
   env: NodeJS.ProcessEnv;
-  /** Path of the base skill's server script. */
-  baseSkillEntry: string;
-  /** Program that runs the base skill (node). */
-  nodePath: string;
   createModel?: (input: EngineInput, env: NodeJS.ProcessEnv) => LanguageModel | Promise<LanguageModel>;
   sleep?: (ms: number) => Promise<void>;
   /**
@@ -262,18 +259,29 @@ function skillSpecs(expert: EngineExpert, input: EngineInput, deps: EngineDeps):
   const specs: SkillSpec[] = [];
   for (const skill of expert.skills) {
     switch (skill.type) {
-      case "base":
+      case "base": {
+        // In this process: a second Node process for it cost about 0.15 s of every run's start. Its exec tool's
+        // commands still get only what that process had: the variables the MCP SDK gives any stdio server, the
+        // pass-through ones, and the workspace (and the image's compile cache, as agent-entrypoint.sh set it).
+        const env: Record<string, string> = {
+          ...inheritedEnv(deps.env),
+          ...passThrough,
+          PERSTACK_WORKSPACE: input.workspace,
+          ...(deps.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: deps.env.NODE_COMPILE_CACHE } : {}),
+        };
         specs.push({
           name: skill.name,
-          transport: "stdio",
-          command: deps.nodePath,
-          args: [deps.baseSkillEntry],
-          // Our own server: it shares the image's compile cache (agent-entrypoint.sh), if there is one.
-          env: { ...passThrough, PERSTACK_WORKSPACE: input.workspace, ...(deps.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: deps.env.NODE_COMPILE_CACHE } : {}) },
-          cwd: input.workspace,
+          transport: "inProcess",
+          serve: async (transport) => {
+            const { createBaseSkillServer } = await import("./base-skill/server.js");
+            // Fail at start, not on the first tool call, when the workspace is missing.
+            await realpath(input.workspace);
+            await createBaseSkillServer({ root: input.workspace, env }).connect(transport);
+          },
           ...filters(skill),
         });
         break;
+      }
       case "mcpStdio": {
         const own: Record<string, string> = {};
         for (const name of skill.envNames) {
@@ -291,4 +299,14 @@ function skillSpecs(expert: EngineExpert, input: EngineInput, deps: EngineDeps):
     }
   }
   return specs;
+}
+
+/** What the MCP SDK's stdio transport copies from the parent into any stdio server: INHERITED_ENV_VARS, no shell functions. */
+function inheritedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of INHERITED_ENV_VARS) {
+    const value = env[name];
+    if (value !== undefined && !value.startsWith("()")) out[name] = value;
+  }
+  return out;
 }

@@ -6,7 +6,6 @@
 // Usage: main.js <engine-input.json> [-- <query>]. A query after `--` replaces the input's query: exported
 // sandboxes (perstack export) fill it in from ${PERSTACK_QUERY} on the command line, as for the CLI runtimes.
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { engineInputSchema, type EngineInput } from "./engine-input.js";
 import { runEngineJob } from "./engine-job.js";
 import { EventSink } from "./event-sink.js";
@@ -65,8 +64,6 @@ async function main(): Promise<number> {
     sink,
     networkReady: startGate(),
     env: process.env,
-    baseSkillEntry: fileURLToPath(new URL("./base-skill/server.js", import.meta.url)),
-    nodePath: process.execPath,
   });
   return 0;
 }

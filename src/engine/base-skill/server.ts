@@ -17,12 +17,14 @@ export const DEFAULT_WORKSPACE = "/workspace";
 export interface BaseSkillOptions {
   /** Directory every file tool and exec's cwd are confined to. */
   root: string;
+  /** The environment exec's commands start from. Default: this process's. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The base skill an expert that declares no skills gets; its tool names are Perstack's. */
 export function createBaseSkillServer(options: BaseSkillOptions): McpServer {
   const server = new McpServer({ name: BASE_SKILL_NAME, version: "0.1.0" });
-  const ctx = createSkillContext(options.root);
+  const ctx = createSkillContext(options.root, options.env ?? process.env);
   registerFileTools(server, ctx);
   registerDirectoryTools(server, ctx);
   registerMediaTools(server, ctx);

@@ -4,6 +4,8 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 export interface SkillContext {
   /** The workspace root as configured (e.g. /workspace); every file tool is confined to it. */
   root: string;
+  /** The environment exec's commands start from (a command's own `env` goes on top of it). */
+  env: Readonly<Record<string, string | undefined>>;
   startedAt: number;
   todos: Todo[];
   nextTodoId: number;
@@ -15,8 +17,8 @@ export interface Todo {
   completed: boolean;
 }
 
-export function createSkillContext(root: string): SkillContext {
-  return { root, startedAt: Date.now(), todos: [], nextTodoId: 0 };
+export function createSkillContext(root: string, env: Readonly<Record<string, string | undefined>>): SkillContext {
+  return { root, env, startedAt: Date.now(), todos: [], nextTodoId: 0 };
 }
 
 /** Perstack's base skill answers with JSON text; models and the engine read it the same way. */

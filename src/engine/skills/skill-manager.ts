@@ -4,6 +4,7 @@ import type { Stream } from "node:stream";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { DEFAULT_INHERITED_ENV_VARS, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { RuntimeEvent, RuntimeEventBase } from "../../model/perstack.js";
@@ -48,7 +49,17 @@ export interface SseSkillSpec extends SkillFilter {
   url: string;
 }
 
-export type SkillSpec = StdioSkillSpec | SseSkillSpec;
+/**
+ * A server that runs in this process (the built-in base skill): no second Node process to start, which was a good
+ * part of a run's start-up. `serve` connects the server to the transport it is given (the other end of the client's).
+ */
+export interface InProcessSkillSpec extends SkillFilter {
+  name: string;
+  transport: "inProcess";
+  serve(transport: Transport): Promise<void>;
+}
+
+export type SkillSpec = StdioSkillSpec | SseSkillSpec | InProcessSkillSpec;
 
 /** Runtime events minus the fields the caller stamps (id, timestamp, jobId, runId). */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -215,6 +226,14 @@ export class SkillManager {
         });
       }
       transport = stdio;
+    } else if (spec.transport === "inProcess") {
+      const [client, server] = InMemoryTransport.createLinkedPair();
+      try {
+        await spec.serve(server);
+      } catch (error) {
+        throw new SkillStartError(`Skill "${skillName}" failed to start (built in): ${errorMessage(error)}`);
+      }
+      transport = client;
     } else {
       let url: URL;
       try {
@@ -235,7 +254,7 @@ export class SkillManager {
       await client.close().catch(() => undefined);
       // Let the stderr stream drain so the message can quote why the server died.
       await new Promise((resolveWait) => setTimeout(resolveWait, 50));
-      const what = spec.transport === "stdio" ? `command ${describeCommand(spec)}` : `SSE endpoint ${spec.url}`;
+      const what = spec.transport === "stdio" ? `command ${describeCommand(spec)}` : spec.transport === "sse" ? `SSE endpoint ${spec.url}` : "built in";
       const tail = stderrTail.length > 0 ? `\n  stderr:\n    ${stderrTail.join("\n    ")}` : "";
       throw new SkillStartError(`Skill "${skillName}" failed to start (${what}): ${errorMessage(error)}${tail}`);
     }

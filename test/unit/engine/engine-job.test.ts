@@ -91,7 +91,7 @@ async function run(options: {
     lines.push(line.trimEnd());
     recorded.push(...parser.line(line.trimEnd()));
   });
-  await runEngineJob(input, { sink, env: p.env, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, sleep: () => Promise.resolve() });
+  await runEngineJob(input, { sink, env: p.env, sleep: () => Promise.resolve() });
   return { events: expandEvents(parser, recorded), lines, workspace };
 }
 
@@ -311,7 +311,7 @@ describe("engine loop", () => {
         maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 1000, workspace: tmpdir(), runtime: "perstack", runtimeVersion: "t",
         start: { kind: "query", query: "q" },
       },
-      { sink, env: {}, baseSkillEntry: BASE_SKILL, nodePath: process.execPath },
+      { sink, env: {} },
     );
     expect(types(events)).toEqual(["initializeRuntime", "startRun", "stopRunByError"]);
     expect(ofType(events, "stopRunByError")[0]!.error.message).toMatch(/ANTHROPIC_API_KEY/);
@@ -338,7 +338,7 @@ describe("generation timeout", () => {
         model: "m", maxSteps: 5, stepsBefore: 0, maxRetries: 1, timeout: 200, workspace: tmpdir(), runtime: "perstack", runtimeVersion: "t",
         start: { kind: "query", query: "q" },
       },
-      { sink, env: {}, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, createModel: () => model, sleep: () => Promise.resolve() },
+      { sink, env: {}, createModel: () => model, sleep: () => Promise.resolve() },
     );
     expect(attempts).toBe(2);
     expect(ofType(events, "retry")[0]!.reason).toMatch(/GenerationTimeout: no complete answer within timeout \(200 ms\)/);
@@ -378,7 +378,7 @@ describe("the start gate", () => {
         maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 30_000, workspace: mkdtempSync(join(tmpdir(), "engine-gate-")), runtime: "perstack",
         runtimeVersion: "t", start: { kind: "query", query: "q" },
       },
-      { sink, env: {}, baseSkillEntry: BASE_SKILL, nodePath: process.execPath, createModel: () => model, networkReady },
+      { sink, env: {}, createModel: () => model, networkReady },
     );
     await vi.waitFor(() => expect(events.some((e) => e.type === "skillConnected")).toBe(true), { timeout: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -410,8 +410,6 @@ describe("skill environments", () => {
       {
         sink,
         env: { ANTHROPIC_API_KEY: "provider-secret", SKILL_TOKEN: "skill-token", OTHER_SECRET: "other", PERSTACK_WORKSPACE: workspace, HTTPS_PROXY: "http://proxy:3128" },
-        baseSkillEntry: BASE_SKILL,
-        nodePath: process.execPath,
       },
     );
     const output = ofType(events, "resolveToolResults")[0]!.toolResults[0]!.result.map((p) => (p.type === "textPart" ? p.text : "")).join("");
@@ -419,5 +417,44 @@ describe("skill environments", () => {
     expect(output).toContain("HTTPS_PROXY=http://proxy:3128");
     expect(output).not.toContain("provider-secret");
     expect(output).not.toContain("OTHER_SECRET");
+  });
+
+  it("the base skill runs in the engine's process, and its exec commands still get only the environment its own process had", async () => {
+    await script("anthropic", [{ toolUse: [{ name: "exec", input: { command: "env" } }] }, { text: "seen" }]);
+    const workspace = mkdtempSync(join(tmpdir(), "engine-env-"));
+    const events: PerstackEvent[] = [];
+    const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+    await runEngineJob(
+      {
+        version: 1, jobId: "job1", runId: "r", expertKey: "writer", experts: { writer }, provider: PROVIDERS.anthropic.provider(), model: "m",
+        maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 30_000, workspace, runtime: "perstack", runtimeVersion: "t", start: { kind: "query", query: "q" },
+      },
+      {
+        sink,
+        env: { ANTHROPIC_API_KEY: "provider-secret", OTHER_SECRET: "other", PATH: "/usr/bin:/bin", HOME: "/home/agent", SHELL: "() { evil; }", HTTPS_PROXY: "http://proxy:3128" },
+      },
+    );
+    const skillEvents = events.filter((e) => e.type === "skillStarting" || e.type === "skillConnected");
+    expect(skillEvents.map((e) => e.type)).toEqual(["skillStarting", "skillConnected"]);
+    const output = ofType(events, "resolveToolResults")[0]!.toolResults[0]!.result.map((p) => (p.type === "textPart" ? p.text : "")).join("");
+    const seen = output.trim().split("\n").map((line) => line.split("=")[0]).sort();
+    expect(seen).toEqual(["HOME", "HTTPS_PROXY", "PATH", "PERSTACK_WORKSPACE"]);
+    expect(output).toContain(`PERSTACK_WORKSPACE=${workspace}`);
+    expect(output).not.toContain("provider-secret");
+  });
+
+  it("a base skill whose workspace is missing fails to start, naming the skill", async () => {
+    const events: PerstackEvent[] = [];
+    const sink = new EventSink("job1", (line) => events.push(JSON.parse(line) as PerstackEvent));
+    await runEngineJob(
+      {
+        version: 1, jobId: "job1", runId: "r", expertKey: "writer", experts: { writer }, provider: PROVIDERS.anthropic.provider(), model: "m",
+        maxSteps: 5, stepsBefore: 0, maxRetries: 0, timeout: 30_000, workspace: join(tmpdir(), "engine-no-such-workspace"), runtime: "perstack", runtimeVersion: "t",
+        start: { kind: "query", query: "q" },
+      },
+      { sink, env: { ANTHROPIC_API_KEY: "k" } },
+    );
+    const stop = events.find((e) => e.type === "stopRunByError") as { error?: { message?: string } } | undefined;
+    expect(JSON.stringify(stop ?? events.at(-1))).toMatch(/failed to start \(built in\).*engine-no-such-workspace/);
   });
 });

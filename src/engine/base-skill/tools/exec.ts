@@ -13,6 +13,8 @@ export interface ExecRequest {
   command: string;
   args: string[];
   cwd: string;
+  /** What the command's environment starts from: the skill's own (SkillContext.env). */
+  baseEnv: Readonly<Record<string, string | undefined>>;
   env: Record<string, string>;
   timeoutMs: number;
 }
@@ -34,7 +36,7 @@ export function runCommand(request: ExecRequest): Promise<ExecOutcome> {
   return new Promise((resolvePromise) => {
     const child = spawn(request.command, request.args, {
       cwd: request.cwd,
-      env: { ...process.env, ...request.env },
+      env: { ...request.baseEnv, ...request.env },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -106,7 +108,7 @@ export function registerExecTools(server: McpServer, ctx: SkillContext): void {
       const dir = await resolveInWorkspace(ctx.root, cwd ?? ".");
       if (!(await stat(dir)).isDirectory()) throw new WorkspacePathError(`exec: cwd ${JSON.stringify(cwd)} is not a directory.`);
       const timeoutMs = timeout ?? DEFAULT_EXEC_TIMEOUT_MS;
-      const outcome = await runCommand({ command, args: args ?? [], cwd: dir, env: env ?? {}, timeoutMs });
+      const outcome = await runCommand({ command, args: args ?? [], cwd: dir, baseEnv: ctx.env, env: env ?? {}, timeoutMs });
       const parts: string[] = [];
       if (stdout ?? true) parts.push(outcome.stdout);
       if (stderr ?? true) parts.push(outcome.stderr);
