@@ -34,6 +34,8 @@ export interface ProcessRun {
   exitCode: number | null;
   signal: string | null;
   ms: number;
+  /** Date.now() when the process was spawned: event timestamps (epoch ms) are set against it. */
+  startedAt: number;
   stdout: string;
   stderr: string;
   timedOut: boolean;
@@ -180,6 +182,7 @@ export class BenchSession {
   private spawnTimed(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; cli: boolean }): Promise<ProcessRun> {
     return new Promise((resolve, reject) => {
       const start = performance.now();
+      const startedAt = Date.now();
       const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
       if (options.cli && child.pid !== undefined) this.cliPids.add(child.pid);
       this.running.add(child);
@@ -205,7 +208,7 @@ export class BenchSession {
         clearTimeout(deadline);
         clearTimeout(kill);
         this.running.delete(child);
-        resolve({ exitCode, signal, ms, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8"), timedOut });
+        resolve({ exitCode, signal, ms, startedAt, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8"), timedOut });
       });
     });
   }

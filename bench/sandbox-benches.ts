@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { bytesUnder } from "./disk-usage.ts";
 import type { BenchFake, FakeStep } from "./fake-model.ts";
-import { describeFailure, type BenchSession, type PerstackRun } from "./bench-session.ts";
+import { describeFailure, type BenchSession, type Event, type PerstackRun } from "./bench-session.ts";
 import { median, type Row } from "./report.ts";
 
 export const EXPERT = "bench";
@@ -77,6 +77,34 @@ export interface P1Result {
   p1BareMs: number[];
   /** After each sandboxed run's exit, until its sandbox was gone from the engine. */
   p1TeardownAfterExitMs: number[];
+  /** What the sandbox adds to the same engine's run, in ms: the sandboxed median less the bare one. */
+  p1OverheadMs: number;
+  /** When each milestone of a sandboxed run came (median ms after its command started), from its own events. */
+  p1MilestonesMs: Record<string, number>;
+}
+
+/** A sandboxed run's milestones, by the first event that marks each. */
+const P1_MILESTONES: Array<[string, (e: Event) => boolean]> = [
+  ["engine started (initializeRuntime)", (e) => e.type === "initializeRuntime"],
+  ["skills connected", (e) => e.type === "skillConnected"],
+  ["proxy and gateway ready, agent let go", (e) => e.type === "dockerContainerStatus" && e.service === "agent" && e.status === "running"],
+  ["model called (startGeneration)", (e) => e.type === "startGeneration"],
+  ["run completed (completeRun)", (e) => e.type === "completeRun"],
+  ["agent's container exited", (e) => e.type === "dockerContainerStatus" && e.service === "agent" && typeof e.status === "string" && e.status.startsWith("exited")],
+];
+
+/** Median ms after the command's start of each milestone found in every run. */
+function milestones(runs: PerstackRun[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, marks] of P1_MILESTONES) {
+    const at = runs.flatMap((run) => {
+      const event = run.events.find(marks);
+      return typeof event?.timestamp === "number" ? [event.timestamp - run.startedAt] : [];
+    });
+    if (at.length === runs.length && at.length > 0) out[name] = Math.round(median(at));
+  }
+  out["command exited"] = Math.round(median(runs.map((run) => run.ms)));
+  return out;
 }
 
 /**
@@ -96,24 +124,42 @@ export async function sandboxOverhead(session: BenchSession, fake: BenchFake, re
   };
   await bare();
   const sandboxed: number[] = [];
+  const sandboxedRuns: PerstackRun[] = [];
   const teardowns: number[] = [];
   const bareMs: number[] = [];
   for (let i = 0; i < repeats; i++) {
     say(`P1: pair ${i + 1}/${repeats}`);
     const run = await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS);
     sandboxed.push(run.ms);
+    sandboxedRuns.push(run);
     if (run.teardownMs !== undefined) teardowns.push(run.teardownMs);
     bareMs.push(await bare());
   }
   const s = median(sandboxed);
   const b = median(bareMs);
   const gone = teardowns.length > 0 ? `; its sandbox gone a median ${seconds(median(teardowns))} after it exits (waited for before the next run)` : "";
+  const marks = milestones(sandboxedRuns);
   return {
-    result: { p1Ratio: s / b, p1SandboxedMedianMs: s, p1BareMedianMs: b, p1SandboxedMs: sandboxed, p1BareMs: bareMs, p1TeardownAfterExitMs: teardowns },
+    result: {
+      p1Ratio: s / b,
+      p1SandboxedMedianMs: s,
+      p1BareMedianMs: b,
+      p1SandboxedMs: sandboxed,
+      p1BareMs: bareMs,
+      p1TeardownAfterExitMs: teardowns,
+      p1OverheadMs: Math.round(s - b),
+      p1MilestonesMs: marks,
+    },
     rows: [
       { measure: "P1 trivial run, sandboxed (perstack run)", value: seconds(s), detail: `median of ${repeats}; ${sandboxed.map(seconds).join(", ")}${gone}` },
       { measure: "P1 same engine, bare docker run --rm", value: seconds(b), detail: `median of ${repeats}; ${bareMs.map(seconds).join(", ")}` },
       { measure: "P1 ratio sandboxed / bare", value: `${(s / b).toFixed(2)}x`, detail: "p1Ratio" },
+      { measure: "P1 what the sandbox adds", value: seconds(s - b), detail: "p1OverheadMs: the medians' difference; unlike the ratio, it does not rise when the engine itself gets faster" },
+      {
+        measure: "P1 sandboxed run's milestones",
+        value: "",
+        detail: `median ms after the command started: ${Object.entries(marks).map(([name, ms]) => `${name} ${ms}`).join(", ")}`,
+      },
     ],
   };
 }
