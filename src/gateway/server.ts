@@ -25,6 +25,7 @@ import type { GatewayConfig } from "./gateway-config.js";
 import { costOf } from "./pricing.js";
 import type { PriceTable } from "./pricing.js";
 import { parseRequestTarget, upstreamUrl } from "./request-target.js";
+import { asksForStreamUsage, withStreamUsage } from "./stream-usage.js";
 import type { GatewayRecord, GatewayRefusal, GatewayUsageRecord, MeteredUsage, UsageMeter } from "./types.js";
 import type { UpstreamAuth } from "./upstream-auth.js";
 import { meterFor } from "./usage/meter.js";
@@ -317,13 +318,15 @@ export function startGateway(options: GatewayOptions): Promise<RunningGateway> {
       return;
     }
 
-    const body = await readBody(req, maxRequestBytes);
-    if (body === "aborted") return;
-    if (body === "too-large") {
+    const received = await readBody(req, maxRequestBytes);
+    if (received === "aborted") return;
+    if (received === "too-large") {
       res.setHeader("connection", "close");
       refuse(res, requestId, method, path, 413, "body-too-large", `request body over ${maxRequestBytes} bytes`);
       return;
     }
+    // Before signing (SigV4 hashes the body) and before content-length: the body may grow.
+    const body = asksForStreamUsage(protocol, method, path) ? withStreamUsage(received) : received;
 
     const url = upstreamUrl(config.upstream, path, query, config.upstreamQuery);
     const headers: Record<string, string> = {};

@@ -242,6 +242,52 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     for (const run of job!.runs) expect(JSON.stringify(run.events) + run.raw).not.toContain(REAL_KEY);
   }, 900_000);
 
+  it("perstack: an agent that streams Chat Completions itself without asking for their usage is metered all the same", async () => {
+    // The agent finds the run's token (any process's environment) and the gateway's URL (the engine's input) and
+    // makes its own streamed Chat Completions calls through the proxy, leaving stream_options.include_usage out: on
+    // OpenAI's API such a stream reports no usage, so a gateway that only read it would meter nothing.
+    const attack = [
+      "const fs = require('fs');",
+      "const input = JSON.parse(fs.readFileSync(process.env.HOME + '/.perstack/engine-input.json', 'utf8'));",
+      "let token = '';",
+      "for (const pid of fs.readdirSync('/proc')) { try { const m = fs.readFileSync('/proc/' + pid + '/environ', 'utf8').match(/OPENAI_API_KEY=([0-9a-f]{64})/); if (m) token = m[1]; } catch {} }",
+      // OpenAI's own path: its streams report usage only when asked (DeepSeek's /chat/completions always does).
+      "const base = input.provider.setting.baseUrl.replace(/\\/$/, '').replace(/\\/v1$/, '') + '/v1';",
+      "(async () => { for (let i = 0; i < 2; i++) {",
+      "  const res = await fetch(base + '/chat/completions', { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' },",
+      "    body: JSON.stringify({ model: 'gpt-5', stream: true, messages: [{ role: 'user', content: 'unmetered ' + i }] }) });",
+      "  const text = await res.text();",
+      "  console.log('attack ' + i + ' ' + res.status + ' usage:' + text.includes('\"usage\":{'));",
+      "} })();",
+    ].join("\n");
+    const fake = fakes.get("openai")!;
+    const chat = fakes.get("chat")!;
+    await fake.script([{ toolUse: [{ name: "exec", input: { command: "node", args: ["-e", attack] } }] }, { text: "Done." }]);
+    await chat.script([]);
+    const ws = makeWorkspace(engineToml("openai"), "perstack-gateway-");
+    const result = await runCli(["run", "probe", "Spend", "--runtime", "perstack", "--model", "gpt-5"], {
+      cwd: ws,
+      env: { OPENAI_API_KEY: REAL_KEY, OPENAI_BASE_URL: fake.sandboxUrl },
+      timeoutMs: 900_000,
+    });
+    expect(result.exitCode, result.all).toBe(0);
+    const engineCalls = (await fake.requests()).filter((r) => r.kind === "main");
+    const toolOutput = JSON.stringify(engineCalls.at(-1)?.body);
+    // Both calls went through, and each stream carried its usage: the gateway asked for it on the agent's behalf.
+    expect(toolOutput).toContain("attack 0 200 usage:true");
+    expect(toolOutput).toContain("attack 1 200 usage:true");
+    const attacks = await chat.requests();
+    expect(attacks).toHaveLength(2);
+    for (const r of attacks) expect((r.body as { stream_options?: unknown }).stream_options).toEqual({ include_usage: true });
+    // The job's meter counts them: the engine's calls and the agent's own, each as the fake reported it.
+    const [job] = readJobs(ws);
+    const metered = (job!.job as unknown as { metered: { requests: number; usage: { inputTokens: number; outputTokens: number } } }).metered;
+    const reported = [...engineCalls, ...attacks].filter((r) => r.usage);
+    expect(reported).toHaveLength(engineCalls.length + 2);
+    expect(metered.usage.inputTokens).toBe(reported.reduce((sum, r) => sum + r.usage!.inputTokens, 0));
+    expect(metered.usage.outputTokens).toBe(reported.reduce((sum, r) => sum + r.usage!.outputTokens, 0));
+  }, 900_000);
+
   const budgetCases: Array<[string, FakeKind, string, string, FakeStep]> = [
     ["perstack", "anthropic", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", { toolUse: [{ name: "healthCheck", input: {} }] }],
     ["claude-code", "anthropic", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", { toolUse: [{ name: "Bash", input: { command: "echo hi", description: "say hi" } }] }],

@@ -137,8 +137,12 @@ function sendError(res: ServerResponse, error: ErrorSpec, shouldRetry?: boolean)
   json(res, error.status, errorBody(error), headers);
 }
 
-/** Sends the completion and returns the usage it reported. */
-function sendCompletion(res: ServerResponse, body: ChatBody, reply: Reply): ReportedUsage {
+/**
+ * Sends the completion and returns the usage it reported (none: a stream OpenAI was not asked to report usage in).
+ * `vendor` is who serves the path: OpenAI (and Azure) report a stream's usage only when `stream_options.include_usage`
+ * asks for it; DeepSeek (no /v1 in its paths) on the chunk with the finish_reason otherwise.
+ */
+function sendCompletion(res: ServerResponse, body: ChatBody, reply: Reply, vendor: "openai" | "deepseek"): ReportedUsage | undefined {
   const id = uniqueId("chatcmpl");
   const created = Math.floor(Date.now() / 1000);
   const model = typeof body.model === "string" ? body.model : "gpt-fake";
@@ -197,12 +201,14 @@ function sendCompletion(res: ServerResponse, body: ChatBody, reply: Reply): Repo
   if (includeUsage) {
     emit(finish);
     emit([], { usage });
-  } else {
+  } else if (vendor === "deepseek") {
     emit(finish, { usage });
+  } else {
+    emit(finish);
   }
   res.write("data: [DONE]\n\n");
   res.end();
-  return reported;
+  return includeUsage || vendor === "deepseek" ? reported : undefined;
 }
 
 const COMPLETIONS_PATHS = new Set(["/chat/completions", "/v1/chat/completions", "/openai/v1/chat/completions"]);
@@ -210,14 +216,15 @@ const COMPLETIONS_PATHS = new Set(["/chat/completions", "/v1/chat/completions", 
 export function createChat(): Protocol {
   const state = new ScriptState(["authorization", "proxy-authorization", "api-key", "x-api-key"]);
 
-  function answerMain(res: ServerResponse, body: ChatBody, entry: RecordedRequest, turnIndex: number): void {
+  function answerMain(res: ServerResponse, body: ChatBody, entry: RecordedRequest, turnIndex: number, vendor: "openai" | "deepseek"): void {
     const answer = state.answer(turnIndex, firstUserText(body), entry);
     if (answer.kind === "error") {
       sendError(res, answer.error, answer.shouldRetry);
       return;
     }
     const reply = answer.step ? buildReply(answer.step) : { content: EXHAUSTED_REPLY, toolCalls: [] };
-    entry.usage = sendCompletion(res, body, reply);
+    const usage = sendCompletion(res, body, reply, vendor);
+    if (usage) entry.usage = usage;
   }
 
   function handle(request: ApiRequest): void {
@@ -230,14 +237,16 @@ export function createChat(): Protocol {
         return;
       }
       const body = parsed.value as ChatBody;
+      const vendor = url.pathname === "/chat/completions" ? "deepseek" : "openai";
       if (isMainConversation(body)) {
         entry.kind = "main";
         entry.turn = countAssistantRuns(objectMessages(body));
-        answerMain(res, body, entry, entry.turn);
+        answerMain(res, body, entry, entry.turn, vendor);
       } else {
         entry.kind = "side";
         // Side replies report usage too: the provider gateway meters every call.
-        entry.usage = sendCompletion(res, body, { content: SIDE_REPLY, toolCalls: [] });
+        const usage = sendCompletion(res, body, { content: SIDE_REPLY, toolCalls: [] }, vendor);
+        if (usage) entry.usage = usage;
       }
       return;
     }

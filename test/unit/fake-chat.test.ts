@@ -324,6 +324,18 @@ describe("fake Chat Completions server", () => {
     expect(log[0]!.usage?.vendor).toEqual(title.usage);
   });
 
+  it("on OpenAI's paths, a stream not asked for its usage reports none (as OpenAI and Azure do)", async () => {
+    await setScript([{ text: "one" }, { text: "two" }]);
+    for (const path of ["/v1/chat/completions", "/openai/v1/chat/completions"]) {
+      const res = await post(body([user], { stream: true }), {}, path);
+      const { chunks, done } = parseChunks(await res.text());
+      expect(done).toBe(true);
+      expect(chunks.some((c) => "usage" in c)).toBe(false);
+    }
+    const log = await requestLog();
+    expect(log.map((r) => r.usage)).toEqual([undefined, undefined]);
+  });
+
   it("serves /v1/chat/completions and Azure's /openai/v1/chat/completions too", async () => {
     await setScript([{ text: "one" }, { text: "two" }]);
     for (const [path, turn] of [

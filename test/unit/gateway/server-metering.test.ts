@@ -182,3 +182,44 @@ describe("budgets", () => {
     }
   });
 });
+
+describe("streamed Chat Completions that do not ask for their usage", () => {
+  const post = (gateway: TestGateway, body: Record<string, unknown>) =>
+    fetch(`${gateway.url}/v1/chat/completions`, { method: "POST", headers: calls.openai.headers, body: JSON.stringify(body) });
+  const streamed = { model: "gpt-5", stream: true, messages: [user("spend without a meter")] };
+
+  it("are metered all the same: the gateway asks for the usage, keeping the client's other stream options", async () => {
+    await postScript(fake.url, "chat", []);
+    const gateway = await startTestGateway({ protocol: "openai", upstream: fake.url, allowInsecureUpstream: true });
+    try {
+      const res = await post(gateway, { ...streamed, stream_options: { include_obfuscation: false } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      // The client gets the usage chunk it now asked for.
+      expect(text).toMatch(/"choices":\[\],"usage":\{"prompt_tokens":\d+/);
+      await eventually(() => gateway.usageRecords().length === 1);
+      const [logged] = await fetchRequestLog(fake.url, "chat");
+      expect((logged!.body as { stream_options?: unknown }).stream_options).toEqual({ include_obfuscation: false, include_usage: true });
+      expect(gateway.usageRecords()[0]!.usage).toMatchObject({ inputTokens: logged!.usage!.inputTokens, outputTokens: logged!.usage!.outputTokens });
+      // A call that does not stream is forwarded as it came: OpenAI refuses stream_options without a stream.
+      expect((await post(gateway, { model: "gpt-5", messages: [user("no stream")] })).status).toBe(200);
+      const [, plain] = await fetchRequestLog(fake.url, "chat");
+      expect(plain!.body).toEqual({ model: "gpt-5", messages: [user("no stream")] });
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("cannot spend past --max-tokens: the budget stops the next call", async () => {
+    await postScript(fake.url, "chat", []);
+    const gateway = await startTestGateway({ protocol: "openai", upstream: fake.url, allowInsecureUpstream: true, budgets: { maxTokens: 5 } });
+    try {
+      expect((await post(gateway, streamed)).status).toBe(200);
+      await eventually(() => gateway.records.some((r) => r.type === "budgetExceeded"));
+      expect((await post(gateway, streamed)).status).toBe(402);
+      expect((await fetchRequestLog(fake.url, "chat")).length).toBe(1);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
