@@ -23,15 +23,9 @@ const MAX_TRIES = 12;
 
 const OVERLAP = /overlaps|already in use|conflicts? with/i;
 
-export async function createRunNetworks(
-  docker: Docker,
-  networks: NetworkPlan[],
-  pool: SubnetPool,
-  labels: Record<string, string>,
-  resources: SandboxResources,
-  random: () => number = Math.random,
-): Promise<RunNetwork[]> {
-  return Promise.all(createEachRunNetwork(docker, networks, pool, labels, resources, random));
+/** Creates the run's networks, each on a subnet of the pool that no network on the engine uses. */
+export function createRunNetworks(...args: Parameters<typeof createEachRunNetwork>): Promise<RunNetwork[]> {
+  return Promise.all(createEachRunNetwork(...args));
 }
 
 /**
