@@ -260,7 +260,7 @@ function skillSpecs(expert: EngineExpert, input: EngineInput, deps: EngineDeps):
   for (const skill of expert.skills) {
     switch (skill.type) {
       case "base": {
-        // In this process: a second Node process for it cost about 0.15 s of every run's start. Its exec tool's
+        // In this process: a second Node process for it cost about 0.1 s of every run's start. Its exec tool's
         // commands still get only what that process had: the variables the MCP SDK gives any stdio server, the
         // pass-through ones, and the workspace (and the image's compile cache, as agent-entrypoint.sh set it).
         const env: Record<string, string> = {
