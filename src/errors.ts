@@ -35,6 +35,8 @@ export class CheckpointNotFoundError extends BadInputError {}
 export class RunNotFoundError extends BadInputError {}
 /** The job exists but cannot be continued the way the flags ask (runtime, expert, pending interactive call). */
 export class CannotContinueError extends BadInputError {}
+/** Another perstack serve works on the same --data directory: nothing was started. */
+export class DataDirInUseError extends BadInputError {}
 
 export class DockerUnavailableError extends PerstackError {}
 export class ImageBuildError extends PerstackError {}

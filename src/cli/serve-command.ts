@@ -1,7 +1,7 @@
 // `perstack serve`: the run-level API for many tenants on one machine (src/server/). Loaded only when it runs.
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { InvalidOptionError } from "../errors.js";
+import { DataDirInUseError, InvalidOptionError } from "../errors.js";
 import { overridesFromEnv, resolveBaseImages } from "../sandbox/base-images.js";
 import { connectDocker } from "../sandbox/docker-client.js";
 import { buildApi } from "../server/api.js";
@@ -12,6 +12,7 @@ import { loadServerKey } from "../server/server-key.js";
 import { SERVER_DB_FILE } from "../server/server-db.js";
 import { TenantStore } from "../server/tenant-store.js";
 import { checkAllowEntries } from "../server/upstream-policy.js";
+import { describeHolder, ProcessLock } from "../storage/process-lock.js";
 import type { BaseImage, BaseImageRole } from "../plan/sandbox-plan.js";
 
 export interface ServeOptions {
@@ -27,6 +28,9 @@ export interface ServeOptions {
 }
 
 const MIB = 1024 * 1024;
+/** In the data directory: names the perstack serve working on it (storage/process-lock.ts). */
+export const SERVE_LOCK_FILE = "serve.lock";
+
 /** How long resolved base images are reused: a bootstrap meanwhile is picked up by the next runs. */
 const BASE_IMAGES_TTL_MS = 30_000;
 
@@ -41,6 +45,14 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   const allowPrivateUpstream = checkAllowEntries(options.allowPrivateUpstream ?? []);
   const https = options.tlsCert && options.tlsKey ? { cert: readFileSync(resolve(options.tlsCert)), key: readFileSync(resolve(options.tlsKey)) } : undefined;
   const dataDir = resolve(options.data);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Two servers on one data directory would each take the other's running runs for a dead server's and reconcile
+  // them (marking them finished, or clearing a job that had not begun), and run the same queue.
+  const lock = ProcessLock.acquire(join(dataDir, SERVE_LOCK_FILE), {
+    inUse: (holder) => new DataDirInUseError(`--data ${dataDir}: in use by another perstack serve (${describeHolder(holder)}); stop it first, or give this one another --data directory`),
+    takeoverCutShort: (path) => new DataDirInUseError(`--data ${dataDir}: a takeover of a stopped server's lock was cut short; remove ${path} and start again`),
+  });
+  process.once("exit", () => lock.release());
   const db = openServerDb(dataDir);
   const tenants = new TenantStore(db, () => loadServerKey(dataDir), { dbPath: join(dataDir, SERVER_DB_FILE), dataDir });
   const queue = new RunQueue(db);
@@ -64,7 +76,6 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     allowPrivateUpstream,
     log,
   });
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const auditPath = join(dataDir, "audit.log");
   const api = await buildApi({
     db,

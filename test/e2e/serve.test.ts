@@ -27,8 +27,8 @@ instruction = "Do as asked."
 
 type Sse = { id: string; event: string; data: Record<string, unknown> };
 
-/** Reads SSE from `url` until the stream ends or `stopAfter` events came; returns what it got. */
-async function readSse(url: string, token: string, options: { lastEventId?: string; stopAfter?: number } = {}): Promise<Sse[]> {
+/** Reads SSE from `url` until the stream ends, `stopAfter` events came or `until` says so of one; returns what it got. */
+async function readSse(url: string, token: string, options: { lastEventId?: string; stopAfter?: number; until?: (event: Sse) => boolean } = {}): Promise<Sse[]> {
   const controller = new AbortController();
   const response = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...(options.lastEventId ? { "last-event-id": options.lastEventId } : {}) }, signal: controller.signal });
   expect(response.status).toBe(200);
@@ -48,7 +48,7 @@ async function readSse(url: string, token: string, options: { lastEventId?: stri
         // The run is over: the server says so before it closes the stream.
         if (fields.event === "end") return events;
         events.push({ id: fields.id ?? "", event: fields.event ?? "message", data: JSON.parse(fields.data) as Record<string, unknown> });
-        if (options.stopAfter !== undefined && events.length >= options.stopAfter) {
+        if ((options.stopAfter !== undefined && events.length >= options.stopAfter) || options.until?.(events.at(-1)!)) {
           controller.abort();
           return events;
         }
@@ -198,6 +198,14 @@ describe.skipIf(!docker)("perstack serve", () => {
     const page = await fetch(`${server.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+  });
+
+  it("a second perstack serve on the same --data is refused (exit 2, naming the first); the first serves on", async () => {
+    const second = await cli(["serve", "--port", "0"]);
+    expect(second.exitCode, second.all).toBe(2);
+    expect(second.all).toMatch(new RegExp(`--data \\S+: in use by another perstack serve \\(perstack process ${server.child.pid} on `));
+    expect(second.all).not.toMatch(/listening on/);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   });
 
   it("a tenant's baseUrl on a metadata or loopback address, or an env file outside its upload, is a 400 naming the key; nothing is queued", async () => {
@@ -560,7 +568,10 @@ describe.skipIf(!docker)("perstack serve", () => {
     const third = await checked(await api(`/v1/runs/${jobs[2]}`, tokens.alpha!), "/v1/runs/{jobId}", "get");
     expect(third.status).toBe("queued");
     // Both running runs are inside their tool call when the server dies.
-    await readSse(`${server.url}/v1/runs/${jobs[0]}/events`, tokens.alpha!, { stopAfter: 4 });
+    // (Their tool call, not a count of events: a run that first builds an image sends many before it starts.)
+    for (const [index, jobId] of jobs.slice(0, 2).entries()) {
+      await readSse(`${server.url}/v1/runs/${jobId}/events`, tokens[owners[index]!]!, { until: (e) => e.event === "callTools" });
+    }
     await server.stop();
     server = await startServer();
     for (const [index, jobId] of jobs.entries()) {
