@@ -87,7 +87,9 @@ export interface P1Result {
 const P1_MILESTONES: Array<[string, (e: Event) => boolean]> = [
   ["engine started (initializeRuntime)", (e) => e.type === "initializeRuntime"],
   ["skills connected", (e) => e.type === "skillConnected"],
-  ["proxy and gateway ready, agent let go", (e) => e.type === "dockerContainerStatus" && e.service === "agent" && e.status === "running"],
+  ["proxy ready", (e) => e.type === "dockerContainerStatus" && e.service === "proxy" && e.status === "running"],
+  ["gateway ready", (e) => e.type === "dockerContainerStatus" && e.service === "gateway" && e.status === "running"],
+  ["agent let go (both ready)", (e) => e.type === "dockerContainerStatus" && e.service === "agent" && e.status === "running"],
   ["model called (startGeneration)", (e) => e.type === "startGeneration"],
   ["run completed (completeRun)", (e) => e.type === "completeRun"],
   ["agent's container exited", (e) => e.type === "dockerContainerStatus" && e.service === "agent" && typeof e.status === "string" && e.status.startsWith("exited")],
