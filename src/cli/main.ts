@@ -3,6 +3,8 @@
 //
 // Each command's work is imported when that command runs: the planner, the Docker client and the compare machinery
 // take longer to load than `perstack --help`, `log` or `jobs` take to run (test/unit/cli/lazy-loading.test.ts).
+// First: dockerode's SSH and gRPC clients then load only when used, whichever command loads dockerode later.
+import "../sandbox/docker-extras-lazy.js";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";

@@ -2,6 +2,8 @@
 // It reads one TeardownRequest on stdin, removes containers, then volumes, networks and the run's slot (each kind
 // side by side, as SandboxResources does), retrying briefly what the engine refuses for a moment, and exits. It is
 // bounded in time; whatever it leaves is swept by the next perstack command.
+// First, so that dockerode's SSH and gRPC clients load only if used (every run starts one of these processes).
+import "./docker-extras-lazy.js";
 import { connectDocker } from "./docker-client.js";
 import { clearTeardownMarker, parseTeardownRequest, type TeardownItem, type TeardownRequest } from "./teardown-handoff.js";
 
