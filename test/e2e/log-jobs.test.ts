@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { readJobs, runCli, type EventOnDisk, type JobOnDisk } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
-import { fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
+import { askSkill, fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
 
@@ -21,13 +21,7 @@ instruction = "Read the notes and summarize them."
 [experts."asker"]
 description = "Asks the user"
 instruction = "Ask the user for a color."
-[experts."asker".skills."ask"]
-type = "interactiveSkill"
-description = "Questions for the user"
-[experts."asker".skills."ask".tools."askColor"]
-description = "Ask the user which color they want"
-inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}'
-
+${askSkill("asker")}
 [experts."solo"]
 description = "Works alone"
 instruction = "Do what you are asked."

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
-import { fakeModelSuite, keyEnv, mainRequests, perstackToml, reportedUsage, toolResultsIn } from "../support/perstack-e2e.js";
+import { askSkill, fakeModelSuite, keyEnv, mainRequests, perstackToml, reportedUsage, toolResultsIn } from "../support/perstack-e2e.js";
 
 const docker = await requireDocker();
 
@@ -24,13 +24,7 @@ instruction = "Answer with beta."
 [experts."asker"]
 description = "Asks the user"
 instruction = "Ask the user for a color, then confirm it."
-[experts."asker".skills."ask"]
-type = "interactiveSkill"
-description = "Questions for the user"
-[experts."asker".skills."ask".tools."askColor"]
-description = "Ask the user which color they want"
-inputJsonSchema = '{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}'
-
+${askSkill("asker")}
 [experts."desk"]
 description = "Front desk"
 instruction = "Let the asker find out what the user wants."

@@ -48,7 +48,12 @@ type = "mcpStdioSkill"
 description = "Files, shell and completion"
 command = "npx"
 packageName = "@perstack/base"
-[experts."${expertKey}".skills."ask"]
+${askSkill(expertKey)}`;
+}
+
+/** An interactive skill with one tool, `askColor`: the expert stops and waits for the user's answer. */
+export function askSkill(expertKey: string): string {
+  return `[experts."${expertKey}".skills."ask"]
 type = "interactiveSkill"
 description = "Questions for the user"
 [experts."${expertKey}".skills."ask".tools."askColor"]
