@@ -3,13 +3,10 @@
 // with the benchmark session so cleanup finds it whatever happens.
 //
 // Runs under Node's type stripping (see bench.mjs): erasable TypeScript only.
-import { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
-import tar from "tar-fs";
+import { buildFakeModelImage } from "../test/support/fake-model-image.ts";
 import { benchLabels } from "./bench-labels.ts";
 
-const CONTEXT = fileURLToPath(new URL("../test/fake-models/", import.meta.url));
 const IMAGE = "perstack-bench/fake-models:latest";
 
 export interface FakeStep {
@@ -27,52 +24,9 @@ export interface BenchFake {
   script(steps: FakeStep[]): Promise<void>;
 }
 
-/** How long one build of the fake may take; it is a layer-cache hit after the first. */
-const BUILD_BOUND_MS = 10 * 60_000;
-
-/**
- * Builds the fake, a second time if the first attempt fails: in CI other test files use the same engine at the same
- * moment, and a build stream has once ended the process with its promise unsettled (nothing left to wake it).
- */
-async function buildFake(docker: Docker, nodeImage: string): Promise<void> {
-  try {
-    await buildFakeOnce(docker, nodeImage);
-  } catch {
-    await buildFakeOnce(docker, nodeImage);
-  }
-}
-
-/** One build, settled whatever the stream does: its end, an error, a close without an end, or the bound. */
-function buildFakeOnce(docker: Docker, nodeImage: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    // The timer is also a handle: the process waits for this build rather than exit with it pending.
-    const bound = setTimeout(() => settle(new Error(`building the fake model server took more than ${BUILD_BOUND_MS / 60_000} minutes`)), BUILD_BOUND_MS);
-    const settle = (error?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(bound);
-      if (error) reject(error);
-      else resolve();
-    };
-    const context = Readable.from(tar.pack(CONTEXT) as unknown as AsyncIterable<Buffer>);
-    context.on("error", (error) => settle(new Error(`packing the fake model server's context failed: ${error.message}`)));
-    docker.buildImage(context, { t: IMAGE, buildargs: { NODE_IMAGE: nodeImage }, rm: true, forcerm: true }).then(
-      (stream) => {
-        (stream as NodeJS.ReadableStream).on("close", () => setImmediate(() => settle(new Error("the Engine closed the fake model server's build stream before the build ended"))));
-        docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) => {
-          const failed = error?.message ?? output.find((o) => o.error)?.error;
-          settle(failed ? new Error(`building the fake model server failed: ${failed}`) : undefined);
-        });
-      },
-      (error: Error) => settle(new Error(`building the fake model server failed: ${error.message}`)),
-    );
-  });
-}
-
 /** Builds and starts the fake; it is removed with the session's other containers (see BenchSession.cleanup). */
 export async function startFake(docker: Docker, nodeImage: string, session: string): Promise<BenchFake> {
-  await buildFake(docker, nodeImage);
+  await buildFakeModelImage(docker, IMAGE, nodeImage);
   const container = await docker.createContainer({
     Image: IMAGE,
     name: `perstack-bench-${session}-fake`,

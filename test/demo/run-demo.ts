@@ -7,33 +7,18 @@
 // from dist/ and uses erasable TypeScript only.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import Docker from "dockerode";
 import { execa } from "execa";
-import tar from "tar-fs";
 import { ensureBaseImages } from "../support/ensure-base-images.ts";
+import { buildFakeModelImage } from "../support/fake-model-image.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli/main.js");
-const FAKE_CONTEXT = join(ROOT, "test/fake-models");
 const FAKE_IMAGE = "perstack-demo/fake-models:latest";
 const WORKSPACE = join(process.cwd(), "perstack-demo");
 
 const say = (message: string) => process.stderr.write(`[demo] ${message}\n`);
-
-async function buildFake(docker: Docker, nodeImage: string): Promise<void> {
-  say(`building the fake model server image from test/fake-models (FROM ${nodeImage})`);
-  const context = Readable.from(tar.pack(FAKE_CONTEXT) as unknown as AsyncIterable<Buffer>);
-  const stream = await docker.buildImage(context, { t: FAKE_IMAGE, buildargs: { NODE_IMAGE: nodeImage }, rm: true, forcerm: true });
-  await new Promise<void>((resolve, reject) =>
-    docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) => {
-      const failed = error?.message ?? output.find((o) => o.error)?.error;
-      if (failed) reject(new Error(failed));
-      else resolve();
-    }),
-  );
-}
 
 async function startFake(docker: Docker): Promise<{ container: Docker.Container; port: number }> {
   const container = await docker.createContainer({
@@ -196,7 +181,8 @@ async function main(): Promise<number> {
     say(problem);
     return 1;
   }
-  await buildFake(docker, images.node.ref);
+  say(`building the fake model server image from test/fake-models (FROM ${images.node.ref})`);
+  await buildFakeModelImage(docker, FAKE_IMAGE, images.node.ref);
   const { container, port } = await startFake(docker);
   try {
     const report = reportFor(runtime, new Date().toISOString());
