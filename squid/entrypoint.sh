@@ -6,11 +6,24 @@
 # script then makes one request that squid refuses and logs, naming $PERSTACK_LOG_MARK (a secret the agent never
 # sees). squid handles events in order, so that line follows every transaction the agent made; once the host reads
 # it, nothing of the agent's is still on its way.
+#
+# With PERSTACK_PROXY_HANDOVER=stdin (how perstack runs it) the container starts before its run's policy exists: the
+# first line of stdin is the mark's secret and the rest, to its end, is squid.conf, written to the tmpfs. Until then
+# squid does not run and nothing listens.
 set -eu
+conf=/etc/squid/squid.conf
+if [ "${PERSTACK_PROXY_HANDOVER:-}" = stdin ]; then
+  IFS= read -r PERSTACK_LOG_MARK || { echo "perstack proxy: stdin closed before a handover arrived" >&2; exit 2; }
+  case "$PERSTACK_LOG_MARK" in
+    '' | *[!0-9a-f]*) echo "perstack proxy: the handover's first line is not a mark (hex digits)" >&2; exit 2 ;;
+  esac
+  conf=/tmp/squid.conf
+  head -c 1048576 > "$conf"
+fi
 : > /var/log/squid/access.log
 : > /var/log/squid/cache.log
-squid -k parse -f /etc/squid/squid.conf >/dev/null 2>&1 || { squid -k parse -f /etc/squid/squid.conf; exit 2; }
-squid -N -f /etc/squid/squid.conf &
+squid -k parse -f "$conf" >/dev/null 2>&1 || { squid -k parse -f "$conf"; exit 2; }
+squid -N -f "$conf" &
 squid=$!
 # --pid: when squid is gone, each tail relays what is left of its file and ends, so the container's output ends
 # complete.

@@ -1,16 +1,16 @@
 // PURE: the provider gateway of one run (issue 10). When it serves the run's provider, the agent gets a per-run
 // token in the provider's key variable and a base URL that points at the gateway, reached through squid like any
-// configured upstream; the gateway container gets the real credentials (by name: values go to the Engine API at
-// creation, as every env value does) and forwards to the provider's API host or the configured baseUrl.
+// configured upstream; the gateway container gets the real credentials (by name: the values go to the running
+// container over the Engine API, gateway/handover.ts) and forwards to the provider's API host or the configured baseUrl.
 import type { ProviderConfig, ProviderName } from "../config/schema.js";
 import { providerDefaultBaseUrl } from "../engine/provider-env.js";
+import { GATEWAY_CONFIG_DIR } from "../gateway/handover.js";
 import type { GatewayProtocol } from "../gateway/types.js";
 import type { KeyVariable, RuntimeAdapter } from "../runtimes/types.js";
 
 export const GATEWAY_ALIAS = "perstack-gateway";
 export const GATEWAY_PORT = 8080;
-/** Where the gateway container finds its (non-secret) config: a read-only bind of the run's gateway.json. */
-export const GATEWAY_CONFIG_DIR = "/etc/perstack/gateway";
+export { GATEWAY_CONFIG_DIR } from "../gateway/handover.js";
 
 /** How the gateway serves one provider. */
 interface ServedProvider {

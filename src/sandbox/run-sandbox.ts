@@ -13,8 +13,8 @@ import { PassThrough, type Writable } from "node:stream";
 import type Docker from "dockerode";
 import { engineSharingFromEnv, type EngineSharing } from "../config/engine-env.js";
 import { EngineLostError, SandboxError } from "../errors.js";
-import { GATEWAY_CONFIG_DIR } from "../plan/gateway-plan.js";
-import { AGENT_HOME_FILES, PROXY_TMPFS, NO_IPV6_SYSCTLS, type ResourceLimits, type SandboxPlan } from "../plan/sandbox-plan.js";
+import { handoverText } from "../gateway/handover.js";
+import { AGENT_HOME_FILES, type ResourceLimits, type SandboxPlan } from "../plan/sandbox-plan.js";
 import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../stream/line-splitter.js";
 import { explainDockerError } from "./docker-errors.js";
@@ -26,6 +26,7 @@ import { bindMount, volumeMount } from "./mounts.js";
 import { createEachRunNetwork, type RunNetwork } from "./run-networks.js";
 import { acquireRunSlot } from "./run-slots.js";
 import { SandboxResources } from "./sandbox-resources.js";
+import { connectProxyToInternal, gatewayCreateOptions, proxyCreateOptions } from "./sidecar-containers.js";
 import { createWorkspaceVolume } from "./workspace-volume.js";
 
 /** What the caller does with the workspace around the agent (job/workspace-session.ts). */
@@ -44,7 +45,7 @@ export interface WorkspaceHooks {
 export interface SandboxIO {
   /** Values for the plan's env entries (host-sourced ones resolved by the caller); never logged. */
   env: Record<string, string>;
-  /** Directory for files the containers mount (squid.conf). */
+  /** Directory for files the agent's container mounts (the runtime's HOME files). */
   filesDir: string;
   buildProgress(progress: BuildProgress): void;
   containerStatus(service: "proxy" | "agent" | "gateway", status: string): void;
@@ -92,15 +93,7 @@ export interface SandboxResult {
   engineLost?: EngineLoss;
 }
 
-/** How the proxy container is locked down, whatever network it sits on. */
-export const PROXY_HARDENING = {
-  ReadonlyRootfs: true,
-  Tmpfs: PROXY_TMPFS,
-  CapDrop: ["ALL"],
-  SecurityOpt: ["no-new-privileges"],
-  Memory: 256 * 1024 ** 2,
-  PidsLimit: 128,
-};
+export { PROXY_HARDENING } from "./sidecar-containers.js";
 
 /**
  * How a container that runs the agent's work is locked down, whatever its network and mounts: the agent itself, and
@@ -388,9 +381,10 @@ async function createAgent(
 }
 
 /**
- * The proxy, on the egress network and, at its fixed address, on the internal one. Its end-of-log
- * mark is a request it refuses and logs (squid/entrypoint.sh), naming a secret only this process knows: the agent
- * cannot forge it to cut the log short.
+ * The proxy, on the egress network and, at its fixed address, on the internal one. Its policy (squid.conf) and the
+ * secret of its end-of-log mark are handed over on its stdin once it runs (squid/entrypoint.sh): neither is in its
+ * container's metadata or in a file on the host. The mark is a request it refuses and logs, naming that secret, which
+ * only this process knows: the agent cannot forge it to cut the log short.
  */
 async function startProxy(
   docker: Docker,
@@ -400,34 +394,26 @@ async function startProxy(
   resources: SandboxResources,
   networks: RunNetwork[],
 ): Promise<Sidecar> {
-  await mkdir(io.filesDir, { recursive: true });
-  const squidConf = join(io.filesDir, "squid.conf");
-  await writeFile(squidConf, plan.proxy.squidConf, { mode: 0o644 });
   const egress = networks.find((n) => n.plan.role === "egress")!;
   const internal = networks.find((n) => n.plan.role === "internal")!;
-  const markSecret = randomBytes(16).toString("hex");
-  const proxy = await docker.createContainer({
-    name: plan.proxy.containerName,
-    Image: plan.proxy.image,
-    Labels: { ...labels, "perstack.role": "proxy" },
-    Env: [`PERSTACK_LOG_MARK=${markSecret}`],
-    HostConfig: {
-      NetworkMode: egress.plan.name,
-      ExtraHosts: plan.proxy.extraHosts,
-      Mounts: [bindMount(squidConf, "/etc/squid/squid.conf", true)],
-      Sysctls: NO_IPV6_SYSCTLS,
-      ...PROXY_HARDENING,
-    },
-  });
+  const proxy = await docker.createContainer(
+    proxyCreateOptions({ name: plan.proxy.containerName, image: plan.proxy.image, labels, egress: egress.plan.name, extraHosts: plan.proxy.extraHosts }),
+  );
   resources.container(plan.proxy.containerName, proxy);
-  await docker.getNetwork(internal.plan.name).connect({
-    Container: proxy.id,
-    EndpointConfig: { Aliases: [plan.proxy.alias], IPAMConfig: { IPv4Address: internal.proxyAddress } },
-  });
+  await connectProxyToInternal(docker, proxy, internal.plan.name, plan.proxy.alias, internal.proxyAddress);
+  return handOverToProxy(docker, proxy, plan, io, true);
+}
 
+/**
+ * Gives the proxy its run's policy and the secret of its end-of-log mark on stdin, starting it first if `start`, and
+ * waits until squid accepts connections.
+ */
+async function handOverToProxy(docker: Docker, proxy: Docker.Container, plan: SandboxPlan, io: SandboxIO, start: boolean): Promise<Sidecar> {
+  const markSecret = randomBytes(16).toString("hex");
   const cacheLog: string[] = [];
   const marked = new Mark();
-  const { ended } = await startSidecar(docker, proxy, io, "proxy", "the proxy", cacheLog, ({ stdout, stderr }, ready) => {
+  const handover = `${markSecret}\n${plan.proxy.squidConf}`;
+  const { ended } = await startSidecar(docker, proxy, io, "proxy", "the proxy", start, handover, cacheLog, ({ stdout, stderr }, ready) => {
     forEachLine(stdout, (line) => (line.includes(markSecret) ? marked.seen() : io.proxyLogLine(line)));
     stdout.on("end", () => marked.seen());
     forEachLine(stderr, (line) => {
@@ -438,20 +424,11 @@ async function startProxy(
   return { container: proxy, mark: () => marked.ask(proxy), ended };
 }
 
-/** How the gateway container is locked down: it holds the real credentials, so it gets no more than it needs. */
-const GATEWAY_HARDENING = {
-  ReadonlyRootfs: true,
-  Tmpfs: { "/tmp": "rw,nosuid,nodev,noexec,size=16m" },
-  CapDrop: ["ALL"],
-  SecurityOpt: ["no-new-privileges"],
-  Memory: 256 * 1024 ** 2,
-  PidsLimit: 128,
-};
-
 /**
  * The provider gateway, on the egress network only: the agent reaches it solely through squid (as the one
- * configured upstream), and it reaches the provider directly. Its config is a read-only bind like squid.conf; its
- * secrets go to the Engine API at creation.
+ * configured upstream), and it reaches the provider directly. Its config and its secrets (the run's token, the real
+ * credentials) are handed over on its stdin once it runs (gateway/handover.ts): they are in no container metadata and
+ * in no file on the host.
  */
 async function startGateway(
   docker: Docker,
@@ -462,32 +439,23 @@ async function startGateway(
   egressNetwork: RunNetwork,
 ): Promise<Sidecar> {
   const gateway = plan.gateway!;
-  const dir = join(io.filesDir, "gateway");
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  await writeFile(join(dir, "gateway.json"), `${JSON.stringify(gateway.config, null, 2)}\n`, { mode: 0o644 });
-  if (gateway.pricingTable !== undefined) await writeFile(join(dir, "prices.json"), gateway.pricingTable, { mode: 0o644 });
-  const egress = egressNetwork.plan.name;
-  const container = await docker.createContainer({
-    name: gateway.containerName,
-    Image: gateway.image,
-    Labels: { ...labels, "perstack.role": "gateway" },
-    Env: [
-      `PERSTACK_GATEWAY_CONFIG=${GATEWAY_CONFIG_DIR}/gateway.json`,
-      ...Object.entries(io.gatewayEnv ?? {}).map(([name, value]) => `${name}=${value}`),
-    ],
-    HostConfig: {
-      NetworkMode: egress,
-      ExtraHosts: gateway.extraHosts,
-      Mounts: [bindMount(dir, GATEWAY_CONFIG_DIR, true)],
-      Sysctls: NO_IPV6_SYSCTLS,
-      ...GATEWAY_HARDENING,
-    },
-    NetworkingConfig: { EndpointsConfig: { [egress]: { Aliases: [gateway.alias] } } },
-  });
+  const container = await docker.createContainer(
+    gatewayCreateOptions({ name: gateway.containerName, image: gateway.image, labels, egress: egressNetwork.plan.name, extraHosts: gateway.extraHosts, alias: gateway.alias }),
+  );
   resources.container(gateway.containerName, container);
+  return handOverToGateway(docker, container, plan, io, true);
+}
+
+/** Gives the gateway its config and secrets on stdin, starting it first if `start`, and waits until it listens. */
+async function handOverToGateway(docker: Docker, container: Docker.Container, plan: SandboxPlan, io: SandboxIO, start: boolean): Promise<Sidecar> {
+  const gateway = plan.gateway!;
   const errors: string[] = [];
   const marked = new Mark();
-  const { ended } = await startSidecar(docker, container, io, "gateway", "the provider gateway", errors, ({ stdout, stderr }, ready) => {
+  const handover = handoverText({
+    files: { "gateway.json": `${JSON.stringify(gateway.config, null, 2)}\n`, ...(gateway.pricingTable !== undefined ? { "prices.json": gateway.pricingTable } : {}) },
+    env: io.gatewayEnv ?? {},
+  });
+  const { ended } = await startSidecar(docker, container, io, "gateway", "the provider gateway", start, handover, errors, ({ stdout, stderr }, ready) => {
     forEachLine(stderr, (line) => remember(errors, line));
     // The gateway's own records: the agent cannot make it print one of these types.
     forEachLine(stdout, (line) => (line.includes('"gatewayReady"') ? ready() : line.includes('"gatewayMark"') ? marked.seen() : io.gatewayLine?.(line)));
@@ -525,8 +493,9 @@ class Mark {
 }
 
 /**
- * Starts a sidecar (the proxy, the gateway) and waits until `watch` sees it say it is ready. A timeout, an interrupt
- * or the sidecar exiting first is an error that names it and quotes its last lines (`recent`).
+ * Starts a sidecar (the proxy, the gateway) unless it runs already (a claimed warm shell), hands it its run's
+ * configuration on stdin, and waits until `watch` sees it say it is ready. A timeout, an interrupt or the sidecar
+ * exiting first is an error that names it and quotes its last lines (`recent`).
  */
 async function startSidecar(
   docker: Docker,
@@ -534,10 +503,13 @@ async function startSidecar(
   io: SandboxIO,
   service: "proxy" | "gateway",
   what: string,
+  start: boolean,
+  handover: string,
   recent: string[],
   watch: (streams: { stdout: PassThrough; stderr: PassThrough }, ready: () => void) => void,
 ): Promise<{ ended: Promise<void> }> {
-  const logs = await container.attach({ stream: true, stdout: true, stderr: true });
+  // Attached before it starts, so no output is lost; with stdin, for the handover.
+  const logs = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
   const ended = new Promise<void>((resolve) => {
     logs.on("end", () => resolve());
     logs.on("close", () => resolve());
@@ -573,8 +545,10 @@ async function startSidecar(
   // When the start itself fails, nobody awaits `ready`: its rejection must not end the process.
   ready.catch(() => undefined);
   try {
-    await container.start();
+    if (start) await container.start();
     io.containerStatus(service, "starting");
+    logs.write(handover);
+    logs.end();
     await ready;
   } finally {
     io.signal.removeEventListener("abort", onAbort);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { costOf, loadPriceTable } from "../../src/gateway/pricing.js";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
-import { leftAfterTeardown, requireDocker } from "../support/docker.js";
+import { inspectRunSidecars, leftAfterTeardown, requireDocker } from "../support/docker.js";
 import { startFakeModel, type FakeKind, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
 
 const docker = await requireDocker();
@@ -240,6 +240,26 @@ describe.skipIf(!docker)("the provider gateway: keys stay outside, one meter, bu
     const jobDir = join(ws, "perstack", "jobs", job!.jobId);
     expect(readFileSync(join(jobDir, "job.json"), "utf8")).not.toContain(REAL_KEY);
     for (const run of job!.runs) expect(JSON.stringify(run.events) + run.raw).not.toContain(REAL_KEY);
+  }, 900_000);
+
+  it("perstack: the real key, the run's token and the proxy's policy are in no sidecar's container metadata", async () => {
+    // Handed over on the sidecars' stdin (gateway/handover.ts): `docker inspect`, and anything that reads containers'
+    // environments (monitoring agents, support bundles), sees neither the credentials nor the policy.
+    const fake = fakes.get("anthropic")!;
+    await fake.script([{ toolUse: [{ name: "exec", input: { command: "sleep", args: ["4"] } }] }, { text: "Done." }]);
+    const ws = makeWorkspace(engineToml("anthropic"), "perstack-gateway-");
+    const running = runCli(["run", "probe", "Wait", "--runtime", "perstack"], { cwd: ws, env: { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: fake.sandboxUrl }, timeoutMs: 900_000 });
+    const inspected = await inspectRunSidecars(docker!, join(ws, "perstack", "jobs"), 60_000);
+    const result = await running;
+    expect(result.exitCode, result.all).toBe(0);
+    expect(Object.keys(inspected).sort()).toEqual(["agent", "gateway", "proxy"]);
+    const token = /ANTHROPIC_API_KEY=([0-9a-f]{64})/.exec(inspected.agent!)?.[1];
+    expect(token).toBeDefined();
+    for (const [role, text] of Object.entries(inspected)) expect(text, role).not.toContain(REAL_KEY);
+    for (const role of ["proxy", "gateway"]) {
+      expect(inspected[role]).not.toContain(token!);
+      expect(inspected[role]).not.toMatch(/http_access|PERSTACK_LOG_MARK|api\.anthropic|upstream/);
+    }
   }, 900_000);
 
   it("perstack: an agent that streams Chat Completions itself without asking for their usage is metered all the same", async () => {

@@ -83,3 +83,25 @@ export async function leftAfterTeardown(engine: Docker, jobId: string, boundMs =
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * `docker inspect` (as JSON text) of the agent, proxy and gateway of the first run recorded under `jobsDir`, taken
+ * while all three run: found by the run's labels, or for a run on a claimed warm shell (plan/warm-shell.ts), its
+ * sidecars through the shell's claim marker. Empty roles are missing when `boundMs` passes first.
+ */
+export async function inspectRunSidecars(engine: Docker, jobsDir: string, boundMs: number): Promise<Record<string, string>> {
+  const deadline = Date.now() + boundMs;
+  for (;;) {
+    const own = await engine.listContainers({ filters: { label: [`perstack.jobs-dir=${jobsDir}`] } });
+    const shells = own.filter((c) => c.Labels["perstack.role"] === "shell-claim").map((c) => c.Labels["perstack.shell"]);
+    const shellParts = shells.length > 0 ? await engine.listContainers({ filters: { label: shells.map((id) => `perstack.shell=${id}`) } }) : [];
+    const byRole = new Map<string, string>();
+    for (const c of [...own, ...shellParts]) if (c.State === "running" && ["agent", "proxy", "gateway"].includes(c.Labels["perstack.role"] ?? "")) byRole.set(c.Labels["perstack.role"]!, c.Id);
+    if (byRole.size === 3 || Date.now() > deadline) {
+      const out: Record<string, string> = {};
+      for (const [role, id] of byRole) out[role] = JSON.stringify(await engine.getContainer(id).inspect());
+      return out;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
