@@ -12,6 +12,9 @@ import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
+import { SHELL_LABEL } from "../dist/src/plan/warm-shell.js";
+import { teardownProcessOf } from "../dist/src/sandbox/teardown-handoff.js";
+import { removeShell } from "../dist/src/sandbox/warm-shells.js";
 import { BENCH_LABEL, benchLabels, benchOwnerGone } from "./bench-labels.ts";
 
 const CLI = fileURLToPath(new URL("../dist/src/cli/entry.js", import.meta.url));
@@ -39,6 +42,7 @@ export interface ProcessRun {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  pid: number | undefined;
 }
 
 export interface Event {
@@ -74,6 +78,7 @@ interface AgentPlan {
 
 export class BenchSession {
   readonly id = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  private readonly startedAtS = Math.floor(Date.now() / 1000);
   private readonly cliPids = new Set<number>();
   private readonly dirs: string[] = [];
   private readonly running = new Set<ReturnType<typeof spawn>>();
@@ -95,9 +100,9 @@ export class BenchSession {
     return dir;
   }
 
-  /** `perstack run <expert> <query> --json [flags]` in `cwd`, timed from spawn to exit. */
-  async perstackRun(cwd: string, expert: string, query: string, timeoutMs: number, flags: string[] = []): Promise<PerstackRun> {
-    const run = await this.spawnTimed(process.execPath, [CLI, "run", expert, query, "--json", ...flags], { cwd, env: cliEnv(), timeoutMs, cli: true });
+  /** `perstack run <expert> <query> --json [flags]` in `cwd` (with `env` added to its environment), timed from spawn to exit. */
+  async perstackRun(cwd: string, expert: string, query: string, timeoutMs: number, flags: string[] = [], env: Record<string, string> = {}): Promise<PerstackRun> {
+    const run = await this.spawnTimed(process.execPath, [CLI, "run", expert, query, "--json", ...flags], { cwd, env: { ...cliEnv(), ...env }, timeoutMs, cli: true });
     const events = jsonEvents(run.stdout);
     const imagesBuilt = [
       ...new Set(events.flatMap((e) => (e.type === "dockerBuildProgress" && typeof e.message === "string" && /^built \S+$/.test(e.message) ? [e.message.slice(6)] : []))),
@@ -109,24 +114,33 @@ export class BenchSession {
   /**
    * Waits (bounded, polling the engine) until no container or network of job `jobId` is left: the time it took, or
    * undefined. The next measurement must not share the machine with a run's teardown, which ends after its process.
+   * Then, also bounded, until the teardown process of the CLI that was `cliPid` has exited: with PERSTACK_WARM_POOL it
+   * makes the next warm shell after the removal, which must not share the machine with the next measurement either.
    */
-  async sandboxGone(jobId: string | undefined): Promise<number | undefined> {
+  async sandboxGone(jobId: string | undefined, cliPid?: number): Promise<number | undefined> {
     if (jobId === undefined) return undefined;
     const start = performance.now();
     const filters = { label: [`perstack.job=${jobId}`] };
+    let gone: number | undefined;
     while (performance.now() - start < TEARDOWN_BOUND_MS) {
       const [containers, networks] = await Promise.all([this.docker.listContainers({ all: true, filters }), this.docker.listNetworks({ filters })]);
-      if (containers.length === 0 && networks.length === 0) return performance.now() - start;
+      if (containers.length === 0 && networks.length === 0) {
+        gone = performance.now() - start;
+        break;
+      }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    return undefined;
+    while (cliPid !== undefined && teardownProcessOf(cliPid) !== undefined && performance.now() - start < TEARDOWN_BOUND_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return gone;
   }
 
   /** Like perstackRun, but a run that did not complete is an error that says why; returns once its sandbox is gone. */
-  async completedRun(cwd: string, expert: string, query: string, timeoutMs: number, flags: string[] = []): Promise<PerstackRun> {
-    const run = await this.perstackRun(cwd, expert, query, timeoutMs, flags);
+  async completedRun(cwd: string, expert: string, query: string, timeoutMs: number, flags: string[] = [], env: Record<string, string> = {}): Promise<PerstackRun> {
+    const run = await this.perstackRun(cwd, expert, query, timeoutMs, flags, env);
     if (!run.completed) throw new Error(`perstack run ${expert} did not complete: ${describeFailure(run)}`);
-    return { ...run, teardownMs: await this.sandboxGone(run.jobId) };
+    return { ...run, teardownMs: await this.sandboxGone(run.jobId, run.pid) };
   }
 
   /** The plan a run in `cwd` would carry out (`perstack run --dry-run`), for the bare run of the same agent. */
@@ -208,7 +222,7 @@ export class BenchSession {
         clearTimeout(deadline);
         clearTimeout(kill);
         this.running.delete(child);
-        resolve({ exitCode, signal, ms, startedAt, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8"), timedOut });
+        resolve({ exitCode, signal, ms, startedAt, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8"), timedOut, pid: child.pid });
       });
     });
   }
@@ -250,6 +264,11 @@ export class BenchSession {
     for (const info of networks.filter((n) => ours(n.Labels))) {
       await tryRemove(`network ${info.Name}`, () => this.docker.getNetwork(info.Id).remove());
     }
+    // The warm shells its runs' teardown processes made (PERSTACK_WARM_POOL): any made since the session began.
+    const shells = new Set(
+      (await this.docker.listContainers({ all: true, filters: { label: [SHELL_LABEL] } })).filter((c) => c.Created >= this.startedAtS).map((c) => c.Labels[SHELL_LABEL]!),
+    );
+    for (const id of shells) await tryRemove(`warm shell ${id}`, () => removeShell(this.docker, id));
     for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
     return removed;
   }

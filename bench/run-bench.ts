@@ -29,7 +29,7 @@ type BenchName = (typeof BENCHES)[number];
 const NEEDS_DOCKER: ReadonlySet<BenchName> = new Set(["p1", "p2", "p4", "p5"]);
 /** The fields each benchmark's JSON holds, set to null when it failed. */
 const HEADLINE_KEYS: Record<BenchName, string[]> = {
-  p1: ["p1Ratio"],
+  p1: ["p1Ratio", "p1ColdRatio"],
   p2: ["p2ImagesBuilt"],
   p3: ["p3EventsPerSecond", "p3Ratio"],
   p4: ["p4Ratio"],

@@ -70,17 +70,24 @@ export function benchScript(stepCounts: number[]): FakeStep[] {
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 export interface P1Result {
+  /** With the default warm pool (PERSTACK_WARM_POOL=1): the run claims the shell the run before it left. */
   p1Ratio: number;
   p1SandboxedMedianMs: number;
   p1BareMedianMs: number;
   p1SandboxedMs: number[];
   p1BareMs: number[];
-  /** After each sandboxed run's exit, until its sandbox was gone from the engine. */
+  /** After each sandboxed run's exit, until its sandbox was gone from the engine (and the next shell made). */
   p1TeardownAfterExitMs: number[];
   /** What the sandbox adds to the same engine's run, in ms: the sandboxed median less the bare one. */
   p1OverheadMs: number;
   /** When each milestone of a sandboxed run came (median ms after its command started), from its own events. */
   p1MilestonesMs: Record<string, number>;
+  /** The same with PERSTACK_WARM_POOL=0: every run creates its own networks and sidecars. */
+  p1ColdRatio: number;
+  p1ColdMedianMs: number;
+  p1ColdMs: number[];
+  p1ColdOverheadMs: number;
+  p1ColdMilestonesMs: Record<string, number>;
 }
 
 /** A sandboxed run's milestones, by the first event that marks each. */
@@ -109,15 +116,25 @@ function milestones(runs: PerstackRun[]): Record<string, number> {
   return out;
 }
 
+/** The product's default: one warm shell kept ready (src/plan/warm-shell.ts DEFAULT_WARM_POOL). */
+const WARM_ENV = { PERSTACK_WARM_POOL: "1" };
 /**
- * P1: a trivial run through the whole sandbox (CLI start, image checks, networks, proxy, gateway, agent, collector,
- * cleanup) against the same engine, image and model call in a bare `docker run --rm`. Alternating, after one warm
- * run of each.
+ * No warm shells. Its runs take their subnets from a pool of their own, so that their teardown, which empties the
+ * warm pool of the spec it ran with, leaves the warm runs' shell alone.
+ */
+export const COLD_ENV = { PERSTACK_WARM_POOL: "0", PERSTACK_SUBNET_POOL: "172.28.0.0/16" };
+
+/**
+ * P1: a trivial run through the whole sandbox (CLI start, image checks, networks or a warm shell, proxy, gateway,
+ * agent, collector, cleanup) against the same engine, image and model call in a bare `docker run --rm`. In turn: a
+ * run as the product runs by default (claiming the warm shell the run before left), a bare run, and a run with no
+ * warm pool (creating its own networks and sidecars); after one warm-up run. Each run's sandbox is gone, and the next
+ * shell made, before the next run starts.
  */
 export async function sandboxOverhead(session: BenchSession, fake: BenchFake, repeats: number, say: (m: string) => void): Promise<{ result: P1Result; rows: Row[] }> {
   const ws = session.workspace(benchToml(fake));
   say("P1: warm-up run (builds the images if they are missing)");
-  await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, FIRST_RUN_TIMEOUT_MS);
+  await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, FIRST_RUN_TIMEOUT_MS, [], WARM_ENV);
   const plan = await session.agentPlan(ws, EXPERT, TRIVIAL_QUERY);
   const bare = async () => {
     const run = await session.bareRun(plan, fake.sandboxUrl, BARE_TIMEOUT_MS);
@@ -125,22 +142,27 @@ export async function sandboxOverhead(session: BenchSession, fake: BenchFake, re
     return run.ms;
   };
   await bare();
-  const sandboxed: number[] = [];
-  const sandboxedRuns: PerstackRun[] = [];
+  const warmRuns: PerstackRun[] = [];
+  const coldRuns: PerstackRun[] = [];
   const teardowns: number[] = [];
   const bareMs: number[] = [];
   for (let i = 0; i < repeats; i++) {
-    say(`P1: pair ${i + 1}/${repeats}`);
-    const run = await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS);
-    sandboxed.push(run.ms);
-    sandboxedRuns.push(run);
-    if (run.teardownMs !== undefined) teardowns.push(run.teardownMs);
+    say(`P1: run ${i + 1}/${repeats} (warm, bare, cold)`);
+    const warm = await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS, [], WARM_ENV);
+    warmRuns.push(warm);
+    if (warm.teardownMs !== undefined) teardowns.push(warm.teardownMs);
     bareMs.push(await bare());
+    coldRuns.push(await session.completedRun(ws, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS, [], COLD_ENV));
   }
+  const sandboxed = warmRuns.map((run) => run.ms);
+  const cold = coldRuns.map((run) => run.ms);
   const s = median(sandboxed);
+  const c = median(cold);
   const b = median(bareMs);
-  const gone = teardowns.length > 0 ? `; its sandbox gone a median ${seconds(median(teardowns))} after it exits (waited for before the next run)` : "";
-  const marks = milestones(sandboxedRuns);
+  const gone = teardowns.length > 0 ? `; its sandbox gone a median ${seconds(median(teardowns))} after it exits (and the next shell made after that; waited for before the next run)` : "";
+  const marks = milestones(warmRuns);
+  const coldMarks = milestones(coldRuns);
+  const markText = (m: Record<string, number>) => `median ms after the command started: ${Object.entries(m).map(([name, ms]) => `${name} ${ms}`).join(", ")}`;
   return {
     result: {
       p1Ratio: s / b,
@@ -151,17 +173,21 @@ export async function sandboxOverhead(session: BenchSession, fake: BenchFake, re
       p1TeardownAfterExitMs: teardowns,
       p1OverheadMs: Math.round(s - b),
       p1MilestonesMs: marks,
+      p1ColdRatio: c / b,
+      p1ColdMedianMs: c,
+      p1ColdMs: cold,
+      p1ColdOverheadMs: Math.round(c - b),
+      p1ColdMilestonesMs: coldMarks,
     },
     rows: [
-      { measure: "P1 trivial run, sandboxed (perstack run)", value: seconds(s), detail: `median of ${repeats}; ${sandboxed.map(seconds).join(", ")}${gone}` },
+      { measure: "P1 trivial run, sandboxed (perstack run)", value: seconds(s), detail: `median of ${repeats}, on the warm shell the run before left (the default); ${sandboxed.map(seconds).join(", ")}${gone}` },
       { measure: "P1 same engine, bare docker run --rm", value: seconds(b), detail: `median of ${repeats}; ${bareMs.map(seconds).join(", ")}` },
       { measure: "P1 ratio sandboxed / bare", value: `${(s / b).toFixed(2)}x`, detail: "p1Ratio" },
       { measure: "P1 what the sandbox adds", value: seconds(s - b), detail: "p1OverheadMs: the medians' difference; unlike the ratio, it does not rise when the engine itself gets faster" },
-      {
-        measure: "P1 sandboxed run's milestones",
-        value: "",
-        detail: `median ms after the command started: ${Object.entries(marks).map(([name, ms]) => `${name} ${ms}`).join(", ")}`,
-      },
+      { measure: "P1 sandboxed run's milestones", value: "", detail: markText(marks) },
+      { measure: "P1 without a warm shell (PERSTACK_WARM_POOL=0)", value: seconds(c), detail: `median of ${repeats}; ${cold.map(seconds).join(", ")}` },
+      { measure: "P1 ratio without a warm shell / bare", value: `${(c / b).toFixed(2)}x`, detail: `p1ColdRatio; it adds ${seconds(c - b)} (p1ColdOverheadMs)` },
+      { measure: "P1 milestones without a warm shell", value: "", detail: markText(coldMarks) },
     ],
   };
 }
@@ -208,8 +234,10 @@ export interface P4Result {
 export async function concurrentRuns(session: BenchSession, fake: BenchFake, concurrency: number, repeats: number, say: (m: string) => void): Promise<{ result: P4Result; rows: Row[] }> {
   const single = session.workspace(benchToml(fake));
   const workspaces = Array.from({ length: concurrency }, () => session.workspace(benchToml(fake)));
+  // Without warm shells: the pool holds one, so at most one of a batch could start warm, and the ratio would weigh
+  // that one against a single run that always does.
   say("P4: warm-up run");
-  await session.completedRun(single, EXPERT, TRIVIAL_QUERY, FIRST_RUN_TIMEOUT_MS);
+  await session.completedRun(single, EXPERT, TRIVIAL_QUERY, FIRST_RUN_TIMEOUT_MS, [], COLD_ENV);
   const singles: number[] = [];
   const batches: number[] = [];
   const cleanBatches: number[] = [];
@@ -217,12 +245,12 @@ export async function concurrentRuns(session: BenchSession, fake: BenchFake, con
   const failures: string[] = [];
   for (let i = 0; i < repeats; i++) {
     say(`P4: one run alone (${i + 1}/${repeats})`);
-    singles.push((await session.completedRun(single, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS)).ms);
+    singles.push((await session.completedRun(single, EXPERT, TRIVIAL_QUERY, RUN_TIMEOUT_MS, [], COLD_ENV)).ms);
     say(`P4: ${concurrency} runs at once (${i + 1}/${repeats})`);
     const start = performance.now();
-    const runs: PerstackRun[] = await Promise.all(workspaces.map((ws) => session.perstackRun(ws, EXPERT, TRIVIAL_QUERY, BATCH_TIMEOUT_MS)));
+    const runs: PerstackRun[] = await Promise.all(workspaces.map((ws) => session.perstackRun(ws, EXPERT, TRIVIAL_QUERY, BATCH_TIMEOUT_MS, [], COLD_ENV)));
     batches.push(performance.now() - start);
-    for (const run of runs) await session.sandboxGone(run.jobId);
+    for (const run of runs) await session.sandboxGone(run.jobId, run.pid);
     cleanBatches.push(performance.now() - start);
     for (const run of runs.filter((r) => !r.completed)) {
       failed += 1;

@@ -121,7 +121,7 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
 /** Hands the sandbox to a teardown process; after an interrupt (the user waits for the removal), removes it here. */
 async function removeSandbox(resources: SandboxResources, interrupted: boolean): Promise<void> {
   const items = resources.teardownItems();
-  if (!interrupted && items.length > 0 && (await handOffTeardown({ ownerPid: process.pid, items }))) {
+  if (!interrupted && items.length > 0 && (await handOffTeardown({ ownerPid: process.pid, items, ...(resources.refill ? { refill: resources.refill } : {}) }))) {
     resources.forgetAll();
     return;
   }

@@ -15,6 +15,7 @@ import type Docker from "dockerode";
 import { RunCollector, type RunOutcome } from "../collector/run-collector.js";
 import { isGatewayControlLine } from "../collector/gateway-log.js";
 import { emptyUsage, type ExpandedEvent, type PerstackEvent } from "../model/perstack.js";
+import { SHELL_CLAIM_ROLE, SHELL_LABEL } from "../plan/warm-shell.js";
 import { JOB_LABEL, MANAGED_LABEL, RUN_LABEL } from "../sandbox/labels.js";
 import { removeLeftovers } from "../sandbox/leftovers.js";
 import { readWorkspace } from "../sandbox/workspace-volume.js";
@@ -264,9 +265,14 @@ async function replayFile(path: string, into: Writable): Promise<void> {
 }
 
 /** The run's containers (agent, proxy, gateway), found by the labels its process gave them. */
+/** The run's containers: those with its labels and, when it ran on a claimed warm shell, that shell's sidecars. */
 async function runContainers(docker: Docker, jobId: string, runId: string | undefined): Promise<Docker.ContainerInfo[]> {
   if (runId === undefined) return [];
-  return docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`, `${JOB_LABEL}=${jobId}`, `${RUN_LABEL}=${runId}`] } });
+  const own = await docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`, `${JOB_LABEL}=${jobId}`, `${RUN_LABEL}=${runId}`] } });
+  const shells = own.filter((c) => c.Labels["perstack.role"] === SHELL_CLAIM_ROLE).map((c) => c.Labels[SHELL_LABEL]);
+  if (shells.length === 0) return own;
+  const parts = await docker.listContainers({ all: true, filters: { label: shells.map((id) => `${SHELL_LABEL}=${id}`) } });
+  return [...own, ...parts.filter((c) => !own.some((o) => o.Id === c.Id))];
 }
 
 async function removeRunContainers(docker: Docker, jobId: string, runId: string | undefined): Promise<void> {

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
 import { parseProxyLogLine } from "../collector/proxy-log.js";
 import type { BaseImage, BaseImageRole, SandboxPlan } from "../plan/sandbox-plan.js";
-import { runSandbox } from "../sandbox/run-sandbox.js";
+import { refillInBackground, runSandbox } from "../sandbox/run-sandbox.js";
 import { SandboxResources } from "../sandbox/sandbox-resources.js";
 import { evaluate, readProbeReport, type Check } from "../selftest/checks.js";
 import { REPORT_KEY, type ProbeTargets } from "../selftest/probe.js";
@@ -57,7 +57,7 @@ const CONTAINER_ENV = ["HOSTNAME", "PATH", "HOME", "PWD", "NODE_COMPILE_CACHE"];
 
 /** Host variables perstack itself needs to plan like a normal run (CA certificates, base images); nothing secret. */
 function plannerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const keep = ["PATH", "PERSTACK_EXTRA_CA_CERTS", "NODE_EXTRA_CA_CERTS", "PERSTACK_BASE_IMAGE_DEBIAN", "PERSTACK_BASE_IMAGE_NODE", "PERSTACK_SUBNET_POOL", "PERSTACK_MAX_CONCURRENT_RUNS"];
+  const keep = ["PATH", "PERSTACK_EXTRA_CA_CERTS", "NODE_EXTRA_CA_CERTS", "PERSTACK_BASE_IMAGE_DEBIAN", "PERSTACK_BASE_IMAGE_NODE", "PERSTACK_SUBNET_POOL", "PERSTACK_MAX_CONCURRENT_RUNS", "PERSTACK_WARM_POOL"];
   return { ...Object.fromEntries(keep.filter((k) => env[k] !== undefined).map((k) => [k, env[k]])), [CANARY]: "must-not-reach-the-agent" };
 }
 
@@ -152,7 +152,10 @@ export async function runSelftest(docker: Docker, baseImages: Record<BaseImageRo
       resources,
       sharing: prepared.sharing,
       waitingForSlot: (running) => options.onProgress(`waiting for a free run slot (${running} running)…`),
-    }).finally(() => resources.removeAll());
+    }).finally(async () => {
+      await resources.removeAll();
+      await refillInBackground(docker, resources);
+    });
     const outcome = await session.finish();
     if (result.aborted) throw new Error("interrupted");
 

@@ -3,7 +3,7 @@
 // like the other model schemas: a field a newer engine adds is kept, not rejected; but an event that carries its
 // messages both inline and by reference is refused.
 import { z } from "zod";
-import { safeIdSchema } from "./ids.js";
+import { safeIdSchema } from "./id-schema.js";
 import type { PerstackEvent } from "./perstack.js";
 import {
   checkpointErrorSchema,

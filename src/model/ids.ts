@@ -3,7 +3,6 @@
 // anything is one of these: letters, digits, '-' and '_', starting with a letter or digit, at most 128 long.
 // Perstack's own ids (cuid2) and this project's (base-36 time + hex) fit.
 import { createHash, randomBytes } from "node:crypto";
-import { z } from "zod";
 
 export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
@@ -11,7 +10,6 @@ export function isSafeId(value: unknown): value is string {
   return typeof value === "string" && SAFE_ID.test(value);
 }
 
-export const safeIdSchema = z.string().regex(SAFE_ID, { error: "must be an id of letters, digits, '-' and '_'" });
 
 /**
  * Random bytes drawn a few kilobytes at a time, and the time prefix kept while the clock shows the same

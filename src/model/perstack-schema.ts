@@ -2,7 +2,7 @@
 // them: checkpoints read back from perstack/jobs, the engine's input file, and the engine's output lines. Objects
 // are loose: a field a newer writer adds is kept, not rejected.
 import { z } from "zod";
-import { safeIdSchema } from "./ids.js";
+import { safeIdSchema } from "./id-schema.js";
 import type { Checkpoint, CheckpointRef, Message, MessagesRef, ToolCall, ToolResult, Usage } from "./perstack.js";
 
 export const usageSchema = z.looseObject({

@@ -1,5 +1,6 @@
 // PURE: (resolved config, expert, runtime, options) -> SandboxPlan. Nothing here touches Docker, the network or
 // the process environment; values of secrets never enter the plan, only their names.
+import { NO_IPV6_SYSCTLS } from "./container-settings.js";
 import { createHash } from "node:crypto";
 import { relative, isAbsolute, join } from "node:path";
 import type { LoadedConfig } from "../config/load.js";
@@ -212,25 +213,13 @@ export interface SandboxPlan {
   warnings: string[];
 }
 
+export { NO_IPV6_SYSCTLS, PROXY_TMPFS } from "./container-settings.js";
 export const PROXY_PORT = 3128;
 /** Where the runtime's HOME files are mounted; the agent image's entrypoint copies them into HOME. */
 export const AGENT_HOME_FILES = "/etc/perstack/home";
-/** The proxy's writable places. Docker ignores tmpfs "mode" when the directory exists in the image, so they
- *  belong to Debian's static proxy user (uid/gid 13) instead. */
-export const PROXY_TMPFS: Record<string, string> = {
-  "/var/log/squid": "rw,nosuid,nodev,size=64m,uid=13,gid=13",
-  "/var/spool/squid": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
-  "/run": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
-  "/tmp": "rw,nosuid,nodev,size=16m,uid=13,gid=13",
-};
 export const PROXY_ALIAS = "perstack-proxy";
 /** The agent's resolver and the embedded resolver's upstream: nothing listens there inside the container. */
 export const AGENT_DNS = ["127.0.0.1"];
-/** No IPv6 in the sandbox's containers at all: no link-local or other v6 path around the proxy. */
-export const NO_IPV6_SYSCTLS: Record<string, string> = {
-  "net.ipv6.conf.all.disable_ipv6": "1",
-  "net.ipv6.conf.default.disable_ipv6": "1",
-};
 const SKILLS_ROOT = "/opt/perstack/skills";
 
 export function buildSandboxPlan(input: PlanInput): SandboxPlan {

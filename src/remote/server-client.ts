@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { z } from "zod";
 import { ServerFailedError, ServerRefusedError, ServerUnreachableError } from "../errors.js";
-import { safeIdSchema } from "../model/ids.js";
+import { safeIdSchema } from "../model/id-schema.js";
 import { packagePath } from "../package-root.js";
 import type { ServerTarget } from "./server-target.js";
 

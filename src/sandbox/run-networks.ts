@@ -79,6 +79,14 @@ export function createEachRunNetwork(
   });
 }
 
+/** The RunNetwork of a network that exists already on `subnet` (a warm shell's, as its label says); undefined if none. */
+export function networkOn(subnet: string | undefined, plan: NetworkPlan): RunNetwork | undefined {
+  const range = subnet ? parseIpv4Cidr(subnet) : undefined;
+  if (!range) return undefined;
+  const addresses = subnetAddresses(range);
+  return { plan, subnet: formatCidr(range), proxyAddress: addresses.proxy, agentAddress: addresses.agent, gateway: addresses.gateway };
+}
+
 /** Every IPv4 subnet the engine's networks use, whoever made them. */
 async function subnetsInUse(docker: Docker): Promise<Ipv4Range[]> {
   const networks = await docker.listNetworks();

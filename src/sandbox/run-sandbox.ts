@@ -5,7 +5,8 @@
 // What does not depend on each other happens side by side: the images are checked together, the two networks are
 // created together, and the agent's container is created (and its workspace copied in) as soon as the internal
 // network exists, while the proxy and the gateway start, since the proxy's address on the internal network is fixed
-// in advance. The agent's command starts when both sidecars say they are ready.
+// in advance. The agent's command starts when both sidecars say they are ready. With PERSTACK_WARM_POOL, a run
+// claims a warm shell (networks and sidecars made ahead, warm-shells.ts) instead, when one fits.
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -15,6 +16,7 @@ import { engineSharingFromEnv, type EngineSharing } from "../config/engine-env.j
 import { EngineLostError, SandboxError } from "../errors.js";
 import { handoverText } from "../gateway/handover.js";
 import { AGENT_HOME_FILES, type ResourceLimits, type SandboxPlan } from "../plan/sandbox-plan.js";
+import { shellSpecOf } from "../plan/warm-shell.js";
 import type { HomeFile } from "../runtimes/types.js";
 import { LineSplitter } from "../stream/line-splitter.js";
 import { explainDockerError } from "./docker-errors.js";
@@ -27,6 +29,8 @@ import { createEachRunNetwork, type RunNetwork } from "./run-networks.js";
 import { acquireRunSlot } from "./run-slots.js";
 import { SandboxResources } from "./sandbox-resources.js";
 import { connectProxyToInternal, gatewayCreateOptions, proxyCreateOptions } from "./sidecar-containers.js";
+import { handOffRefill } from "./teardown-handoff.js";
+import { claimWarmShell, poolNeedsRefill, type ClaimedShell } from "./warm-shells.js";
 import { createWorkspaceVolume } from "./workspace-volume.js";
 
 /** What the caller does with the workspace around the agent (job/workspace-session.ts). */
@@ -156,22 +160,12 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     );
 
     throwIfAborted(io.signal);
-    const eachNetwork = createEachRunNetwork(docker, plan.networks, sharing.subnetPool, labels, resources);
-    const networkOf = (role: "internal" | "egress") => doing("creating the run's networks", eachNetwork[plan.networks.findIndex((n) => n.role === role)]!);
-    const internalReady = networkOf("internal");
-    const egressReady = networkOf("egress");
-    const networksReady = Promise.all([internalReady, egressReady]);
-
-    // Each container starts as soon as its networks exist: the agent's (held at its gate) on the internal network
-    // alone, so the engine's own start-up begins first and overlaps the sidecars'; the gateway on the egress network;
-    // the proxy on both. The gateway and the proxy start side by side (squid resolves the gateway's name only when a
-    // request comes). Every branch is waited for even when one fails, so nothing is created after the removal has
-    // begun.
-    const [proxy, gateway, gated] = await settleAll([
-      networksReady.then((networks) => doing("starting the proxy", startProxy(docker, plan, io, labels, resources, networks))),
-      plan.gateway ? egressReady.then((egress) => doing("starting the provider gateway", startGateway(docker, plan, io, labels, resources, egress))) : Promise.resolve(undefined),
-      internalReady.then((internal) => startGatedAgent(docker, plan, io, labels, resources, internal)),
-    ] as const);
+    // The pool is refilled (or, at 0, emptied) once the sandbox is gone, by whoever removes it (teardown-handoff.ts).
+    const spec = shellSpecOf(plan, sharing.subnetPool);
+    if (spec) resources.refill = { spec, size: sharing.warmPool };
+    const shell =
+      spec && sharing.warmPool > 0 ? await claimWarmShell(docker, spec, labels, { proxy: plan.proxy.containerName, gateway: plan.gateway!.containerName }, resources) : undefined;
+    const [proxy, gateway, gated] = await (shell ? useWarmShell(docker, plan, io, labels, resources, shell) : buildSidecars(docker, plan, io, labels, resources, sharing));
     const agent = gated.container;
 
     const kill = () => agent.kill({ signal: "SIGKILL" }).catch(() => {});
@@ -261,8 +255,52 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     if (!(io.resources && agentExited && io.leaveRemovalToCaller)) {
       const removal = resources.removeAll();
       if (!io.resources || !agentExited) await removal;
+      // Removed here, for good: the warm pool is brought to its size in the background (a caller that removes the
+      // sandbox itself does that, teardown-handoff.ts).
+      if (!io.resources) await refillInBackground(docker, resources);
     }
   }
+}
+
+/** Starts a detached refill of the warm pool when the sandbox's removal leaves it short or over (one look first). */
+export async function refillInBackground(docker: Docker, resources: SandboxResources): Promise<void> {
+  const refill = resources.refill;
+  if (!refill || resources.remaining().length > 0) return;
+  if (await poolNeedsRefill(docker, refill).catch(() => false)) handOffRefill(refill);
+}
+
+type Started = readonly [Sidecar, Sidecar | undefined, GatedAgent];
+
+/**
+ * The run's own networks and sidecars. Each container starts as soon as its networks exist: the agent's (held at its
+ * gate) on the internal network alone, so the engine's own start-up begins first and overlaps the sidecars'; the
+ * gateway on the egress network; the proxy on both. The gateway and the proxy start side by side (squid resolves the
+ * gateway's name only when a request comes). Every branch is waited for even when one fails, so nothing is created
+ * after the removal has begun.
+ */
+function buildSidecars(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources, sharing: EngineSharing): Promise<Started> {
+  const eachNetwork = createEachRunNetwork(docker, plan.networks, sharing.subnetPool, labels, resources);
+  const networkOf = (role: "internal" | "egress") => doing("creating the run's networks", eachNetwork[plan.networks.findIndex((n) => n.role === role)]!);
+  const internalReady = networkOf("internal");
+  const egressReady = networkOf("egress");
+  const networksReady = Promise.all([internalReady, egressReady]);
+  return settleAll([
+    networksReady.then((networks) => doing("starting the proxy", startProxy(docker, plan, io, labels, resources, networks))),
+    plan.gateway ? egressReady.then((egress) => doing("starting the provider gateway", startGateway(docker, plan, io, labels, resources, egress))) : Promise.resolve(undefined),
+    internalReady.then((internal) => startGatedAgent(docker, plan, io, labels, resources, internal)),
+  ] as const);
+}
+
+/**
+ * A claimed warm shell (warm-shells.ts): its networks exist and its sidecars run, waiting for their handover. The agent
+ * is created on its internal network while the proxy and the gateway get their configuration.
+ */
+function useWarmShell(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: Record<string, string>, resources: SandboxResources, shell: ClaimedShell): Promise<Started> {
+  return settleAll([
+    doing("handing the proxy its policy", handOverToProxy(docker, shell.proxy, plan, io, false)),
+    doing("handing the provider gateway its configuration", handOverToGateway(docker, shell.gateway, plan, io, false)),
+    startGatedAgent(docker, plan, io, labels, resources, shell.internal, shell.agentNetwork),
+  ] as const);
 }
 
 /** Runs `work`, and says what was being done if the Docker engine fails it. */
@@ -303,8 +341,9 @@ async function startGatedAgent(
   labels: Record<string, string>,
   resources: SandboxResources,
   internal: RunNetwork,
+  agentNetwork?: Docker.Container,
 ): Promise<GatedAgent> {
-  const agent = await doing("creating the agent's container", createAgent(docker, plan, io, labels, resources, internal));
+  const agent = await doing("creating the agent's container", createAgent(docker, plan, io, labels, resources, internal, agentNetwork));
   // Attached before it starts, so no output is lost; with stdin, for the gate.
   const stream = (await doing("attaching to the agent", agent.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }))) as NodeJS.ReadWriteStream;
   const outputEnded = new Promise<void>((resolve) => {
@@ -326,7 +365,11 @@ async function startGatedAgent(
   };
 }
 
-/** Creates the agent's container, and in copy mode its workspace volume, filled; it starts later. */
+/**
+ * Creates the agent's container, and in copy mode its workspace volume, filled; it starts later. On the internal
+ * network at the agent's address, or in a warm shell, in the network namespace its holder keeps there already (the
+ * resolver, host entry and sysctls are the namespace's, set on the holder).
+ */
 async function createAgent(
   docker: Docker,
   plan: SandboxPlan,
@@ -334,6 +377,7 @@ async function createAgent(
   labels: Record<string, string>,
   resources: SandboxResources,
   internal: RunNetwork,
+  agentNetwork?: Docker.Container,
 ): Promise<Docker.Container> {
   const workspace = plan.agent.workspace;
   const volume = workspace.mode === "copy" ? await createWorkspaceVolume(docker, plan, workspace.volumeName, labels, resources) : undefined;
@@ -355,10 +399,9 @@ async function createAgent(
     StdinOnce: true,
     Tty: false,
     HostConfig: {
-      NetworkMode: internal.plan.name,
-      ExtraHosts: [`${plan.proxy.alias}:${internal.proxyAddress}`],
-      Dns: plan.agent.dns,
-      Sysctls: plan.agent.sysctls,
+      ...(agentNetwork
+        ? { NetworkMode: `container:${agentNetwork.id}` }
+        : { NetworkMode: internal.plan.name, ExtraHosts: [`${plan.proxy.alias}:${internal.proxyAddress}`], Dns: plan.agent.dns, Sysctls: plan.agent.sysctls }),
       // The Mounts API, not Binds strings: host paths may contain ':'. Docker orders them parent first.
       Mounts: [
         ...(workspace.mode === "copy" ? [volumeMount(workspace.volumeName, "/workspace", { copyFromImage: volume?.ownerFromImage === true })] : []),
@@ -373,7 +416,7 @@ async function createAgent(
       LogConfig: { Type: "json-file", Config: { "max-size": `${Math.ceil((plan.agent.limits.maxOutputBytes * 2) / 1024 ** 2) + 1}m`, "max-file": "1" } },
       ...agentHardening(plan.agent.limits),
     },
-    NetworkingConfig: { EndpointsConfig: { [internal.plan.name]: { IPAMConfig: { IPv4Address: internal.agentAddress } } } },
+    ...(agentNetwork ? {} : { NetworkingConfig: { EndpointsConfig: { [internal.plan.name]: { IPAMConfig: { IPv4Address: internal.agentAddress } } } } }),
   });
   resources.container(plan.agent.containerName, agent);
   if (io.workspace?.fill) await io.workspace.fill(agent);

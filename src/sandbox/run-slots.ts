@@ -6,7 +6,7 @@
 import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
 import { MANAGED_LABEL, ownerIsGone } from "./labels.js";
-import { ignoreMissing } from "./leftovers.js";
+import { ignoreMissing } from "./ignore-missing.js";
 import type { SandboxResources } from "./sandbox-resources.js";
 
 export const SLOT_ROLE = "run-slot";
@@ -118,7 +118,8 @@ function slotFreed(events: NodeJS.ReadableStream, signal: AbortSignal): Promise<
   });
 }
 
-function shuffled<T>(items: T[], random: () => number): T[] {
+/** `items` in a random order (Fisher-Yates): runs that look at once try different ones first. */
+export function shuffled<T>(items: T[], random: () => number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

@@ -1,8 +1,8 @@
 // Everything one run creates on the engine, in creation order, so it can all be removed after success, failure or
 // Ctrl-C, and so that whatever could not be removed can be named exactly (with the command that removes it).
 import type Docker from "dockerode";
-import { ignoreMissing } from "./leftovers.js";
-import type { TeardownItem } from "./teardown-handoff.js";
+import { ignoreMissing } from "./ignore-missing.js";
+import type { TeardownItem, WarmPoolRefill } from "./teardown-handoff.js";
 
 type Kind = "container" | "volume" | "network";
 
@@ -17,6 +17,11 @@ interface Resource {
 const PHASE = { container: 0, volume: 1, network: 2, slot: 3 } as const;
 
 export class SandboxResources {
+  /**
+   * Warm shells to make once this sandbox is gone (run-sandbox.ts sets it when PERSTACK_WARM_POOL asks for some): the
+   * teardown process it is handed to makes them (teardown-handoff.ts).
+   */
+  refill: WarmPoolRefill | undefined;
   private readonly live: Resource[] = [];
   private readonly children: SandboxResources[] = [];
   private removing: Promise<void> | undefined;
@@ -50,6 +55,14 @@ export class SandboxResources {
    * the next run that gets it finds the addresses this run used free again.
    */
   slot(name: string, handle: Docker.Container): void {
+    this.live.push({ kind: "container", name, phase: PHASE.slot, remove: () => handle.remove({ force: true, v: false }) });
+  }
+
+  /**
+   * The container that claims a warm shell for the run (warm-shells.ts): removed last, like the slot, so that no
+   * part of a used shell ever outlives its claim.
+   */
+  claim(name: string, handle: Docker.Container): void {
     this.live.push({ kind: "container", name, phase: PHASE.slot, remove: () => handle.remove({ force: true, v: false }) });
   }
 

@@ -1,9 +1,11 @@
 // The proxy's and the gateway's containers as the Engine API creates them, whether for one run (run-sandbox.ts) or as a
 // warm shell that a run claims later (warm-shells.ts): the same lockdown, and no run's configuration in either. Both
 // wait for it on stdin (the handover), so nothing in their metadata says which run they serve or holds a secret.
+// And a warm shell's holder of the agent's network namespace.
 import type Docker from "dockerode";
 import { GATEWAY_CONFIG_DIR, HANDOVER_ENV, HANDOVER_STDIN as HANDOVER_FROM_STDIN } from "../gateway/handover.js";
-import { NO_IPV6_SYSCTLS, PROXY_TMPFS } from "../plan/sandbox-plan.js";
+import { NO_IPV6_SYSCTLS, PROXY_TMPFS } from "../plan/container-settings.js";
+import { AGENT_NETWORK_ROLE } from "../plan/warm-shell.js";
 
 /** How the proxy container is locked down, whatever network it sits on. */
 export const PROXY_HARDENING = {
@@ -78,5 +80,43 @@ export function gatewayCreateOptions(gateway: SidecarContainer & { alias: string
       ...GATEWAY_HARDENING,
     },
     NetworkingConfig: { EndpointsConfig: { [gateway.egress]: { Aliases: [gateway.alias] } } },
+  };
+}
+
+/**
+ * A container that only holds a network namespace for a run's agent to join (NetworkMode container:<it>): on the
+ * internal network at the agent's fixed address, with the agent's resolver, host entry for the proxy and network
+ * sysctls, all of which belong to the namespace. It runs `sleep` as nobody, with nothing writable and no capability;
+ * it listens on nothing, so the agent that joins it finds no one else there.
+ */
+export function agentNetworkHolderOptions(holder: {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  internal: string;
+  agentAddress: string;
+  proxyHost: string;
+  dns: string[];
+  sysctls: Record<string, string>;
+}): Docker.ContainerCreateOptions {
+  return {
+    name: holder.name,
+    Image: holder.image,
+    Entrypoint: ["sleep", "infinity"],
+    Cmd: [],
+    User: "65534:65534",
+    Labels: { ...holder.labels, "perstack.role": AGENT_NETWORK_ROLE },
+    HostConfig: {
+      NetworkMode: holder.internal,
+      ExtraHosts: [holder.proxyHost],
+      Dns: holder.dns,
+      Sysctls: holder.sysctls,
+      ReadonlyRootfs: true,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      Memory: 16 * 1024 ** 2,
+      PidsLimit: 8,
+    },
+    NetworkingConfig: { EndpointsConfig: { [holder.internal]: { IPAMConfig: { IPv4Address: holder.agentAddress } } } },
   };
 }

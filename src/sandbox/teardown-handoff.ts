@@ -12,6 +12,13 @@ import { getCompileCacheDir } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MAX_WARM_POOL, parseShellSpec, type ShellSpec } from "../plan/warm-shell.js";
+
+/** Warm shells a teardown process makes once the sandbox is gone. */
+export interface WarmPoolRefill {
+  spec: ShellSpec;
+  size: number;
+}
 
 /** One thing to remove, in removal order by phase (sandbox-resources.ts). */
 export interface TeardownItem {
@@ -24,6 +31,8 @@ export interface TeardownRequest {
   /** The pid in the items' owner labels (the perstack process that created them). */
   ownerPid: number;
   items: TeardownItem[];
+  /** Then keep this many warm shells of this spec ready for the next run, 0 or more (PERSTACK_WARM_POOL, warm-shells.ts). */
+  refill?: WarmPoolRefill;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
@@ -41,13 +50,23 @@ export function parseTeardownRequest(text: string): TeardownRequest | undefined 
     return undefined;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const { ownerPid, items } = value as Record<string, unknown>;
+  const { ownerPid, items, refill } = value as Record<string, unknown>;
   if (typeof ownerPid !== "number" || !Number.isInteger(ownerPid) || ownerPid <= 0 || !Array.isArray(items)) return undefined;
   const valid = items.filter(
     (item): item is TeardownItem =>
       typeof item === "object" && item !== null && KINDS.has(item.kind) && typeof item.name === "string" && NAME.test(item.name) && Number.isInteger(item.phase),
   );
-  return { ownerPid, items: valid };
+  const wanted = parseRefill(refill);
+  return { ownerPid, items: valid, ...(wanted ? { refill: wanted } : {}) };
+}
+
+/** A refill as read from the request; anything but a whole, consistently signed spec and a pool size is none. */
+function parseRefill(value: unknown): WarmPoolRefill | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { spec, size } = value as Record<string, unknown>;
+  const parsed = parseShellSpec(spec);
+  if (!parsed || typeof size !== "number" || !Number.isInteger(size) || size < 0 || size > MAX_WARM_POOL) return undefined;
+  return { spec: parsed, size };
 }
 
 const TEARDOWN_MAIN = fileURLToPath(new URL("./teardown-main.js", import.meta.url));
@@ -103,6 +122,14 @@ export function handOffTeardown(request: TeardownRequest): Promise<boolean> {
       child.stdin!.end(`${JSON.stringify(request)}\n`, () => resolve(true));
     });
   });
+}
+
+/**
+ * After a sandbox this process removed itself (not through a teardown process): a detached teardown process with
+ * nothing to remove brings the warm pool to its size, so that no command waits for that. Best effort.
+ */
+export function handOffRefill(refill: WarmPoolRefill): void {
+  void handOffTeardown({ ownerPid: process.pid, items: [], refill });
 }
 
 /** Owner `ownerPid`'s sandbox is in the hands of process `pid`. */

@@ -1,7 +1,8 @@
 // The detached process that removes a finished run's sandbox after `perstack run` has exited (teardown-handoff.ts).
 // It reads one TeardownRequest on stdin, removes containers, then volumes, networks and the run's slot (each kind
-// side by side, as SandboxResources does), retrying briefly what the engine refuses for a moment, and exits. It is
-// bounded in time; whatever it leaves is swept by the next perstack command.
+// side by side, as SandboxResources does), retrying briefly what the engine refuses for a moment; then, with
+// PERSTACK_WARM_POOL, makes the warm shells the next run will claim (warm-shells.ts), and exits. It is bounded in
+// time; whatever it leaves is swept by the next perstack command.
 // First, so that dockerode's SSH and gRPC clients load only if used (every run starts one of these processes).
 import "./docker-extras-lazy.js";
 import { connectDocker } from "./docker-client.js";
@@ -28,6 +29,12 @@ async function main(): Promise<void> {
     const phases = [...new Set(request.items.map((item) => item.phase))].sort((a, b) => a - b);
     for (const phase of phases) {
       await Promise.all(request.items.filter((item) => item.phase === phase).map((item) => removeWithRetries(() => remove(item))));
+    }
+    // Once the run's sandbox is gone, so that making the next one never competes with it. Best effort: a shell that
+    // cannot be made now leaves the next run to build its own.
+    if (request.refill) {
+      const { refillWarmShells } = await import("./warm-shells.js");
+      await refillWarmShells(docker, request.refill.spec, request.refill.size).catch(() => undefined);
     }
   } finally {
     clearTeardownMarker(request.ownerPid);

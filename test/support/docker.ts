@@ -92,7 +92,8 @@ export async function leftAfterTeardown(engine: Docker, jobId: string, boundMs =
 export async function inspectRunSidecars(engine: Docker, jobsDir: string, boundMs: number): Promise<Record<string, string>> {
   const deadline = Date.now() + boundMs;
   for (;;) {
-    const own = await engine.listContainers({ filters: { label: [`perstack.jobs-dir=${jobsDir}`] } });
+    // All of them: the claim is created, never started.
+    const own = await engine.listContainers({ all: true, filters: { label: [`perstack.jobs-dir=${jobsDir}`] } });
     const shells = own.filter((c) => c.Labels["perstack.role"] === "shell-claim").map((c) => c.Labels["perstack.shell"]);
     const shellParts = shells.length > 0 ? await engine.listContainers({ filters: { label: shells.map((id) => `perstack.shell=${id}`) } }) : [];
     const byRole = new Map<string, string>();
