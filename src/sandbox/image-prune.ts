@@ -1,7 +1,9 @@
 // Content-hash tags mean every change of inputs leaves the previous agent/proxy image behind. Pruning keeps the
 // newest image of each repository (the one the current inputs most likely produced) unless told to remove all.
-// Base images (perstack-local/*) are never touched here; an image a container still uses is skipped.
+// Base images (perstack-local/*) are never touched here; an image a container still uses is skipped, except by a free
+// warm shell (warm-shells.ts), a cache of those images, which is removed first.
 import type Docker from "dockerode";
+import { removeFreeShellsUsing } from "./warm-shells.js";
 
 const PRUNABLE_ROLES = new Set(["agent-image", "proxy-image", "gateway-image"]);
 
@@ -26,10 +28,12 @@ export async function pruneImages(docker: Docker, options: PruneOptions): Promis
     byRepository.set(repository, [...(byRepository.get(repository) ?? []), image]);
   }
   const result: PruneResult = { removed: [], kept: [], skipped: [] };
+  const doomedOf = (group: Docker.ImageInfo[]) => (options.all ? group : group.slice(1));
+  for (const group of byRepository.values()) group.sort((a, b) => b.Created - a.Created);
+  await removeFreeShellsUsing(docker, new Set([...byRepository.values()].flatMap((group) => doomedOf(group).map((image) => image.Id))));
   for (const group of byRepository.values()) {
-    group.sort((a, b) => b.Created - a.Created);
-    const [newest, ...older] = group;
-    const doomed = options.all ? group : older;
+    const [newest] = group;
+    const doomed = doomedOf(group);
     if (!options.all && newest) result.kept.push(name(newest));
     for (const image of doomed) {
       try {

@@ -5,8 +5,9 @@
 // What does not depend on each other happens side by side: the images are checked together, the two networks are
 // created together, and the agent's container is created (and its workspace copied in) as soon as the internal
 // network exists, while the proxy and the gateway start, since the proxy's address on the internal network is fixed
-// in advance. The agent's command starts when both sidecars say they are ready. With PERSTACK_WARM_POOL, a run
-// claims a warm shell (networks and sidecars made ahead, warm-shells.ts) instead, when one fits.
+// in advance. The agent's command starts when both sidecars say they are ready. A run that finds a warm shell that
+// fits (its networks, sidecars and agent network namespace made ahead, warm-shells.ts; PERSTACK_WARM_POOL) claims it
+// instead, and only creates its agent's container.
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -49,7 +50,7 @@ export interface WorkspaceHooks {
 export interface SandboxIO {
   /** Values for the plan's env entries (host-sourced ones resolved by the caller); never logged. */
   env: Record<string, string>;
-  /** Directory for files the agent's container mounts (the runtime's HOME files). */
+  /** Directory for files the agent's container mounts (the runtime's HOME files), and the record of squid.conf. */
   filesDir: string;
   buildProgress(progress: BuildProgress): void;
   containerStatus(service: "proxy" | "agent" | "gateway", status: string): void;
@@ -452,6 +453,9 @@ async function startProxy(
  * waits until squid accepts connections.
  */
 async function handOverToProxy(docker: Docker, proxy: Docker.Container, plan: SandboxPlan, io: SandboxIO, start: boolean): Promise<Sidecar> {
+  // For the record only (the run's sandbox/ directory): the policy as the proxy got it. Nothing mounts it.
+  await mkdir(io.filesDir, { recursive: true });
+  await writeFile(join(io.filesDir, "squid.conf"), plan.proxy.squidConf, { mode: 0o644 });
   const markSecret = randomBytes(16).toString("hex");
   const cacheLog: string[] = [];
   const marked = new Mark();

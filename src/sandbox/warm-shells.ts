@@ -251,6 +251,18 @@ export async function refillWarmShells(docker: Docker, spec: ShellSpec, size: nu
   return { created, removed: doomed.size };
 }
 
+/**
+ * Removes the free shells any of whose containers run one of `imageIds` (an image about to be pruned): a free shell
+ * is a cache of those images, and would keep them in use. Claimed shells belong to a run and stay. Their ids.
+ */
+export async function removeFreeShellsUsing(docker: Docker, imageIds: ReadonlySet<string>): Promise<string[]> {
+  const all = await docker.listContainers({ all: true, filters: { label: [SHELL_LABEL] } });
+  const free = new Set(freeShellsAmong(all).map((shell) => shell.id));
+  const doomed = [...new Set(all.filter((c) => imageIds.has(c.ImageID) && free.has(c.Labels[SHELL_LABEL]!)).map((c) => c.Labels[SHELL_LABEL]!))];
+  for (const id of doomed) await removeShell(docker, id);
+  return doomed;
+}
+
 /** Removes every part of warm shell `id`: its sidecars, then its networks, then its claim if it has one. */
 export async function removeShell(docker: Docker, id: string): Promise<{ containers: string[]; networks: string[] }> {
   const filters = { label: [`${SHELL_LABEL}=${id}`] };
