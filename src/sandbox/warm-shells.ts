@@ -12,7 +12,7 @@ import { newId } from "../model/ids.js";
 import { AGENT_NETWORK_ROLE, SHELL_CLAIM_ROLE, SHELL_LABEL, SHELL_SIGNATURE_LABEL, SHELL_SUBNETS_LABEL, shellIdOfProxyName, shellNames, type ShellSpec } from "../plan/warm-shell.js";
 import { parseIpv4Cidr, parseSubnetPool } from "../plan/subnet-pool.js";
 import type { NetworkPlan } from "../plan/sandbox-plan.js";
-import { MANAGED_LABEL } from "./labels.js";
+import { MANAGED_LABEL, ownerLabels } from "./labels.js";
 import { ignoreMissing } from "./ignore-missing.js";
 import { createEachRunNetwork, networkOn, type RunNetwork } from "./run-networks.js";
 import { shuffled } from "./run-slots.js";
@@ -206,6 +206,9 @@ export async function createWarmShell(docker: Docker, spec: ShellSpec): Promise<
   }
 }
 
+/** The role of a spec's fill lock (refillWarmShells). */
+const SHELL_FILL_ROLE = "shell-fill";
+
 /** How long an unclaimed shell of another spec may stay: perstack was upgraded, or a project changed its settings. */
 const OTHER_SPEC_MAX_AGE_S = 60 * 60;
 
@@ -216,6 +219,40 @@ const OTHER_SPEC_MAX_AGE_S = 60 * 60;
  * pool short, and the next run builds its own sandbox.
  */
 export async function refillWarmShells(docker: Docker, spec: ShellSpec, size: number): Promise<{ created: number; removed: number }> {
+  // One refill of a spec at a time: runs that end together (a burst of runs, a comparison) would each make a shell
+  // for the same empty place. The others leave it to the one that holds the lock.
+  const lock = await takeFillLock(docker, spec);
+  if (!lock) return { created: 0, removed: 0 };
+  try {
+    return await refillHoldingLock(docker, spec, size);
+  } finally {
+    await lock.remove({ force: true }).catch(ignoreMissing);
+  }
+}
+
+/**
+ * The fill lock of `spec`: a container that never starts, named for the spec (the engine's unique names make taking
+ * it atomic), with this process as its owner, so that a lock left by a process that died is swept like any leftover.
+ * Undefined when another process holds it.
+ */
+async function takeFillLock(docker: Docker, spec: ShellSpec): Promise<Docker.Container | undefined> {
+  try {
+    return await docker.createContainer({
+      name: `perstack-shell-fill-${spec.signature}`,
+      Image: spec.proxy.image,
+      Entrypoint: ["true"],
+      Cmd: [],
+      Labels: { [MANAGED_LABEL]: "true", "perstack.role": SHELL_FILL_ROLE, ...ownerLabels() },
+      NetworkDisabled: true,
+      HostConfig: { NetworkMode: "none" },
+    });
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 409) return undefined;
+    throw error;
+  }
+}
+
+async function refillHoldingLock(docker: Docker, spec: ShellSpec, size: number): Promise<{ created: number; removed: number }> {
   const all = await docker.listContainers({ all: true, filters: { label: [SHELL_LABEL] } });
   const claimed = new Set(all.filter((c) => c.Labels["perstack.role"] === SHELL_CLAIM_ROLE).map((c) => c.Labels[SHELL_LABEL]!));
   const free = new Set(freeShellsAmong(all).map((s) => s.id));

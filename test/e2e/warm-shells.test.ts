@@ -62,6 +62,14 @@ describe.skipIf(!docker)("warm shells", () => {
 
   const workspace = () => suite.workspace(perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS }));
   const run = (ws: string, query: string, extra: Record<string, string> = {}) => runCli(["run", "worker", query], { cwd: ws, env: { ...keyEnv(), ...POOL, ...extra }, timeoutMs: 300_000 });
+  /** A free shell of the runs' spec: the one an earlier test's run left, or one a run made now. */
+  const freeShell = async () => {
+    if ((await untilFreeShells(engine, 0)).length === 0) {
+      await suite.fake.script([{ text: "Made a shell." }]);
+      expect((await run(workspace(), "make a shell")).exitCode).toBe(0);
+    }
+    return untilFreeShells(engine, 1);
+  };
 
   it("a run's teardown leaves one shell; the next run claims it, uses it once, and a new one replaces it", async () => {
     await removeAllShells(engine);
@@ -86,8 +94,37 @@ describe.skipIf(!docker)("warm shells", () => {
     expect([...(await shells(engine)).keys()]).toEqual([next]);
   }, 600_000);
 
-  it("on a claimed shell, the real key, the run's token and the policy are in no container's metadata; the agent joins the held namespace", async () => {
+  it("runs that end together leave one shell, not one each", async () => {
+    const before = new Set(await freeShell());
+    await suite.fake.script([{ text: "Done." }]);
+    const since = Math.floor(Date.now() / 1000);
+    const results = await Promise.all([1, 2, 3].map((i) => run(workspace(), `burst ${i}`)));
+    for (const result of results) expect(result.exitCode, result.all).toBe(0);
+    // Every teardown is done (its marker gone), and their refills made one shell between them.
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && (await engine.listContainers({ all: true, filters: { label: ["perstack.role=shell-fill"] } })).length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     await untilFreeShells(engine, 1);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect([...(await shells(engine)).values()].filter((shell) => !shell.parts["shell-claim"])).toHaveLength(1);
+    // One refill at a time (a lock per spec): one shell was made, not one per run to be removed again.
+    const events = await engine.getEvents({ since, until: Math.ceil(Date.now() / 1000), filters: { type: ["container"], event: ["create"], label: ["perstack.role=proxy"] } });
+    const created = await new Promise<string[]>((resolve) => {
+      const names: string[] = [];
+      let text = "";
+      events.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      events.on("end", () => {
+        for (const line of text.split("\n").filter(Boolean)) names.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
+        resolve(names);
+      });
+    });
+    // (The window starts on a whole second: the shell there was before may show in it.)
+    expect(created.filter((name) => /^perstack-shell-.+-proxy$/.test(name) && ![...before].some((id) => name.includes(id)))).toHaveLength(1);
+  }, 600_000);
+
+  it("on a claimed shell, the real key, the run's token and the policy are in no container's metadata; the agent joins the held namespace", async () => {
+    await freeShell();
     await suite.fake.script([{ toolUse: [{ name: "exec", input: { command: "sleep", args: ["4"] } }] }, { text: "Done." }]);
     const ws = workspace();
     const realKey = keyEnv().ANTHROPIC_API_KEY!;
@@ -138,7 +175,7 @@ describe.skipIf(!docker)("warm shells", () => {
   }, 900_000);
 
   it("a run on a claimed shell whose perstack process is killed: the take-over records the run and removes the shell", async () => {
-    await untilFreeShells(engine, 1);
+    await freeShell();
     await suite.fake.script([{ text: "Working.", toolUse: [{ name: "exec", input: { command: "sleep", args: ["3"], timeout: 60000 } }] }, { text: "All done." }]);
     const ws = workspace();
     const child = runCli(["run", "worker", "work", "--json"], { cwd: ws, env: { ...keyEnv(), ...POOL }, timeoutMs: 120_000 });
