@@ -1,6 +1,7 @@
 // EFFECTS: warm shells (plan/warm-shell.ts) on the engine. A shell is made ahead of a run (by the teardown process of
 // the run before, refillWarmShells) and claimed by one run (claimWarmShell), which then only hands its sidecars their
-// configuration (run-sandbox.ts) instead of creating two networks and starting two containers.
+// configuration and starts its agent in the held network namespace (run-sandbox.ts), instead of creating two
+// networks, starting two more containers and setting up its agent's network.
 //
 // Claiming is atomic across processes: the claim is the creation of a never-started container with the shell's
 // claim name, which the engine refuses to a second run. The claimed sidecars are then renamed, so that no later
@@ -108,7 +109,7 @@ export async function poolNeedsRefill(docker: Docker, refill: { spec: ShellSpec;
   return (await freeShells(docker, refill.spec)).length !== refill.size;
 }
 
-/** Free shells of `spec`: both sidecars running under their shell names, and no claim. */
+/** Free shells of `spec`: proxy, gateway and agent network holder running under their shell names, and no claim. */
 async function freeShells(docker: Docker, spec: ShellSpec): Promise<FreeShell[]> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`${SHELL_SIGNATURE_LABEL}=${spec.signature}`] } });
   return freeShellsAmong(containers);
@@ -219,15 +220,58 @@ const OTHER_SPEC_MAX_AGE_S = 60 * 60;
  * pool short, and the next run builds its own sandbox.
  */
 export async function refillWarmShells(docker: Docker, spec: ShellSpec, size: number): Promise<{ created: number; removed: number }> {
+  const look = () => docker.listContainers({ all: true, filters: { label: [SHELL_LABEL] } });
+  // Most of the time the pool is as it should be: one look, and nothing more.
+  if (refillPlan(await look(), spec, size).idle) return { created: 0, removed: 0 };
   // One refill of a spec at a time: runs that end together (a burst of runs, a comparison) would each make a shell
   // for the same empty place. The others leave it to the one that holds the lock.
   const lock = await takeFillLock(docker, spec);
   if (!lock) return { created: 0, removed: 0 };
   try {
-    return await refillHoldingLock(docker, spec, size);
+    const plan = refillPlan(await look(), spec, size);
+    for (const id of plan.doomed) await removeShell(docker, id);
+    let created = 0;
+    for (; created < plan.missing; created++) {
+      const id = await createWarmShell(docker, spec);
+      // A lock left by a process that died is swept while a refill may still hold it: past the pool's size, every
+      // process keeps the same shells (the oldest: ids sort by time) and removes its own if it is not one of them.
+      const now = freeShellsAmong(await docker.listContainers({ all: true, filters: { label: [`${SHELL_SIGNATURE_LABEL}=${spec.signature}`] } }))
+        .map((shell) => shell.id)
+        .sort();
+      if (now.length > size && !now.slice(0, size).includes(id)) {
+        await removeShell(docker, id);
+        break;
+      }
+    }
+    return { created, removed: plan.doomed.size };
   } finally {
     await lock.remove({ force: true }).catch(ignoreMissing);
   }
+}
+
+/**
+ * What a refill of `spec` to `size` does, from one look at every shell's containers: the shells to remove (those that
+ * can never be claimed, free ones of other specs past their age, free ones of this spec past the size) and how many
+ * to make.
+ */
+function refillPlan(all: Docker.ContainerInfo[], spec: ShellSpec, size: number): { doomed: Set<string>; missing: number; idle: boolean } {
+  const claimed = new Set(all.filter((c) => c.Labels["perstack.role"] === SHELL_CLAIM_ROLE).map((c) => c.Labels[SHELL_LABEL]!));
+  const free = new Set(freeShellsAmong(all).map((s) => s.id));
+  const nowS = Date.now() / 1000;
+  const doomed = new Set<string>();
+  for (const info of all) {
+    const id = info.Labels[SHELL_LABEL]!;
+    if (claimed.has(id) || doomed.has(id)) continue;
+    if (!free.has(id)) {
+      // Unclaimed yet not whole and running: it can never be claimed. (A shell being made right now by another
+      // process looks the same for a moment: it is only removed once it is a minute old.)
+      if (nowS - info.Created > 60) doomed.add(id);
+    } else if (info.Labels[SHELL_SIGNATURE_LABEL] !== spec.signature && nowS - info.Created > OTHER_SPEC_MAX_AGE_S) doomed.add(id);
+  }
+  const mine = [...free].filter((id) => !doomed.has(id) && all.some((c) => c.Labels[SHELL_LABEL] === id && c.Labels[SHELL_SIGNATURE_LABEL] === spec.signature)).sort();
+  for (const id of mine.slice(size)) doomed.add(id);
+  const missing = Math.max(0, size - mine.length);
+  return { doomed, missing, idle: doomed.size === 0 && missing === 0 };
 }
 
 /**
@@ -250,42 +294,6 @@ async function takeFillLock(docker: Docker, spec: ShellSpec): Promise<Docker.Con
     if ((error as { statusCode?: number }).statusCode === 409) return undefined;
     throw error;
   }
-}
-
-async function refillHoldingLock(docker: Docker, spec: ShellSpec, size: number): Promise<{ created: number; removed: number }> {
-  const all = await docker.listContainers({ all: true, filters: { label: [SHELL_LABEL] } });
-  const claimed = new Set(all.filter((c) => c.Labels["perstack.role"] === SHELL_CLAIM_ROLE).map((c) => c.Labels[SHELL_LABEL]!));
-  const free = new Set(freeShellsAmong(all).map((s) => s.id));
-  const nowS = Date.now() / 1000;
-  const doomed = new Set<string>();
-  for (const info of all) {
-    const id = info.Labels[SHELL_LABEL]!;
-    if (claimed.has(id) || doomed.has(id)) continue;
-    const signature = info.Labels[SHELL_SIGNATURE_LABEL];
-    if (!free.has(id)) {
-      // Unclaimed yet not whole and running: it can never be claimed. (A shell being made right now by another
-      // process looks the same for a moment: it is only removed once it is a minute old.)
-      if (nowS - info.Created > 60) doomed.add(id);
-    } else if (signature !== spec.signature && nowS - info.Created > OTHER_SPEC_MAX_AGE_S) doomed.add(id);
-  }
-  const mine = [...free].filter((id) => !doomed.has(id) && all.some((c) => c.Labels[SHELL_LABEL] === id && c.Labels[SHELL_SIGNATURE_LABEL] === spec.signature)).sort();
-  for (const id of mine.slice(size)) doomed.add(id);
-  for (const id of doomed) await removeShell(docker, id);
-  const ready = Math.min(mine.length, size);
-  let created = 0;
-  for (; ready + created < size; created++) {
-    const id = await createWarmShell(docker, spec);
-    // Runs that end together each fill the pool from the same look. Past its size, every process keeps the same
-    // shells (the oldest: ids sort by time) and removes its own if it is not one of them.
-    const now = freeShellsAmong(await docker.listContainers({ all: true, filters: { label: [`${SHELL_SIGNATURE_LABEL}=${spec.signature}`] } }))
-      .map((shell) => shell.id)
-      .sort();
-    if (now.length > size && !now.slice(0, size).includes(id)) {
-      await removeShell(docker, id);
-      break;
-    }
-  }
-  return { created, removed: doomed.size };
 }
 
 /**
