@@ -239,7 +239,10 @@ async function runOne(
   await copyWorkspace(context.baseline, workspaceDir, { exclude: [] });
   let jobId: string | undefined;
   try {
-    const prepared = prepareRun(runRequestFor(request.base, spec.choice, workspaceDir), context.baseImages);
+    const planned = prepareRun(runRequestFor(request.base, spec.choice, workspaceDir), context.baseImages);
+    // No warm shells in a comparison: the runs share one spec, so the first to claim the engine's shell would start
+    // ahead of the others, and their times would not compare.
+    const prepared = { ...planned, sharing: { ...planned.sharing, warmPool: 0 } };
     jobId = prepared.plan.jobId;
     hooks.onProgress({ kind: "started", runtime, repeat: spec.repeat, jobId });
     // Its own resources: a run that ends must not remove the containers of the runs beside it.

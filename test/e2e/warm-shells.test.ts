@@ -146,6 +146,14 @@ describe.skipIf(!docker)("warm shells", () => {
     }
   }, 600_000);
 
+  it("a comparison's runs build their own sandboxes, so that none starts ahead: the free shell stays free", async () => {
+    const [free] = await freeShell();
+    await suite.fake.script([{ text: "Compared." }]);
+    const compared = await runCli(["compare", "worker", "compare", "--runtimes", "perstack"], { cwd: workspace(), env: { ...keyEnv(), ...POOL }, timeoutMs: 300_000 });
+    expect(compared.exitCode, compared.all).toBe(0);
+    expect(await untilFreeShells(engine, 1)).toEqual([free]);
+  }, 600_000);
+
   it("on a claimed shell, `perstack selftest` passes every isolation check: the probe attacks it from inside", async () => {
     const selftest = () => runCli(["selftest", "--json"], { cwd: makeWorkspace("", "perstack-selftest-cwd-"), env: POOL, timeoutMs: 600_000 });
     // The selftest's plan differs from a run's (no model server): its first run leaves a shell of its own spec.
