@@ -30,8 +30,7 @@ import { createEachRunNetwork, type RunNetwork } from "./run-networks.js";
 import { acquireRunSlot } from "./run-slots.js";
 import { SandboxResources } from "./sandbox-resources.js";
 import { connectProxyToInternal, gatewayCreateOptions, proxyCreateOptions } from "./sidecar-containers.js";
-import { handOffRefill } from "./teardown-handoff.js";
-import { claimWarmShell, poolNeedsRefill, type ClaimedShell } from "./warm-shells.js";
+import { claimWarmShell, refillInBackground, type ClaimedShell } from "./warm-shells.js";
 import { createWorkspaceVolume } from "./workspace-volume.js";
 
 /** What the caller does with the workspace around the agent (job/workspace-session.ts). */
@@ -261,13 +260,6 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
       if (!io.resources) await refillInBackground(docker, resources);
     }
   }
-}
-
-/** Starts a detached refill of the warm pool when the sandbox's removal leaves it short or over (one look first). */
-export async function refillInBackground(docker: Docker, resources: SandboxResources): Promise<void> {
-  const refill = resources.refill;
-  if (!refill || resources.remaining().length > 0) return;
-  if (await poolNeedsRefill(docker, refill).catch(() => false)) handOffRefill(refill);
 }
 
 type Started = readonly [Sidecar, Sidecar | undefined, GatedAgent];

@@ -7,6 +7,7 @@ import type Docker from "dockerode";
 import { SandboxError } from "../errors.js";
 import { MANAGED_LABEL, ownerIsGone } from "./labels.js";
 import { ignoreMissing } from "./ignore-missing.js";
+import { claimName } from "./name-claim.js";
 import type { SandboxResources } from "./sandbox-resources.js";
 
 export const SLOT_ROLE = "run-slot";
@@ -78,22 +79,10 @@ async function heldSlots(docker: Docker): Promise<Set<number>> {
 /** True when this run now holds slot k; false when another run has it. */
 async function claim(docker: Docker, k: number, request: SlotRequest): Promise<boolean> {
   const name = `perstack-slot-${k}`;
-  try {
-    const container = await docker.createContainer({
-      name,
-      Image: request.image,
-      Entrypoint: ["true"],
-      Cmd: [],
-      Labels: { ...request.labels, [MANAGED_LABEL]: "true", "perstack.role": SLOT_ROLE },
-      NetworkDisabled: true,
-      HostConfig: { NetworkMode: "none" },
-    });
-    request.resources.slot(name, container);
-    return true;
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 409) return false;
-    throw error;
-  }
+  const container = await claimName(docker, name, request.image, { ...request.labels, [MANAGED_LABEL]: "true", "perstack.role": SLOT_ROLE });
+  if (!container) return false;
+  request.resources.slot(name, container);
+  return true;
 }
 
 function slotFreed(events: NodeJS.ReadableStream, signal: AbortSignal): Promise<void> {

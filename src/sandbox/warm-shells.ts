@@ -4,7 +4,7 @@
 // networks, starting two more containers and setting up its agent's network.
 //
 // Claiming is atomic across processes: the claim is the creation of a never-started container with the shell's
-// claim name, which the engine refuses to a second run. The claimed sidecars are then renamed, so that no later
+// claim name (name-claim.ts), which the engine refuses to a second run. The claimed sidecars are then renamed, so that no later
 // look takes them for a free shell even if the claim goes first; the claim container carries the run's labels and
 // owner, so that a take-over (job/recover-run.ts) and the leftover sweep (leftovers.ts) find the shell through it.
 // A free shell has no owner labels: it belongs to no process and no sweep removes it.
@@ -15,9 +15,11 @@ import { parseIpv4Cidr, parseSubnetPool } from "../plan/subnet-pool.js";
 import type { NetworkPlan } from "../plan/sandbox-plan.js";
 import { MANAGED_LABEL, ownerLabels } from "./labels.js";
 import { ignoreMissing } from "./ignore-missing.js";
+import { claimName } from "./name-claim.js";
 import { createEachRunNetwork, networkOn, type RunNetwork } from "./run-networks.js";
 import { shuffled } from "./run-slots.js";
 import { SandboxResources } from "./sandbox-resources.js";
+import { handOffRefill } from "./teardown-handoff.js";
 import { agentNetworkHolderOptions, connectProxyToInternal, gatewayCreateOptions, proxyCreateOptions } from "./sidecar-containers.js";
 
 export interface ClaimedShell {
@@ -54,22 +56,14 @@ export async function claimWarmShell(
   const free = shuffled(await freeShells(docker, spec), random);
   for (const shell of free) {
     const shellNamesOf = shellNames(shell.id);
-    let claim: Docker.Container;
+    let claim: Docker.Container | undefined;
     try {
-      claim = await docker.createContainer({
-        name: shellNamesOf.claim,
-        Image: spec.proxy.image,
-        Entrypoint: ["true"],
-        Cmd: [],
-        Labels: { ...labels, [MANAGED_LABEL]: "true", "perstack.role": SHELL_CLAIM_ROLE, [SHELL_LABEL]: shell.id },
-        NetworkDisabled: true,
-        HostConfig: { NetworkMode: "none" },
-      });
-    } catch (error) {
-      // Another run claimed it between the look and the claim.
-      if ((error as { statusCode?: number }).statusCode === 409) continue;
+      claim = await claimName(docker, shellNamesOf.claim, spec.proxy.image, { ...labels, [MANAGED_LABEL]: "true", "perstack.role": SHELL_CLAIM_ROLE, [SHELL_LABEL]: shell.id });
+    } catch {
       return undefined;
     }
+    // Another run claimed it between the look and the claim.
+    if (!claim) continue;
     // From here the shell is this run's: whatever happens, it is removed with the run's sandbox (its claim last).
     const proxy = docker.getContainer(shell.proxyId);
     const gateway = docker.getContainer(shell.gatewayId);
@@ -102,11 +96,18 @@ export async function claimWarmShell(
 }
 
 /**
- * Whether the pool of `refill.spec` is not at `refill.size` (a shell to make, or, at 0, free ones to remove): one look,
- * so that the common case (the pool as it should be) starts no refill.
+ * After a sandbox its process removed itself (not handed to a teardown process): when one look says the pool of its
+ * spec is short or over, a detached refill brings it to its size (teardown-handoff.ts handOffRefill), so that no
+ * command waits for that. The common case, the pool as it should be, starts nothing.
  */
-export async function poolNeedsRefill(docker: Docker, refill: { spec: ShellSpec; size: number }): Promise<boolean> {
-  return (await freeShells(docker, refill.spec)).length !== refill.size;
+export async function refillInBackground(docker: Docker, resources: SandboxResources): Promise<void> {
+  const refill = resources.refill;
+  if (!refill || resources.remaining().length > 0) return;
+  const short = await freeShells(docker, refill.spec).then(
+    (free) => free.length !== refill.size,
+    () => false,
+  );
+  if (short) handOffRefill(refill);
 }
 
 /** Free shells of `spec`: proxy, gateway and agent network holder running under their shell names, and no claim. */
@@ -154,8 +155,9 @@ function parseSubnets(text: string | undefined): FreeShell["subnets"] {
 }
 
 /**
- * Makes one shell of `spec`: its networks, the proxy on both, the gateway on the egress one, both started and waiting
- * for a handover. Everything made is removed again when a step fails. Returns the shell's id.
+ * Makes one shell of `spec`: its networks, the proxy on both and the gateway on the egress one, started and waiting for
+ * a handover, and the holder of the agent's network namespace on the internal one. Everything made is removed again
+ * when a step fails. Returns the shell's id.
  */
 export async function createWarmShell(docker: Docker, spec: ShellSpec): Promise<string> {
   const id = newId();
@@ -275,25 +277,11 @@ function refillPlan(all: Docker.ContainerInfo[], spec: ShellSpec, size: number):
 }
 
 /**
- * The fill lock of `spec`: a container that never starts, named for the spec (the engine's unique names make taking
- * it atomic), with this process as its owner, so that a lock left by a process that died is swept like any leftover.
- * Undefined when another process holds it.
+ * The fill lock of `spec`, named for the spec, with this process as its owner (name-claim.ts). Undefined when another
+ * process holds it.
  */
-async function takeFillLock(docker: Docker, spec: ShellSpec): Promise<Docker.Container | undefined> {
-  try {
-    return await docker.createContainer({
-      name: `perstack-shell-fill-${spec.signature}`,
-      Image: spec.proxy.image,
-      Entrypoint: ["true"],
-      Cmd: [],
-      Labels: { [MANAGED_LABEL]: "true", "perstack.role": SHELL_FILL_ROLE, ...ownerLabels() },
-      NetworkDisabled: true,
-      HostConfig: { NetworkMode: "none" },
-    });
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 409) return undefined;
-    throw error;
-  }
+function takeFillLock(docker: Docker, spec: ShellSpec): Promise<Docker.Container | undefined> {
+  return claimName(docker, `perstack-shell-fill-${spec.signature}`, spec.proxy.image, { [MANAGED_LABEL]: "true", "perstack.role": SHELL_FILL_ROLE, ...ownerLabels() });
 }
 
 /**
