@@ -41,9 +41,10 @@ export async function attachCommand(jobId: string, options: { json?: boolean }):
     const recovery = await recoverRun(docker, perstackDir, { jobId, pid: holder?.pid ?? 0, ...(holder?.runId !== undefined ? { runId: holder.runId } : {}) }, {
       follow: true,
       detach: detach.signal,
+      ...(options.json ? { expandEvents: true } : {}),
       onEvent: (event, expanded) => {
         if (options.json) {
-          process.stdout.write(`${JSON.stringify(expanded())}\n`);
+          process.stdout.write(`${JSON.stringify(expanded!())}\n`);
           return;
         }
         const root = event.runId === holder?.runId;

@@ -6,8 +6,8 @@ import { formatEvent } from "./live-view.js";
 import { jsonTerminalSafe, terminalSafe } from "./terminal-text.js";
 
 export interface RunEventPrinter {
-  /** `expanded`: the event in Perstack's shape, messages in place (asked for with --json only). */
-  print(event: PerstackEvent, expanded: () => unknown): void;
+  /** `expanded`: the event in Perstack's shape, messages in place (given, and asked for, with --json only). */
+  print(event: PerstackEvent, expanded?: () => unknown): void;
   /** Delegated runs that stopped to ask the user: their calls are the questions to show. */
   readonly askers: CheckpointRef[];
 }
@@ -32,6 +32,7 @@ export function runEventPrinter(options: RunEventPrinterOptions): RunEventPrinte
       if (options.json) {
         // Perstack's shape for the tools that read it: messages in place, as events.jsonl no longer has them. The
         // characters a terminal would act on are written as \u escapes: the same JSON value, safe to look at.
+        if (!expanded) throw new Error("--json needs events in Perstack's shape: the run was started without expandEvents");
         stdout(`${jsonTerminalSafe(JSON.stringify(expanded()))}\n`);
         return;
       }

@@ -88,6 +88,7 @@ export async function runCommand(expertKey: string, queryArg: string | undefined
       resources,
       leaveRemovalToCaller: true,
       onWaitingForSlot: (running) => say(process.stderr, `waiting for a free run slot (${running} running)…`),
+      ...(options.json ? { expandEvents: true } : {}),
       onEvent: (event, expanded) => printer.print(event, expanded),
     });
     if (result.outcome.status === "stoppedByInteractiveTool" && result.outcome.lastCheckpoint) {

@@ -54,8 +54,16 @@ export interface RunCollectorOptions {
   parser: StreamParser;
   newId: () => string;
   now: () => number;
-  /** Every recorded event; `expanded` gives it in Perstack's shape, messages in place (costly on long runs). */
-  onEvent: (event: PerstackEvent, expanded: () => ExpandedEvent) => void;
+  /**
+   * Every recorded event; with expandEvents, `expanded` gives it in Perstack's shape, messages in place (costly on
+   * long runs).
+   */
+  onEvent: (event: PerstackEvent, expanded?: () => ExpandedEvent) => void;
+  /**
+   * The caller wants events in Perstack's shape (`--json`): every run's whole conversation stays in memory for it.
+   * Otherwise a message is let go once it is a line of messages.jsonl, and memory stays flat however long the run.
+   */
+  expandEvents?: boolean;
   /** Expert keys the job may report runs for (the plan's reachable experts). */
   experts?: ReadonlySet<string>;
   /**
@@ -363,7 +371,9 @@ export class RunCollector {
     const file = fileCheckpointOf(event);
     // A step's checkpoint is a line of the run's checkpoints.jsonl; the one a run stops on (or one that cannot be a
     // line) a file, whole, from the write queue.
-    if (file && (isWrittenWhole(file) || !history || !files.appendCheckpoint(file, history))) this.queue(() => this.options.store.writeCheckpointFrom(file, history));
+    // Unless events are expanded, a message leaves memory once it is a line of messages.jsonl (message-log.ts).
+    const release = !this.options.expandEvents;
+    if (file && (isWrittenWhole(file) || !history || !files.appendCheckpoint(file, history, release))) this.queue(() => this.options.store.writeCheckpointFrom(file, history, files));
     const checkpoint = "checkpoint" in event ? event.checkpoint : undefined;
     if (checkpoint) {
       const run = this.usage.get(event.runId);
@@ -377,7 +387,7 @@ export class RunCollector {
     if (event.type === "startGeneration") this.stepsOf(event.runId).add(event.stepNumber);
     if (event.runId === this.options.runId) this.recordOutcome(event);
     else if (event.type === "stopRunByInteractiveTool") this.childWaiting = event.checkpoint;
-    if (fresh) this.options.onEvent(event, () => expandEvent(event, this.resolveMessages));
+    if (fresh) this.options.onEvent(event, this.options.expandEvents ? () => expandEvent(event, this.resolveMessages) : undefined);
   }
 
   private stepsOf(runId: string): Set<number> {

@@ -34,7 +34,9 @@ export interface RecoverOptions {
   /** Follow an agent that is still running until it exits (`attach`). Otherwise such a run is left to it. */
   follow: boolean;
   /** Events recorded now (not those recorded before the process died). */
-  onEvent?(event: PerstackEvent, expanded: () => ExpandedEvent): void;
+  onEvent?(event: PerstackEvent, expanded?: () => ExpandedEvent): void;
+  /** Events are wanted in Perstack's shape: `expanded` is given (RunJobHooks.expandEvents). */
+  expandEvents?: boolean;
   /** Stops following and leaves the agent running, its job still open to another take-over (Ctrl-C in attach). */
   detach?: AbortSignal;
   now?: () => number;
@@ -125,6 +127,7 @@ async function takeOver(
       newEvents += 1;
       options.onEvent?.(event, expanded);
     },
+    ...(options.expandEvents ? { expandEvents: true } : {}),
     experts: new Set(record.experts),
     maxOutputBytes: record.maxOutputBytes,
     onOutputLimit: kill,

@@ -19,8 +19,13 @@ import { newId, type PreparedRun } from "./prepare-run.js";
 import { rejectedDir, WorkspaceSession, type WorkspaceOutcome } from "./workspace-session.js";
 
 export interface RunJobHooks {
-  /** Each event as recorded (checkpoints by reference); `expanded` gives it in Perstack's shape, messages in place. */
-  onEvent(event: PerstackEvent, expanded: () => ExpandedEvent): void;
+  /**
+   * Each event as recorded (checkpoints by reference); with expandEvents, `expanded` gives it in Perstack's shape,
+   * messages in place.
+   */
+  onEvent(event: PerstackEvent, expanded?: () => ExpandedEvent): void;
+  /** Events are wanted in Perstack's shape (`--json`): the runs' conversations stay in memory (run-collector.ts). */
+  expandEvents?: boolean;
   /** First interrupt: stop the agent, copy its work back (copy mode), remove everything. */
   signal: AbortSignal;
   /** Second interrupt: skip the copy-back and remove everything at once. */
@@ -147,6 +152,7 @@ async function runLockedJob(docker: Docker, prepared: PreparedRun, hooks: RunJob
     newId,
     now: Date.now,
     onEvent: hooks.onEvent,
+    ...(hooks.expandEvents ? { expandEvents: true } : {}),
     experts: new Set(record.experts),
     maxOutputBytes: plan.agent.limits.maxOutputBytes,
     onOutputLimit: () => stop.abort(),

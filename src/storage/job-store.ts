@@ -32,7 +32,7 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
  * so that after a crash or a power cut the file is the old one or the new one, never a part, and once this resolves
  * the new one stays. A write that fails (a full disk) leaves the old file and no temporary one.
  */
-async function writeTextAtomic(path: string, text: string | Iterable<Buffer>): Promise<void> {
+async function writeTextAtomic(path: string, text: string | Iterable<Buffer> | AsyncIterable<Buffer>): Promise<void> {
   const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
   try {
     const handle = await open(temp, "w", 0o644);
@@ -84,15 +84,32 @@ function* utf8Chunks(pieces: Iterable<string>): Generator<Buffer> {
   if (used > 0) yield chunk.subarray(0, used);
 }
 
-/** A checkpoint file's text, in pieces: its fields, its first `count` messages (from their JSON texts), a newline. */
-function* wholeCheckpointPieces(checkpoint: CheckpointRef, messages: MessagesSource | undefined, count: number): Generator<string> {
+/**
+ * A checkpoint file's text: its fields, its first `count` messages, a newline. The messages before `held.start` come
+ * as bytes (messages.jsonl's lines, joined by commas: RunHistoryLog.releasedMessages), the rest from their JSON texts.
+ */
+async function* wholeCheckpointChunks(checkpoint: CheckpointRef, released: AsyncIterable<Buffer> | undefined, held: string[]): AsyncGenerator<Buffer> {
   const { before, after } = wholeCheckpointJsonAround(checkpoint);
-  yield `${before}[`;
-  for (let index = 0; messages && index < count; index++) {
-    if (index > 0) yield ",";
-    yield messages.text(index);
+  yield Buffer.from(`${before}[`);
+  if (released) {
+    yield* released;
+    if (held.length > 0) yield Buffer.from(",");
   }
-  yield `]${after}\n`;
+  yield* utf8Chunks(joined(held, `]${after}\n`));
+}
+
+/** The texts with commas between them, then `end`. */
+function* joined(texts: string[], end: string): Generator<string> {
+  for (let index = 0; index < texts.length; index++) {
+    if (index > 0) yield ",";
+    yield texts[index]!;
+  }
+  yield end;
+}
+
+/** Where a whole checkpoint's released messages are read back from: its run's files (RunFiles). */
+export interface ReleasedMessages {
+  releasedMessages(count: number): AsyncIterable<Buffer>;
 }
 
 /**
@@ -165,11 +182,20 @@ export class JobStore {
     }
   }
 
-  /** A checkpoint file, whole: its messages the first messagesRef.count of `messages`. Not indented. */
-  async writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined): Promise<void> {
+  /**
+   * A checkpoint file, whole: its messages the first messagesRef.count of `messages`; those `messages` released are
+   * read back from `files`, the run's messages.jsonl. Not indented.
+   */
+  async writeCheckpointFrom(checkpoint: CheckpointRef, messages: MessagesSource | undefined, files?: ReleasedMessages): Promise<void> {
     const count = checkpoint.messagesRef.count;
     if (count > (messages?.length ?? 0)) throw new Error(`checkpoint ${checkpoint.id}: its run has fewer than ${count} messages`);
-    await writeTextAtomic(this.checkpointPath(checkpoint.id), utf8Chunks(wholeCheckpointPieces(checkpoint, messages, count)));
+    // Taken now, before anything is awaited: the source may release more meanwhile, and what it releases then is in
+    // the file by the time it is read.
+    const released = Math.min(count, messages?.firstHeld ?? 0);
+    const held: string[] = [];
+    for (let index = released; index < count; index++) held.push(messages!.text(index));
+    if (released > 0 && !files) throw new Error(`checkpoint ${checkpoint.id}: ${released} of its messages were released and there is no file to read them from`);
+    await writeTextAtomic(this.checkpointPath(checkpoint.id), wholeCheckpointChunks(checkpoint, released > 0 ? files!.releasedMessages(released) : undefined, held));
   }
 
   runDir(runId: string): string {
@@ -264,9 +290,17 @@ export class RunFiles {
     return true;
   }
 
-  /** A step checkpoint as a line of checkpoints.jsonl (run-history-log.ts); false: write it as a file instead. */
-  appendCheckpoint(checkpoint: CheckpointRef, messages: MessagesSource): boolean {
-    return this.history.append(checkpoint, messages);
+  /**
+   * A step checkpoint as a line of checkpoints.jsonl (run-history-log.ts); false: write it as a file instead. With
+   * `release`, `messages` lets go of the messages that are lines of messages.jsonl now.
+   */
+  appendCheckpoint(checkpoint: CheckpointRef, messages: MessagesSource, release = false): boolean {
+    return this.history.append(checkpoint, messages, release);
+  }
+
+  /** The first `count` messages of messages.jsonl, joined by commas, once every queued line is written. */
+  releasedMessages(count: number): AsyncIterable<Buffer> {
+    return this.history.releasedMessages(count);
   }
 
   appendRaw(chunk: Buffer): void {

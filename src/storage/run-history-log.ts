@@ -6,7 +6,7 @@
 //
 // A checkpoint line reaches the disk only after the messages it names did (it is written from the callback of their
 // write), so a reader, or a process killed between the two, never finds a checkpoint whose messages are missing.
-import { statSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { AppendFile } from "./append-file.js";
 import { loggedCheckpointJson } from "../model/event-messages.js";
@@ -16,11 +16,17 @@ import type { CheckpointRef } from "../model/perstack.js";
 /** Where a checkpoint's messages come from: a run's MessageLog (runtimes/message-log.ts). */
 export interface MessagesSource {
   readonly length: number;
-  /** Message `index` as JSON text, on one line. */
+  /** Messages before this one were released: they are only lines of messages.jsonl now. */
+  readonly firstHeld: number;
+  /** Message `index` (firstHeld or later) as JSON text, on one line. */
   text(index: number): string;
+  /** Lets go of the messages before `upTo`, written to messages.jsonl. */
+  release(upTo: number): void;
 }
 
 export const MESSAGES_FILE = "messages.jsonl";
+/** How much of messages.jsonl is read at a time when released messages are read back. */
+const READ_BYTES = 1024 * 1024;
 export const CHECKPOINTS_FILE = "checkpoints.jsonl";
 
 interface LogFiles {
@@ -52,7 +58,7 @@ export class RunHistoryLog {
    * lack. False when it cannot be logged: the files were there before this collector opened the run (a run id seen
    * twice), so their lines may be another conversation's; the caller writes that checkpoint whole instead.
    */
-  append(checkpoint: CheckpointRef, source: MessagesSource): boolean {
+  append(checkpoint: CheckpointRef, source: MessagesSource, release = false): boolean {
     this.files ??= this.open();
     if (!this.files) return false;
     const { messages, checkpoints } = this.files;
@@ -62,6 +68,8 @@ export class RunHistoryLog {
     const count = Math.min(checkpoint.messagesRef.count, source.length);
     for (let index = this.messagesWritten; index < count; index++) messages.line(source.text(index));
     this.messagesWritten = Math.max(this.messagesWritten, checkpoint.messagesRef.count);
+    // Their text is in the writer's batch now (encoded, not referenced): the source need not hold them any longer.
+    if (release) source.release(count);
     // Callbacks of one stream run in order, so checkpoint lines keep theirs. A failed write leaves its checkpoints
     // out; the stream's error reaches the collector through drained() and close().
     messages.whenWritten((error) => {
@@ -76,6 +84,36 @@ export class RunHistoryLog {
       });
     });
     return true;
+  }
+
+  /**
+   * The first `count` lines of messages.jsonl, the newlines between them made commas (none after the last): the
+   * messages a source released, as a checkpoint file's array holds them. Waits until every line queued is written,
+   * then reads the file a chunk at a time. Only this program writes the file, and only whole lines (AppendFile).
+   */
+  async *releasedMessages(count: number): AsyncGenerator<Buffer> {
+    if (count <= 0) return;
+    if (!this.files) throw new Error(`${MESSAGES_FILE} of this run was never written`);
+    const { messages } = this.files;
+    messages.flush();
+    await new Promise<void>((resolve, reject) => messages.whenWritten((error) => (error ? reject(error) : resolve())));
+    let left = count;
+    const file = createReadStream(join(this.dir, MESSAGES_FILE), { highWaterMark: READ_BYTES });
+    try {
+      for await (const chunk of file as AsyncIterable<Buffer>) {
+        for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, at + 1)) {
+          if (--left === 0) {
+            yield chunk.subarray(0, at);
+            return;
+          }
+          chunk[at] = 0x2c;
+        }
+        yield chunk;
+      }
+    } finally {
+      file.destroy();
+    }
+    throw new Error(`${MESSAGES_FILE} ends ${left} line(s) short of the ${count} released messages`);
   }
 
   streams(): AppendFile[] {
