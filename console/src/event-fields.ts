@@ -54,12 +54,24 @@ export interface ToolCallView {
   args: unknown;
 }
 
-export function toolCallOf(value: unknown): ToolCallView | undefined {
+/**
+ * A tool call as an event holds it. events.jsonl records a call whose args are its message's toolCallPart's without
+ * them (src/model/recorded-tool-calls.ts): they are then taken from `message`, the event's newMessage.
+ */
+export function toolCallOf(value: unknown, message?: unknown): ToolCallView | undefined {
   if (!isRecord(value)) return undefined;
   const toolName = str(value.toolName);
   if (toolName === undefined) return undefined;
   const normalized = isRecord(value.normalized) ? str(value.normalized.toolName) : undefined;
-  return { id: str(value.id) ?? str(value.toolCallId) ?? "", toolName, skillName: str(value.skillName) ?? "", normalizedName: normalized ?? toolName, args: value.args };
+  const id = str(value.id) ?? str(value.toolCallId) ?? "";
+  const args = Object.hasOwn(value, "args") ? value.args : argsInMessage(message, id);
+  return { id, toolName, skillName: str(value.skillName) ?? "", normalizedName: normalized ?? toolName, args };
+}
+
+function argsInMessage(message: unknown, toolCallId: string): unknown {
+  if (!isRecord(message) || !Array.isArray(message.contents)) return undefined;
+  const part = message.contents.find((p: unknown) => isRecord(p) && p.type === "toolCallPart" && p.toolCallId === toolCallId);
+  return isRecord(part) ? part.args : undefined;
 }
 
 export interface ToolResultView {

@@ -88,10 +88,10 @@ export class Timeline {
       }
       case "callTools":
       case "callDelegate":
-        for (const call of Array.isArray(event.toolCalls) ? event.toolCalls : []) this.addCall(toolCallOf(call), type === "callDelegate" ? "delegate" : "tool", at);
+        for (const call of Array.isArray(event.toolCalls) ? event.toolCalls : []) this.addCall(toolCallOf(call, event.newMessage), type === "callDelegate" ? "delegate" : "tool", at);
         return;
       case "callInteractiveTool": {
-        const call = toolCallOf(event.toolCall);
+        const call = toolCallOf(event.toolCall, event.newMessage);
         this.addCall(call, "interactive", at);
         if (call) this.pendingQuestion = call;
         return;

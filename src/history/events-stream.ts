@@ -2,6 +2,7 @@
 // one, ordered by timestamp: each run's file is already in order, so a merge of their heads is enough.
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
+import { wholeToolCalls } from "../model/recorded-tool-calls.js";
 import { asLoggedEvent, type LoggedEvent } from "./logged-event.js";
 
 export interface EventsFile {
@@ -30,7 +31,7 @@ export async function* readEventsFile(file: EventsFile, problems: ReadProblems):
       if (line.trim() === "") continue;
       let event: LoggedEvent | undefined;
       try {
-        event = asLoggedEvent(JSON.parse(line));
+        event = asLoggedEvent(asEmitted(JSON.parse(line)));
       } catch {
         event = undefined;
       }
@@ -43,6 +44,20 @@ export async function* readEventsFile(file: EventsFile, problems: ReadProblems):
   } finally {
     lines.close();
     input.destroy();
+  }
+}
+
+/**
+ * A line's event with its tool calls whole (model/recorded-tool-calls.ts), so that filters and summaries see their
+ * args; one whose shortcuts do not resolve stays as it is (`perstack log --json` says why when it expands it).
+ * References to messages and checkpoints stay as recorded: they are read back, from other files, only when asked for.
+ */
+function asEmitted(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  try {
+    return wholeToolCalls(value as Record<string, unknown>);
+  } catch {
+    return value;
   }
 }
 

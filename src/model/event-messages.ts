@@ -2,6 +2,8 @@
 // Perstack's own shape, with the messages in place, given something that resolves a reference: the collector's
 // MessageLogs while a run streams, the checkpoint files when `perstack log` reads a job back. Pure.
 import { isSafeId } from "./ids.js";
+import { compactToolCalls, wholeToolCalls } from "./recorded-tool-calls.js";
+import { UnresolvedMessagesError } from "./unresolved-error.js";
 import type { Checkpoint, CheckpointRef, ExpandedEvent, Message, MessagesRef, PerstackEvent } from "./perstack.js";
 
 /** The fields whose checkpoint is written as a file: its messagesRef names the checkpoint itself. */
@@ -12,9 +14,7 @@ export const CHECKPOINT_FIELDS = [...FILE_CHECKPOINT_FIELDS, "nextCheckpoint"] a
 /** The messages a reference names; throws an Error saying why when they cannot be had. */
 export type MessagesResolver = (runId: string, ref: MessagesRef) => Message[];
 
-export class UnresolvedMessagesError extends Error {
-  override name = "UnresolvedMessagesError";
-}
+export { UnresolvedMessagesError };
 
 /** The checkpoint an event carries that is written as a file (its `checkpoint`, startRun's `initialCheckpoint`), if any. */
 export function fileCheckpointOf(event: PerstackEvent): CheckpointRef | undefined {
@@ -77,10 +77,11 @@ const COMPARE_DEPTH = 4;
  * The event as events.jsonl records it. continueToNextStep's nextCheckpoint is its `checkpoint` under another id and
  * step number, so it is recorded as what it changes, `"nextCheckpoint": {"checkpointWith": {"id": …, "stepNumber": …}}`
  * (about half the event's bytes), whenever it has the checkpoint's fields in the checkpoint's order; expandRecord gives
- * it back whole. A whole checkpoint always has an id, so the two forms never mix. Any other event is as it is.
+ * it back whole. A whole checkpoint always has an id, so the two forms never mix. The events that call tools record
+ * their calls by what they add to their message (recorded-tool-calls.ts). Any other event is as it is.
  */
 export function recordedEvent(event: PerstackEvent): object {
-  if (event.type !== "continueToNextStep") return event;
+  if (event.type !== "continueToNextStep") return compactToolCalls(event);
   const changes = changesFrom(event.checkpoint, event.nextCheckpoint);
   return changes ? { ...event, nextCheckpoint: { checkpointWith: changes } } : event;
 }
@@ -139,12 +140,13 @@ function wholeNextCheckpoint(event: Record<string, unknown>): unknown {
 }
 
 /**
- * A recorded event with its nextCheckpoint whole again (recordedEvent's inverse for that field), messages still by
- * reference: the event as the collector emitted it, to be checked against the event schema. Read from a file or the
- * network, it is not trusted: throws UnresolvedMessagesError for changes that are not fields of the checkpoint.
+ * A recorded event as the collector emitted it (recordedEvent's inverse): its nextCheckpoint and its tool calls whole
+ * again, messages still by reference; to be checked against the event schema. Read from a file or the network, it is
+ * not trusted: throws UnresolvedMessagesError for changes that are not fields of the checkpoint, or tool call
+ * shortcuts that do not resolve.
  */
-export function withWholeNextCheckpoint(event: Record<string, unknown>): Record<string, unknown> {
-  if (event.type !== "continueToNextStep") return event;
+export function emittedEvent(event: Record<string, unknown>): Record<string, unknown> {
+  if (event.type !== "continueToNextStep") return wholeToolCalls(event);
   const next = wholeNextCheckpoint(event);
   return next === event.nextCheckpoint ? event : { ...event, nextCheckpoint: next };
 }
@@ -163,7 +165,8 @@ export function expandEvent(event: PerstackEvent, resolve: MessagesResolver): Ex
  * before they are resolved, and an event without references comes back as it is (an event recorded before
  * references existed already holds its messages). Throws UnresolvedMessagesError, naming the field.
  */
-export function expandRecord(event: Record<string, unknown>, resolve: MessagesResolver): Record<string, unknown> {
+export function expandRecord(record: Record<string, unknown>, resolve: MessagesResolver): Record<string, unknown> {
+  const event = emittedEvent(record);
   const runId = typeof event.runId === "string" ? event.runId : "";
   let out: Record<string, unknown> | undefined;
   const messagesAt = (field: string, value: unknown): Message[] => {
@@ -181,7 +184,7 @@ export function expandRecord(event: Record<string, unknown>, resolve: MessagesRe
     out = { ...rest, messages: [...messagesAt("messagesRef", messagesRef), ...after] };
   }
   for (const field of CHECKPOINT_FIELDS) {
-    const checkpoint = field === "nextCheckpoint" ? wholeNextCheckpoint(event) : event[field];
+    const checkpoint = event[field];
     if (typeof checkpoint !== "object" || checkpoint === null || !("messagesRef" in checkpoint)) continue;
     const ref = checkpoint as CheckpointRef;
     out ??= { ...event };

@@ -4,7 +4,7 @@
 // than an event: it must be a valid checkpoint of the job, of the run the reference came from, holding the messages
 // asked for.
 import { ServerRefusedError } from "../errors.js";
-import { CHECKPOINT_FIELDS, expandRecord, parseMessagesRef, withWholeNextCheckpoint, type MessagesResolver } from "../model/event-messages.js";
+import { CHECKPOINT_FIELDS, expandRecord, parseMessagesRef, emittedEvent, type MessagesResolver } from "../model/event-messages.js";
 import type { Checkpoint, Message } from "../model/perstack.js";
 import { checkpointSchema } from "../model/perstack-schema.js";
 import type { ServerClient } from "./server-client.js";
@@ -50,7 +50,7 @@ export function referencedCheckpoints(record: Record<string, unknown>): string[]
   if (record.type === "startGeneration") add(record.messagesRef);
   let whole: Record<string, unknown> = record;
   try {
-    whole = withWholeNextCheckpoint(record);
+    whole = emittedEvent(record);
   } catch {
     // expandRecord names the problem
   }

@@ -12,7 +12,7 @@
 // must belong to, before anything prints it.
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { ServerFailedError, ServerRefusedError } from "../errors.js";
-import { withWholeNextCheckpoint } from "../model/event-messages.js";
+import { emittedEvent } from "../model/event-messages.js";
 import { perstackEventSchema } from "../model/event-schema.js";
 import type { PerstackEvent } from "../model/perstack.js";
 import type { ServerClient } from "./server-client.js";
@@ -158,8 +158,8 @@ export type CheckedEvent = { ok: true; event: PerstackEvent; record: Record<stri
 
 /**
  * An event's data as the server sent it, held to the event schema and to its job. `record` is the event as
- * events.jsonl holds it (continueToNextStep's nextCheckpoint by its changes); `event` is the checked event, as the
- * collector emitted it.
+ * events.jsonl holds it (continueToNextStep's nextCheckpoint by its changes, tool calls by what they add to their
+ * message); `event` is the checked event, as the collector emitted it.
  */
 export function checkRemoteEvent(data: string, jobId: string): CheckedEvent {
   let value: unknown;
@@ -172,7 +172,7 @@ export function checkRemoteEvent(data: string, jobId: string): CheckedEvent {
   const record = value as Record<string, unknown>;
   let whole: Record<string, unknown>;
   try {
-    whole = withWholeNextCheckpoint(record);
+    whole = emittedEvent(record);
   } catch (error) {
     return { ok: false, reason: `${typeName(record)}: ${(error as Error).message}` };
   }

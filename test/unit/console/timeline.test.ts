@@ -25,6 +25,16 @@ describe("the run view's timeline", () => {
     expect(timeline.items.some((item) => item.kind === "run-start" && item.query === "do it")).toBe(true);
   });
 
+  it("takes a call's args from its message when events.jsonl recorded them there only", () => {
+    const timeline = new Timeline();
+    const newMessage = { type: "expertMessage", id: "m1", contents: [{ type: "toolCallPart", toolCallId: "t1", toolName: "Write", args: { file_path: "/w/a.txt", content: "hi" } }] };
+    timeline.add({ ...base, type: "callTools", stepNumber: 1, timestamp: 2, newMessage, toolCalls: [{ id: "t1", skillName: "claude-code", toolName: "Write", normalized: { toolName: "writeTextFile", argsFrom: { path: "file_path", text: "content" } } }], usage: usage(1, 1) });
+    timeline.add({ ...base, type: "callInteractiveTool", stepNumber: 2, timestamp: 3, newMessage: { ...newMessage, contents: [{ type: "toolCallPart", toolCallId: "q1", toolName: "ask", args: { question: "Which?" } }] }, toolCall: { id: "q1", skillName: "s", toolName: "ask" }, usage: usage(1, 1) });
+    const calls = timeline.items.flatMap((item) => (item.kind === "tool-call" ? [item.call] : []));
+    expect(calls.map((call) => [call.normalizedName, call.args])).toEqual([["writeTextFile", { file_path: "/w/a.txt", content: "hi" }], ["ask", { question: "Which?" }]]);
+    expect(timeline.pendingQuestion?.args).toEqual({ question: "Which?" });
+  });
+
   it("keeps the interactive question pending until an answer or the end", () => {
     const timeline = new Timeline();
     timeline.add({ ...base, type: "startRun", stepNumber: 1, initialCheckpoint: {}, inputMessages: [] });

@@ -21,7 +21,7 @@ function store(): JobStore {
 
 // Texts with commas, brackets, quotes, escapes and characters of more than one UTF-8 byte: the file's bytes are
 // joined as they are, never re-encoded. 40 of them weigh about 2.4 MB: the file is read back in several chunks.
-const message = (i: number): Message => ({ type: "userMessage", id: `m${i}`, contents: [{ type: "textPart", id: `t${i}`, text: `line ${i}, "quoted" [x] \\n é ✓ ${"z".repeat(i * 3000)}` }] });
+const message = (i: number): Message => ({ type: "userMessage", id: `m${i}`, contents: [{ type: "textPart", text: `line ${i}, "quoted" [x] \\n é ✓ ${"z".repeat(i * 3000)}` }] });
 
 function checkpoint(id: string, count: number, status: CheckpointRef["status"]): CheckpointRef {
   return {
