@@ -163,9 +163,18 @@ export async function runSandbox(docker: Docker, plan: SandboxPlan, io: SandboxI
     // The pool is refilled (or, at 0, emptied) once the sandbox is gone, by whoever removes it (teardown-handoff.ts).
     const spec = shellSpecOf(plan, sharing.subnetPool);
     if (spec) resources.refill = { spec, size: sharing.warmPool };
+    const beforeShell = resources.mark();
     const shell =
       spec && sharing.warmPool > 0 ? await claimWarmShell(docker, spec, labels, { proxy: plan.proxy.containerName, gateway: plan.gateway!.containerName }, resources) : undefined;
-    const [proxy, gateway, gated] = await (shell ? useWarmShell(docker, plan, io, labels, resources, shell) : buildSidecars(docker, plan, io, labels, resources, sharing));
+    const warm = shell && (await useWarmShell(docker, plan, io, labels, resources, shell).catch(async (error: unknown) => {
+      // A shell whose proxy or gateway died after the look (or whose agent could not join it) is no reason to fail
+      // the run: it is removed, with what the run created in it, and the run makes its own, as without a shell.
+      if (io.signal.aborted || (await engine.check())) throw error;
+      io.containerStatus(shellPartOf(error), `warm shell unusable (${(error as Error).message.slice(0, 300)}); starting the run's own sidecars`);
+      await resources.removeAfter(beforeShell);
+      return undefined;
+    }));
+    const [proxy, gateway, gated] = warm ?? (await buildSidecars(docker, plan, io, labels, resources, sharing));
     const agent = gated.container;
 
     const kill = () => agent.kill({ signal: "SIGKILL" }).catch(() => {});
@@ -294,6 +303,12 @@ function useWarmShell(docker: Docker, plan: SandboxPlan, io: SandboxIO, labels: 
     doing("handing the provider gateway its configuration", handOverToGateway(docker, shell.gateway, plan, io, false)),
     startGatedAgent(docker, plan, io, labels, resources, shell.internal, shell.agentNetwork),
   ] as const);
+}
+
+/** Which part of a warm shell an error of useWarmShell is about, for its status line. */
+function shellPartOf(error: unknown): "proxy" | "gateway" | "agent" {
+  const message = (error as Error).message ?? "";
+  return /provider gateway/.test(message) ? "gateway" : /proxy/.test(message) ? "proxy" : "agent";
 }
 
 /** Runs `work`, and says what was being done if the Docker engine fails it. */

@@ -66,6 +66,19 @@ export class SandboxResources {
     this.live.push({ kind: "container", name, phase: PHASE.slot, remove: () => handle.remove({ force: true, v: false }) });
   }
 
+  /** How many resources this set lists now: those created after can be removed on their own (removeAfter). */
+  mark(): number {
+    return this.live.length;
+  }
+
+  /**
+   * Removes what was created after `mark` (a warm shell that failed and what the run created in it, run-sandbox.ts),
+   * in removal order (its claim last); what was created before stays. What fails to go stays listed.
+   */
+  async removeAfter(mark: number): Promise<void> {
+    await this.removePass(this.live.slice(mark));
+  }
+
   /** Removes one resource now (a helper that has done its job). */
   async release(name: string): Promise<void> {
     const resource = this.live.find((r) => r.name === name);
@@ -95,20 +108,22 @@ export class SandboxResources {
    * those of one kind side by side. Concurrent callers share one pass; what fails to go stays listed in remaining().
    */
   removeAll(): Promise<void> {
-    this.removing ??= Promise.all([this.removePass(), ...this.children.map((child) => child.removeAll())]).then(() => undefined).finally(() => {
+    this.removing ??= Promise.all([this.removePass(this.live), ...this.children.map((child) => child.removeAll())]).then(() => undefined).finally(() => {
       this.removing = undefined;
     });
     return this.removing;
   }
 
-  private async removePass(): Promise<void> {
+  private async removePass(resources: Resource[]): Promise<void> {
     for (const phase of Object.values(PHASE)) {
-      const batch = [...this.live].reverse().filter((r) => r.phase === phase);
+      const batch = [...resources].reverse().filter((r) => r.phase === phase);
       await Promise.all(
         batch.map(async (resource) => {
           try {
             await resource.remove().catch(ignoreMissing);
-            this.live.splice(this.live.indexOf(resource), 1);
+            // Another pass (an interrupt's) may have removed it from the list meanwhile.
+            const index = this.live.indexOf(resource);
+            if (index !== -1) this.live.splice(index, 1);
           } catch {
             // Left in the list: the caller reports it.
           }

@@ -146,6 +146,31 @@ describe.skipIf(!docker)("warm shells", () => {
     }
   }, 600_000);
 
+  it("a shell whose gateway cannot take its configuration is given up: the run builds its own sidecars and completes", async () => {
+    const [broken] = await freeShell();
+    // The gateway writes its handover into a tmpfs only it may write to; made read-only, the handover fails and the
+    // gateway exits, as it would if it had died between the claim's look and the handover.
+    const gateway = engine.getContainer(`perstack-shell-${broken}-gateway`);
+    const exec = await gateway.exec({ Cmd: ["chmod", "0500", "/etc/perstack/gateway"], User: "1000", AttachStdout: true, AttachStderr: true });
+    await new Promise<void>((resolve, reject) => exec.start({}, (error, stream) => (error ? reject(error) : stream ? (stream.on("end", () => resolve()), stream.resume()) : resolve())));
+    expect((await exec.inspect()).ExitCode).toBe(0);
+    await suite.fake.script([{ text: "Done without the shell." }]);
+    const ws = workspace();
+    const result = await run(ws, "on a broken shell");
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.stdout).toContain("Done without the shell.");
+    const [job] = readJobs(ws);
+    expect(job!.job.status).toBe("completed");
+    const statuses = job!.events.filter((e) => e.type === "dockerContainerStatus").map((e) => `${String(e.service)}: ${String(e.status)}`);
+    expect(statuses.some((line) => /^gateway: warm shell unusable \(the provider gateway exited at start/.test(line)), statuses.join("\n")).toBe(true);
+    // The broken shell went at once, its parts and networks; the run's own sandbox went with the run.
+    expect([...(await shells(engine)).keys()]).not.toContain(broken);
+    expect(await engine.listNetworks({ filters: { name: [`perstack-shell-${broken}`] } })).toEqual([]);
+    expect(await leftAfterTeardown(engine, job!.jobId)).toEqual([]);
+    // And the pool is whole again.
+    expect((await untilFreeShells(engine, 1)).filter((id) => id !== broken)).toHaveLength(1);
+  }, 600_000);
+
   it("a comparison's runs build their own sandboxes, so that none starts ahead: the free shell stays free", async () => {
     const [free] = await freeShell();
     await suite.fake.script([{ text: "Compared." }]);

@@ -27,6 +27,24 @@ describe("SandboxResources", () => {
     expect(removalCommands(resources.remaining())).toEqual(["docker rm -f agent"]);
   });
 
+  it("removes only what came after a mark (a warm shell given up), its claim last, and keeps the rest", async () => {
+    const log: string[] = [];
+    const resources = new SandboxResources({} as Docker);
+    resources.slot("perstack-slot-7", handle(log, "slot") as unknown as Docker.Container);
+    const mark = resources.mark();
+    resources.claim("shell-claim", handle(log, "claim") as unknown as Docker.Container);
+    resources.container("proxy", handle(log, "container proxy") as unknown as Docker.Container);
+    resources.network("shell-net", handle(log, "network shell-net") as unknown as Docker.Network);
+    resources.container("agent", handle(log, "container agent") as unknown as Docker.Container);
+    await resources.removeAfter(mark);
+    expect(log).toEqual(["container agent", "container proxy", "network shell-net", "claim"]);
+    expect(resources.remaining()).toEqual([{ kind: "container", name: "perstack-slot-7" }]);
+    // What removeAll removed meanwhile is not taken out of the list twice.
+    resources.container("own-proxy", handle(log, "container own-proxy") as unknown as Docker.Container);
+    await Promise.all([resources.removeAll(), resources.removeAfter(mark)]);
+    expect(resources.remaining()).toEqual([]);
+  });
+
   it("releases the run's slot last, after the networks, whatever the order they came in", async () => {
     const log: string[] = [];
     const resources = new SandboxResources({} as Docker);
