@@ -13,7 +13,7 @@ import { newId } from "../model/ids.js";
 import { AGENT_NETWORK_ROLE, SHELL_CLAIM_ROLE, SHELL_LABEL, SHELL_SIGNATURE_LABEL, SHELL_SUBNETS_LABEL, shellIdOfProxyName, shellNames, type ShellSpec } from "../plan/warm-shell.js";
 import { parseIpv4Cidr, parseSubnetPool } from "../plan/subnet-pool.js";
 import type { NetworkPlan } from "../plan/sandbox-plan.js";
-import { MANAGED_LABEL, ownerLabels } from "./labels.js";
+import { MANAGED_LABEL, ownerIsGone, ownerLabels } from "./labels.js";
 import { ignoreMissing } from "./ignore-missing.js";
 import { claimName } from "./name-claim.js";
 import { createEachRunNetwork, networkOn, type RunNetwork } from "./run-networks.js";
@@ -278,10 +278,20 @@ function refillPlan(all: Docker.ContainerInfo[], spec: ShellSpec, size: number):
 
 /**
  * The fill lock of `spec`, named for the spec, with this process as its owner (name-claim.ts). Undefined when another
- * process holds it.
+ * live process holds it.
  */
-function takeFillLock(docker: Docker, spec: ShellSpec): Promise<Docker.Container | undefined> {
-  return claimName(docker, `perstack-shell-fill-${spec.signature}`, spec.proxy.image, { [MANAGED_LABEL]: "true", "perstack.role": SHELL_FILL_ROLE, ...ownerLabels() });
+export async function takeFillLock(docker: Docker, spec: ShellSpec): Promise<Docker.Container | undefined> {
+  const name = `perstack-shell-fill-${spec.signature}`;
+  const take = () => claimName(docker, name, spec.proxy.image, { [MANAGED_LABEL]: "true", "perstack.role": SHELL_FILL_ROLE, ...ownerLabels() });
+  const lock = await take();
+  if (lock) return lock;
+  // Held by a process of this host that died (a killed teardown process): the lock is taken over now rather than at
+  // the next command's sweep, which would leave the pool short until then. Removed by its id: if another process
+  // took a fresh lock meanwhile, that one stays.
+  const held = await docker.getContainer(name).inspect().catch(() => undefined);
+  if (!held || !ownerIsGone(held.Config.Labels)) return undefined;
+  await docker.getContainer(held.Id).remove({ force: true }).catch(() => undefined);
+  return take();
 }
 
 /**
