@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -102,6 +102,43 @@ describe("base skill: tools", () => {
     expect(await json("readTextFile", { path: "a/b/c.txt", from: 1, to: 3 })).toEqual({ path: "a/b/c.txt", content: "one\ntwo", from: 1, to: 3 });
     await ok("writeTextFile", { path: "a/b/c.txt", text: "" });
     expect(readFileSync(join(ws, "a/b/c.txt"), "utf8")).toBe("");
+  });
+
+  it("readTextFile's lines are what split('\\n') makes of the file, read a chunk at a time", async () => {
+    // Characters of two to four UTF-8 bytes across the reader's chunks (256 KiB), and a final newline.
+    const lines = Array.from({ length: 3000 }, (_, i) => `${i} é ✓ 𝄞 ${"x".repeat(i % 400)}`);
+    const text = `${lines.join("\n")}\n`;
+    writeFileSync(join(ws, "many.txt"), text);
+    const all = text.split("\n");
+    expect(await json("readTextFile", { path: "many.txt" })).toEqual({ path: "many.txt", content: text, from: 0, to: all.length });
+    for (const [from, to] of [[0, 1], [1234, 2345], [2999, 3001], [3000, 3001], [2990, 9999], [5000, 6000]] as const) {
+      expect(await json("readTextFile", { path: "many.txt", from, to }), `${from}..${to}`).toEqual({ path: "many.txt", content: all.slice(from, to).join("\n"), from, to: Math.min(to, all.length) });
+    }
+    expect(await json("readTextFile", { path: "many.txt", from: 2998 })).toEqual({ path: "many.txt", content: all.slice(2998).join("\n"), from: 2998, to: all.length });
+  });
+
+  it("readTextFile returns at most 8 million characters: a bigger file is read in parts, and nothing is held that was not asked for", async () => {
+    const line = `${"y".repeat(1023)}\n`;
+    writeFileSync(join(ws, "big.txt"), line.repeat(30 * 1024));
+    await refused("readTextFile", { path: "big.txt" }, /"big.txt" is 30\.0 MB, more than one read returns; read it in parts with from and to/);
+    await refused("readTextFile", { path: "big.txt", from: 0, to: 20_000 }, /lines 0 to 20000 of "big.txt" are more than 8388608 characters; ask for fewer lines/);
+    const part = await json<{ content: string; to: number }>("readTextFile", { path: "big.txt", from: 30 * 1024 - 2, to: 30 * 1024 + 5 });
+    expect(part).toMatchObject({ content: `${"y".repeat(1023)}\n${"y".repeat(1023)}\n`, to: 30 * 1024 + 1 });
+    // One line with no end, past the limit: refused while it is read, not held whole.
+    writeFileSync(join(ws, "one-line.txt"), "z".repeat(10 * 1024 * 1024));
+    await refused("readTextFile", { path: "one-line.txt" }, /lines 0 to the end of "one-line.txt" are more than 8388608 characters/);
+    expect(await json("readTextFile", { path: "one-line.txt", from: 1 })).toMatchObject({ content: "", to: 1 });
+  });
+
+  it("images, PDFs and edits past their limits are refused from the file's size, before it is read", async () => {
+    for (const [name, size] of [["huge.png", 16], ["huge.pdf", 31], ["huge.txt", 33]] as const) {
+      // Sparse: the size is there, the bytes are not.
+      writeFileSync(join(ws, name), "");
+      truncateSync(join(ws, name), size * 1024 * 1024);
+    }
+    await refused("readImageFile", { path: "huge.png" }, /"huge.png" is 16\.0 MB, over the 15\.0 MB a read takes; readImageFile takes images up to 15 MB/);
+    await refused("readPdfFile", { path: "huge.pdf" }, /"huge.pdf" is 31\.0 MB, over the 30\.0 MB a read takes/);
+    await refused("editTextFile", { path: "huge.txt", oldText: "a", newText: "b" }, /"huge.txt" is 33\.0 MB, over the 32\.0 MB a read takes; edit it with exec/);
   });
 
   it("accepts an absolute path inside the workspace", async () => {

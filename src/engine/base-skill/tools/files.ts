@@ -13,16 +13,98 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW;
 
-export async function readConfinedFile(ctx: SkillContext, path: string): Promise<{ absolute: string; data: Buffer }> {
+/**
+ * A regular file of the workspace, whole. Its size is checked before it is read (and the read stops past the limit,
+ * should it grow meanwhile), so a huge file costs the engine no memory: `tooBig` says what to do instead.
+ */
+export async function readConfinedFile(ctx: SkillContext, path: string, limit: { maxBytes: number; tooBig: string }): Promise<{ absolute: string; data: Buffer }> {
   const absolute = await resolveInWorkspace(ctx.root, path);
   const handle = await openNoFollow(path, absolute, READ_FLAGS);
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new WorkspacePathError(`Path ${JSON.stringify(path)} is not a regular file.`);
-    return { absolute, data: await handle.readFile() };
+    const refuse = (size: number) => new WorkspacePathError(`${JSON.stringify(path)} is ${megabytes(size)}, over the ${megabytes(limit.maxBytes)} a read takes; ${limit.tooBig}`);
+    if (info.size > limit.maxBytes) throw refuse(info.size);
+    // Read to its end, not to the size it had: it may grow meanwhile, and never past the limit.
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(Math.max(info.size - length, 0) + 1, READ_CHUNK_BYTES));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > limit.maxBytes) throw refuse(length);
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+    return { absolute, data: Buffer.concat(chunks, length) };
   } finally {
     await handle.close();
   }
+}
+
+/** How much of a file one read takes at most. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+/** What readTextFile returns at most, in characters: a bigger answer is read in parts (from, to). */
+export const MAX_TEXT_READ_CHARS = 8 * 1024 * 1024;
+/** The largest file editTextFile rewrites (it holds the file and its new text in memory). */
+const MAX_EDIT_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Lines [from, to) of a workspace text file, read a chunk at a time: lines before `from` are skipped without being
+ * kept and the read stops at `to`, so a part of a huge file costs no more memory than the part. Lines are what
+ * `text.split("\n")` makes of the file (a final newline ends in an empty last line). More than MAX_TEXT_READ_CHARS
+ * is refused, naming what to ask for instead. `to` comes back as the end of what was read.
+ */
+async function readTextLines(ctx: SkillContext, path: string, from: number, to: number | undefined): Promise<{ content: string; to: number }> {
+  const absolute = await resolveInWorkspace(ctx.root, path);
+  const handle = await openNoFollow(path, absolute, READ_FLAGS);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new WorkspacePathError(`Path ${JSON.stringify(path)} is not a regular file.`);
+    if (from === 0 && to === undefined && info.size > MAX_TEXT_READ_CHARS * 3) {
+      throw new WorkspacePathError(`${JSON.stringify(path)} is ${megabytes(info.size)}, more than one read returns; read it in parts with from and to (line numbers).`);
+    }
+    const end = to ?? Number.POSITIVE_INFINITY;
+    const kept: string[] = [];
+    let current = "";
+    let chars = 0;
+    let index = 0;
+    const keep = (piece: string) => {
+      chars += piece.length;
+      if (chars > MAX_TEXT_READ_CHARS) {
+        throw new WorkspacePathError(`lines ${from} to ${to ?? "the end"} of ${JSON.stringify(path)} are more than ${MAX_TEXT_READ_CHARS} characters; ask for fewer lines (from, to).`);
+      }
+      current += piece;
+    };
+    const stream = handle.createReadStream({ encoding: "utf8", autoClose: false, highWaterMark: 256 * 1024 });
+    try {
+      reading: for await (const chunk of stream as AsyncIterable<string>) {
+        for (let at = 0; ; ) {
+          const newline = chunk.indexOf("\n", at);
+          if (index >= from) keep(newline === -1 ? chunk.slice(at) : chunk.slice(at, newline));
+          if (newline === -1) break;
+          if (index >= from) kept.push(current);
+          current = "";
+          index += 1;
+          at = newline + 1;
+          if (index >= end) break reading;
+        }
+      }
+    } finally {
+      stream.destroy();
+    }
+    // The text after the last newline (or the whole file without one) is the last line, when the read got there.
+    if (index < end && index >= from) kept.push(current);
+    const total = index < end ? index + 1 : end;
+    return { content: kept.join("\n"), to: Math.min(end, total) };
+  } finally {
+    await handle.close();
+  }
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 async function writeConfinedFile(ctx: SkillContext, path: string, text: string, append: boolean): Promise<string> {
@@ -53,15 +135,13 @@ export function registerFileTools(server: McpServer, ctx: SkillContext): void {
   server.registerTool(
     "readTextFile",
     {
-      description: "Read a UTF-8 text file in the workspace, optionally only lines [from, to) (0-indexed, `to` exclusive).",
+      description: "Read a UTF-8 text file in the workspace, optionally only lines [from, to) (0-indexed, `to` exclusive). One read returns at most 8 million characters: read a bigger file in parts.",
       inputSchema: { path: z.string(), from: z.number().int().min(0).optional(), to: z.number().int().min(0).optional() },
     },
     async ({ path, from, to }) => {
-      const { data } = await readConfinedFile(ctx, path);
-      const lines = data.toString("utf8").split("\n");
       const start = from ?? 0;
-      const end = Math.min(to ?? lines.length, lines.length);
-      return jsonResult({ path, content: lines.slice(start, end).join("\n"), from: start, to: end });
+      const read = await readTextLines(ctx, path, start, to);
+      return jsonResult({ path, content: read.content, from: start, to: read.to });
     },
   );
 
@@ -90,7 +170,7 @@ export function registerFileTools(server: McpServer, ctx: SkillContext): void {
       inputSchema: { path: z.string(), oldText: z.string().min(1), newText: z.string() },
     },
     async ({ path, oldText, newText }) => {
-      const { data } = await readConfinedFile(ctx, path);
+      const { data } = await readConfinedFile(ctx, path, { maxBytes: MAX_EDIT_BYTES, tooBig: "edit it with exec (sed, a script) instead." });
       const content = data.toString("utf8").replace(/\r\n/g, "\n");
       const wanted = oldText.replace(/\r\n/g, "\n");
       const at = content.indexOf(wanted);

@@ -22,8 +22,7 @@ export function registerMediaTools(server: McpServer, ctx: SkillContext): void {
       if (!IMAGE_MIME_TYPES.has(mimeType)) {
         throw new WorkspacePathError(`readImageFile: ${JSON.stringify(path)} is not a PNG, JPEG, GIF or WebP image (by extension).`);
       }
-      const { absolute, data } = await readConfinedFile(ctx, path);
-      if (data.length > MAX_IMAGE_BYTES) throw new WorkspacePathError(`readImageFile: ${JSON.stringify(path)} is larger than 15 MB.`);
+      const { absolute, data } = await readConfinedFile(ctx, path, { maxBytes: MAX_IMAGE_BYTES, tooBig: "readImageFile takes images up to 15 MB." });
       return {
         content: [
           { type: "text", text: JSON.stringify({ path: absolute, mimeType, size: data.length }) },
@@ -40,11 +39,10 @@ export function registerMediaTools(server: McpServer, ctx: SkillContext): void {
       inputSchema: { path: z.string() },
     },
     async ({ path }) => {
-      const { absolute, data } = await readConfinedFile(ctx, path);
+      const { absolute, data } = await readConfinedFile(ctx, path, { maxBytes: MAX_PDF_BYTES, tooBig: "readPdfFile takes PDFs up to 30 MB." });
       if (data.subarray(0, 5).toString("latin1") !== "%PDF-") {
         throw new WorkspacePathError(`readPdfFile: ${JSON.stringify(path)} is not a PDF (it does not start with %PDF-).`);
       }
-      if (data.length > MAX_PDF_BYTES) throw new WorkspacePathError(`readPdfFile: ${JSON.stringify(path)} is larger than 30 MB.`);
       const mimeType = "application/pdf";
       return {
         content: [
