@@ -3,6 +3,7 @@
 // MessageLogs while a run streams, the checkpoint files when `perstack log` reads a job back. Pure.
 import { isSafeId } from "./ids.js";
 import { compactToolCalls, wholeToolCalls } from "./recorded-tool-calls.js";
+import { sameJson } from "./same-json.js";
 import { UnresolvedMessagesError } from "./unresolved-error.js";
 import type { Checkpoint, CheckpointRef, ExpandedEvent, Message, MessagesRef, PerstackEvent } from "./perstack.js";
 
@@ -108,19 +109,6 @@ function changesFrom(base: object, next: object): Record<string, unknown> | unde
   return changes;
 }
 
-/** Whether two values of an event make the same JSON, looking `depth` levels deep (deeper: assumed different). */
-function sameJson(a: unknown, b: unknown, depth: number): boolean {
-  if (a === b) return true;
-  if (depth === 0 || typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
-  const keys = Object.keys(a);
-  const otherKeys = Object.keys(b);
-  if (keys.length !== otherKeys.length) return false;
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    if (otherKeys[i] !== key || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth - 1)) return false;
-  }
-  return true;
-}
 
 /**
  * A recorded nextCheckpoint, whole: one recorded by its changes is the event's recorded checkpoint with them in place.

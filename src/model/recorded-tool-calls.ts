@@ -4,6 +4,7 @@
 // whose args are its part's has no `args` (they are read back from the part), and a normalized form whose args are
 // all args by other names has `argsFrom`, {its name: the arg's name}, instead of `args`. Read back, both are whole
 // again, to the same JSON text. Pure; what is read back is checked, as a file may have been changed by anyone.
+import { sameJson } from "./same-json.js";
 import { UnresolvedMessagesError } from "./unresolved-error.js";
 import type { Message, ToolCall, ToolCallPart } from "./perstack.js";
 
@@ -101,8 +102,7 @@ function wholeCall(call: Record_, parts: Map<string, ToolCallPart>, field: strin
   }
   const out: Record_ = {};
   for (const key of Object.keys(call)) {
-    if (key === "normalized") out.normalized = wholeNormalized(call.normalized, args, `${field}.normalized`);
-    else out[key] = call[key];
+    setOwn(out, key, key === "normalized" ? wholeNormalized(call.normalized, args, `${field}.normalized`) : call[key]);
     // args go where they were: right after toolName, as ToolCall has them (a recorded call left them out there).
     if (key === "toolName" && !Object.hasOwn(call, "args")) out.args = args;
   }
@@ -123,25 +123,16 @@ function wholeNormalized(normalized: unknown, args: unknown, field: string): unk
     whole[key] = args[name];
   }
   const out: Record_ = {};
-  for (const key of Object.keys(normalized)) out[key === "argsFrom" ? "args" : key] = key === "argsFrom" ? whole : normalized[key];
+  for (const key of Object.keys(normalized)) setOwn(out, key === "argsFrom" ? "args" : key, key === "argsFrom" ? whole : normalized[key]);
   return out;
 }
 
 /** How deep args are compared; deeper, they are taken as different and recorded whole (the agent chooses them). */
 const MAX_DEPTH = 32;
 
-/** Whether two JSON values are the same, looking `depth` levels deep. */
-function sameJson(a: unknown, b: unknown, depth: number): boolean {
-  if (a === b) return true;
-  if (depth === 0 || typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
-  const keys = Object.keys(a);
-  const otherKeys = Object.keys(b);
-  if (keys.length !== otherKeys.length) return false;
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    if (otherKeys[i] !== key || !sameJson((a as Record_)[key], (b as Record_)[key], depth - 1)) return false;
-  }
-  return true;
+/** Sets an own field, whatever its name: a record read from a file may have one named __proto__, kept as data. */
+function setOwn(target: Record_, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function isRecord(value: unknown): value is Record_ {

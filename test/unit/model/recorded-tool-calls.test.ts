@@ -98,6 +98,18 @@ describe("tool calls as events.jsonl records them", () => {
     expect(text(emittedEvent(record))).toBe(text(event));
   });
 
+  it("a field named __proto__ in a recorded call stays a field (data), never the object's prototype", () => {
+    const record = recorded(callTools());
+    const line = text(record).replace('"toolName":"Write","normalized":{', '"toolName":"Write","__proto__":{"polluted":true},"normalized":{"__proto__":{"also":true},');
+    const whole = emittedEvent(JSON.parse(line) as Record<string, unknown>) as { toolCalls: Array<Record<string, unknown>> };
+    const call = whole.toolCalls[0]!;
+    expect(Object.getPrototypeOf(call)).toBe(Object.prototype);
+    expect(Object.getPrototypeOf(call.normalized)).toBe(Object.prototype);
+    expect(text(call)).toContain('"__proto__":{"polluted":true}');
+    expect(text(call.normalized)).toContain('"__proto__":{"also":true}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it.each([
     ["args taken from a part that is not there", (r: Recorded) => (r.newMessage.contents = [])],
     ["argsFrom naming an arg the call does not have", (r: Recorded) => (r.toolCalls[0].normalized.argsFrom = { path: "nope", text: "content" })],
