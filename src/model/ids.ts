@@ -6,8 +6,12 @@ import { createHash, randomBytes } from "node:crypto";
 
 export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
+/** SAFE_ID without its bounded repetition, which V8 runs about a third slower: the length is checked apart. */
+const SAFE_ID_UNBOUNDED = /^[A-Za-z0-9][\w-]*$/;
+
+/** Whether `value` is a safe id (SAFE_ID). The collector asks it for several ids of every event. */
 export function isSafeId(value: unknown): value is string {
-  return typeof value === "string" && SAFE_ID.test(value);
+  return typeof value === "string" && value.length <= 128 && SAFE_ID_UNBOUNDED.test(value);
 }
 
 
