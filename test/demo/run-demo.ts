@@ -14,7 +14,7 @@ import { ensureBaseImages } from "../support/ensure-base-images.ts";
 import { buildFakeModelImage } from "../support/fake-model-image.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const CLI = join(ROOT, "dist/src/cli/main.js");
+const CLI = join(ROOT, "dist/src/cli/entry.js");
 const FAKE_IMAGE = "perstack-demo/fake-models:latest";
 const WORKSPACE = join(process.cwd(), "perstack-demo");
 

@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
 import { readCheckpoint } from "../../src/storage/job-reader.js";
 
-export const CLI = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
+// entry.js, the package's bin: what users run (its Node check, its compile cache), not main.js behind it.
+export const CLI = fileURLToPath(new URL("../../dist/src/cli/entry.js", import.meta.url));
 
 /** A fresh workspace holding perstack.toml, writable by the agent's default uid when the tests run as root. */
 export function makeWorkspace(toml: string, prefix = "perstack-e2e-"): string {
