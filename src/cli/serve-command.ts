@@ -7,6 +7,7 @@ import { connectDocker } from "../sandbox/docker-client.js";
 import { buildApi } from "../server/api.js";
 import { openServerDb } from "../server/server-db.js";
 import { RunQueue } from "../server/run-queue.js";
+import { SubmissionKeys } from "../server/submission-keys.js";
 import { ServerRuns, SHARED_SETTINGS } from "../server/server-runs.js";
 import { loadServerKey } from "../server/server-key.js";
 import { SERVER_DB_FILE } from "../server/server-db.js";
@@ -56,6 +57,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   const db = openServerDb(dataDir);
   const tenants = new TenantStore(db, () => loadServerKey(dataDir), { dbPath: join(dataDir, SERVER_DB_FILE), dataDir });
   const queue = new RunQueue(db);
+  const keys = new SubmissionKeys(db);
   const docker = await connectDocker();
   const settings = Object.fromEntries(SHARED_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
   let images: { at: number; value: Promise<Record<BaseImageRole, BaseImage>> } | undefined;
@@ -68,6 +70,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     dataDir,
     docker,
     queue,
+    keys,
     baseImages,
     maxConcurrent,
     tenant: (name) => tenants.get(name),

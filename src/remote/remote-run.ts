@@ -8,6 +8,7 @@
 // --continue-job <jobId> (with a query, or -i and the answer, and --resume-from) continues a job of the server. Ctrl-C
 // cancels the job on the server and waits for it to stop (its changes so far are applied, as a local interrupted
 // run's are); a second Ctrl-C stops waiting and skips the workspace; a third quits.
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
@@ -68,7 +69,9 @@ export async function runRemote(expertKey: string, queryArg: string | undefined,
     ...(options.copyLimit !== undefined ? { maxBytes: options.copyLimit } : {}),
   });
   const client = new ServerClient(target);
-  const interrupts = remoteInterrupts(client);
+  // This submission's Idempotency-Key: a Ctrl-C before the server's answer cancels by it whatever the server took.
+  const submissionKey = randomBytes(16).toString("hex");
+  const interrupts = remoteInterrupts(client, submissionKey);
   try {
     let jobId: string;
     let snapshot: WorkspaceSnapshot;
@@ -77,7 +80,7 @@ export async function runRemote(expertKey: string, queryArg: string | undefined,
     if (wanted.kind === "new") {
       const packed = await packUpload(workspace);
       try {
-        submitted = await client.submitRun({ config: readFileSync(loaded.path, "utf8"), expert: expertKey, query: wanted.query, ...fields }, packed.file, interrupts.submitting);
+        submitted = await client.submitRun({ config: readFileSync(loaded.path, "utf8"), expert: expertKey, query: wanted.query, ...fields }, packed.file, interrupts.submitting, submissionKey);
       } finally {
         await packed.dispose();
       }
@@ -94,7 +97,7 @@ export async function runRemote(expertKey: string, queryArg: string | undefined,
       const local = await localSnapshot(workspace);
       snapshot = await serverBaseline(await client.downloadWorkspace(jobId, interrupts.submitting), workspace, local);
       after = await cursorAtEnd(client, jobId, interrupts.submitting);
-      submitted = await client.continueRun(jobId, continueBody!, interrupts.submitting);
+      submitted = await client.continueRun(jobId, continueBody!, interrupts.submitting, submissionKey);
     }
     interrupts.started(jobId);
     if (!options.json) say(`job ${jobId} ${continuing ? "continues" : "submitted"} on ${client.base}: ${submitted.status}${submitted.position > 1 ? ` (position ${submitted.position})` : ""}`);
@@ -225,7 +228,7 @@ interface RemoteInterrupts {
   dispose(): void;
 }
 
-function remoteInterrupts(client: ServerClient): RemoteInterrupts {
+function remoteInterrupts(client: ServerClient, submissionKey: string): RemoteInterrupts {
   const submitting = new AbortController();
   const hurry = new AbortController();
   let jobId: string | undefined;
@@ -254,6 +257,13 @@ function remoteInterrupts(client: ServerClient): RemoteInterrupts {
       if (jobId === undefined) {
         say(`\n${signal}: stopping the submission to ${client.base}…`);
         submitting.abort();
+        // The server may have taken it all the same (the upload done, the answer on its way): cancelled by its key,
+        // the run it made stops, and a submission still being taken, or arriving later, is refused.
+        cancelled = true;
+        cancelling = client.cancelSubmission(submissionKey).then(
+          (result) => say(result.jobId !== undefined ? `job ${result.jobId}: ${result.status} on ${client.base}` : `the submission was cancelled on ${client.base}; nothing of it runs`),
+          (error: unknown) => say(`perstack: could not cancel the submission on ${client.base}: ${(error as Error).message}; see perstack jobs --server ${client.base}`),
+        );
         return;
       }
       say(`\n${signal}: cancelling job ${jobId} on ${client.base}… (again to stop waiting for it and skip copying the workspace back)`);

@@ -50,6 +50,7 @@ const submittedSchema = z.looseObject({ jobId: safeIdSchema, status: z.string(),
 export type Submitted = z.infer<typeof submittedSchema>;
 const runListSchema = z.looseObject({ runs: z.array(runViewSchema), next: z.string().regex(/^[0-9]{1,15}$/).optional() });
 const cancelSchema = z.looseObject({ jobId: safeIdSchema, status: z.string() });
+const submissionCancelSchema = z.looseObject({ status: z.string(), jobId: safeIdSchema.optional() });
 const comparisonRunSchema = z.looseObject({ runtime: z.string(), jobId: safeIdSchema, status: z.string() });
 const comparisonSubmittedSchema = z.looseObject({ id: safeIdSchema, runs: z.array(comparisonRunSchema) });
 const comparisonViewSchema = z.looseObject({
@@ -106,7 +107,8 @@ export class ServerClient {
   }
 
   /** POST /v1/runs as a multipart form: the fields, and the workspace tar.gz at `workspaceFile` as its file part. */
-  async submitRun(submission: RunSubmission, workspaceFile: string | undefined, signal?: AbortSignal): Promise<Submitted> {
+  /** `key`: the submission's Idempotency-Key, by which it can be cancelled before its answer comes (cancelSubmission). */
+  async submitRun(submission: RunSubmission, workspaceFile: string | undefined, signal?: AbortSignal, key?: string): Promise<Submitted> {
     const form = new FormData();
     const { limits, budgets, ...text } = submission;
     for (const [name, value] of Object.entries(text)) if (value !== undefined) form.append(name, value);
@@ -114,7 +116,7 @@ export class ServerClient {
     if (budgets && Object.keys(budgets).length > 0) form.append("budgets", JSON.stringify(budgets));
     // A file-backed blob: the archive is streamed from disk, never held in memory whole.
     if (workspaceFile !== undefined) form.append("workspace", await openAsBlob(workspaceFile, { type: "application/gzip" }), "workspace.tar.gz");
-    return this.json("POST", "/v1/runs", submittedSchema, { body: form, timeoutMs: TRANSFER_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+    return this.json("POST", "/v1/runs", submittedSchema, { body: form, timeoutMs: TRANSFER_TIMEOUT_MS, ...(signal ? { signal } : {}), ...keyHeader(key) });
   }
 
   getRun(jobId: string, signal?: AbortSignal): Promise<RunView> {
@@ -132,8 +134,13 @@ export class ServerClient {
     return (await this.json("POST", `/v1/runs/${encodeURIComponent(jobId)}/cancel`, cancelSchema)).status;
   }
 
-  continueRun(jobId: string, body: { query?: string; interactiveAnswer?: string; checkpointId?: string }, signal?: AbortSignal): Promise<Submitted> {
-    return this.json("POST", `/v1/runs/${encodeURIComponent(jobId)}/continue`, submittedSchema, jsonBody(body, signal));
+  continueRun(jobId: string, body: { query?: string; interactiveAnswer?: string; checkpointId?: string }, signal?: AbortSignal, key?: string): Promise<Submitted> {
+    return this.json("POST", `/v1/runs/${encodeURIComponent(jobId)}/continue`, submittedSchema, { ...jsonBody(body, signal), ...keyHeader(key) });
+  }
+
+  /** Cancels the submission sent with Idempotency-Key `key`: the run it made (its jobId and status), or that it ever runs. */
+  cancelSubmission(key: string): Promise<{ status: string; jobId?: string | undefined }> {
+    return this.json("POST", `/v1/submissions/${encodeURIComponent(key)}/cancel`, submissionCancelSchema);
   }
 
   /** A checkpoint whole, as the server read it back; the caller checks it (it is the agent's as much as the server's). */
@@ -260,6 +267,10 @@ export class ServerClient {
     if (status >= 400 && status < 500) return new ServerRefusedError(`the server at ${this.base} refused ${what}: ${said}`, status, code || "bad_request");
     return new ServerFailedError(`the server at ${this.base} failed ${what}: ${said}; see the server's log, or try again`);
   }
+}
+
+function keyHeader(key: string | undefined): Pick<SendOptions, "headers"> {
+  return key === undefined ? {} : { headers: { "idempotency-key": key } };
 }
 
 function jsonBody(value: unknown, signal: AbortSignal | undefined): SendOptions {

@@ -8,6 +8,7 @@
 import type Docker from "dockerode";
 import { awaitsTakeOver } from "../job/orphaned-runs.js";
 import { SHELL_CLAIM_ROLE, SHELL_LABEL, shellIdOfProxyName } from "../plan/warm-shell.js";
+import { inTurn } from "./in-turn.js";
 import { ignoreMissing } from "./ignore-missing.js";
 import { MANAGED_LABEL, ownerIsGone } from "./labels.js";
 import { removeShell } from "./warm-shells.js";
@@ -30,22 +31,20 @@ export async function removeLeftovers(docker: Docker, filter: (labels: Record<st
   const [containers, volumeList, networks] = await Promise.all([docker.listContainers({ all: true, ...managed }), docker.listVolumes(managed), docker.listNetworks(managed)]);
   const gone = <T>(items: T[], labelsOf: (item: T) => Record<string, string> | undefined) => items.filter((item) => filter(labelsOf(item) ?? {}));
   const shells = [...new Set([...gone(containers, (c) => c.Labels).flatMap((c) => (c.Labels["perstack.role"] === SHELL_CLAIM_ROLE ? [c.Labels[SHELL_LABEL]!] : [])), ...usedWithoutClaim(containers)])];
-  await Promise.all(
-    gone(containers, (c) => c.Labels)
-      .filter((info) => !shells.includes(info.Labels[SHELL_LABEL] ?? ""))
-      .map(async (info) => {
-        await docker.getContainer(info.Id).remove({ force: true }).catch(ignoreMissing);
-        removed.containers.push(info.Names[0]?.replace(/^\//, "") ?? info.Id);
-      }),
+  // In turn: a run's containers share its networks (in-turn.ts).
+  await inTurn(
+    gone(containers, (c) => c.Labels).filter((info) => !shells.includes(info.Labels[SHELL_LABEL] ?? "")),
+    async (info) => {
+      await docker.getContainer(info.Id).remove({ force: true }).catch(ignoreMissing);
+      removed.containers.push(info.Names[0]?.replace(/^\//, "") ?? info.Id);
+    },
   );
   // After the runs' own containers: a run's agent sits on its shell's internal network.
-  await Promise.all(
-    shells.map(async (id) => {
-      const parts = await removeShell(docker, id);
-      removed.containers.push(...parts.containers);
-      removed.networks.push(...parts.networks);
-    }),
-  );
+  await inTurn(shells, async (id) => {
+    const parts = await removeShell(docker, id);
+    removed.containers.push(...parts.containers);
+    removed.networks.push(...parts.networks);
+  });
   await Promise.all(
     gone(volumeList.Volumes ?? [], (v) => v.Labels ?? undefined).map(async (info) => {
       await docker.getVolume(info.Name).remove().catch(ignoreMissing);

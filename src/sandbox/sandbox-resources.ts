@@ -2,6 +2,7 @@
 // Ctrl-C, and so that whatever could not be removed can be named exactly (with the command that removes it).
 import type Docker from "dockerode";
 import { ignoreMissing } from "./ignore-missing.js";
+import { inTurn } from "./in-turn.js";
 import type { TeardownItem, WarmPoolRefill } from "./teardown-handoff.js";
 
 type Kind = "container" | "volume" | "network";
@@ -117,18 +118,19 @@ export class SandboxResources {
   private async removePass(resources: Resource[]): Promise<void> {
     for (const phase of Object.values(PHASE)) {
       const batch = [...resources].reverse().filter((r) => r.phase === phase);
-      await Promise.all(
-        batch.map(async (resource) => {
-          try {
-            await resource.remove().catch(ignoreMissing);
-            // Another pass (an interrupt's) may have removed it from the list meanwhile.
-            const index = this.live.indexOf(resource);
-            if (index !== -1) this.live.splice(index, 1);
-          } catch {
-            // Left in the list: the caller reports it.
-          }
-        }),
-      );
+      const removeOne = async (resource: Resource) => {
+        try {
+          await resource.remove().catch(ignoreMissing);
+          // Another pass (an interrupt's) may have removed it from the list meanwhile.
+          const index = this.live.indexOf(resource);
+          if (index !== -1) this.live.splice(index, 1);
+        } catch {
+          // Left in the list: the caller reports it.
+        }
+      };
+      // Containers on the run's networks in turn (in-turn.ts); the rest side by side.
+      if (phase === PHASE.container) await inTurn(batch, removeOne);
+      else await Promise.all(batch.map(removeOne));
     }
   }
 }

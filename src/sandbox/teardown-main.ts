@@ -1,11 +1,12 @@
 // The detached process that removes a finished run's sandbox after `perstack run` has exited (teardown-handoff.ts).
-// It reads one TeardownRequest on stdin, removes containers, then volumes, networks and the run's slot (each kind
-// side by side, as SandboxResources does), retrying briefly what the engine refuses for a moment; then, with
+// It reads one TeardownRequest on stdin, removes containers (one after another, in-turn.ts), then volumes, networks
+// and the run's slot (each kind side by side, as SandboxResources does), retrying briefly what the engine refuses for a moment; then, with
 // PERSTACK_WARM_POOL, makes the warm shells the next run will claim (warm-shells.ts), and exits. It is bounded in
 // time; whatever it leaves is swept by the next perstack command.
 // First, so that dockerode's SSH and gRPC clients load only if used (every run starts one of these processes).
 import "./docker-extras-lazy.js";
 import { connectDocker } from "./docker-client.js";
+import { inTurn } from "./in-turn.js";
 import { clearTeardownMarker, parseTeardownRequest, type TeardownItem, type TeardownRequest } from "./teardown-handoff.js";
 
 const GIVE_UP_MS = 60_000;
@@ -28,7 +29,10 @@ async function main(): Promise<void> {
       item.kind === "container" ? docker.getContainer(item.name).remove({ force: true, v: false }) : item.kind === "volume" ? docker.getVolume(item.name).remove() : docker.getNetwork(item.name).remove();
     const phases = [...new Set(request.items.map((item) => item.phase))].sort((a, b) => a - b);
     for (const phase of phases) {
-      await Promise.all(request.items.filter((item) => item.phase === phase).map((item) => removeWithRetries(() => remove(item))));
+      const items = request.items.filter((item) => item.phase === phase);
+      // Containers that share the run's networks go in turn (in-turn.ts); the rest side by side.
+      if (phase === 0) await inTurn(items, (item) => removeWithRetries(() => remove(item)));
+      else await Promise.all(items.map((item) => removeWithRetries(() => remove(item))));
     }
     // Once the run's sandbox is gone, so that making the next one never competes with it. Best effort: a shell that
     // cannot be made now leaves the next run to build its own.

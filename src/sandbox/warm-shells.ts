@@ -15,6 +15,7 @@ import { parseIpv4Cidr, parseSubnetPool } from "../plan/subnet-pool.js";
 import type { NetworkPlan } from "../plan/sandbox-plan.js";
 import { MANAGED_LABEL, ownerIsGone, ownerLabels } from "./labels.js";
 import { ignoreMissing } from "./ignore-missing.js";
+import { inTurn } from "./in-turn.js";
 import { claimName } from "./name-claim.js";
 import { createEachRunNetwork, networkOn, type RunNetwork } from "./run-networks.js";
 import { shuffled } from "./run-slots.js";
@@ -313,7 +314,8 @@ export async function removeShell(docker: Docker, id: string): Promise<{ contain
   const containers = await docker.listContainers({ all: true, filters });
   const claims = containers.filter((c) => c.Labels["perstack.role"] === SHELL_CLAIM_ROLE);
   const parts = containers.filter((c) => !claims.includes(c));
-  await Promise.all(parts.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(ignoreMissing)));
+  // In turn: they share the shell's networks (in-turn.ts).
+  await inTurn(parts, (c) => docker.getContainer(c.Id).remove({ force: true }).catch(ignoreMissing));
   const networks = await docker.listNetworks({ filters });
   await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(ignoreMissing)));
   await Promise.all(claims.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(ignoreMissing)));

@@ -123,7 +123,21 @@ export const submitMultipartSchema = {
 export const submittedSchema = {
   type: "object",
   required: ["jobId", "status", "position"],
-  properties: { jobId: { type: "string" }, status: { type: "string", enum: ["queued"] }, position: { type: "integer" } },
+  // "queued" for a new submission; sent again with its Idempotency-Key, where the run it made is now.
+  properties: { jobId: { type: "string" }, status: { type: "string", enum: ["queued", "running", "finished", "cancelled"] }, position: { type: "integer" } },
+} as const;
+
+export const submissionKeyParamsSchema = {
+  type: "object",
+  required: ["key"],
+  properties: { key: { type: "string", pattern: "^[A-Za-z0-9_-]{16,128}$" } },
+} as const;
+
+/** A submission cancelled by its key: the run it made (its status as for /cancel), or none (`cancelled`, no jobId). */
+export const submissionCancelSchema = {
+  type: "object",
+  required: ["status"],
+  properties: { status: { type: "string", enum: ["cancelled", "stopping", "ended"] }, jobId: { type: "string" } },
 } as const;
 
 export const runListSchema = {

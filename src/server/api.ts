@@ -28,11 +28,14 @@ import {
   submitBodySchema,
   submitMultipartSchema,
   submittedSchema,
+  submissionCancelSchema,
+  submissionKeyParamsSchema,
   type RUN_STATUSES,
 } from "./api-schemas.js";
 import { describeValidationErrors } from "./validation-messages.js";
 import type { QueuedRun, QueueStatus, RunQueue } from "./run-queue.js";
-import { JobBusyError, type ContinueRequest, type ServerRuns, type Submission } from "./server-runs.js";
+import { JobBusyError, SubmissionCancelledError, SubmissionPendingError, type ContinueRequest, type ServerRuns, type Submission } from "./server-runs.js";
+import { SUBMISSION_KEY } from "./submission-keys.js";
 import { streamRunEvents } from "./run-events-route.js";
 import { extractUpload, packWorkspace, workspaceDiff } from "./workspace-upload.js";
 import { registerComparisonRoutes } from "./comparisons.js";
@@ -84,6 +87,16 @@ export class ApiError extends Error {
 }
 
 const notFound = (jobId: string) => new ApiError(404, "not_found", `no run ${jobId}`);
+
+/** The submission's Idempotency-Key header (submission-keys.ts), checked; undefined when there is none. */
+function submissionKeyOf(request: FastifyRequest): string | undefined {
+  const value = request.headers["idempotency-key"];
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !SUBMISSION_KEY.test(value)) {
+    throw new ApiError(400, "bad_request", "Idempotency-Key must be 16 to 128 letters, digits, '-' or '_' (a UUID, or 32 random hex digits)");
+  }
+  return value;
+}
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const settings = {
@@ -184,8 +197,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           const submission = request.isMultipart() ? fromForm(request, fields as unknown as Record<string, string>) : fields;
           if (Buffer.byteLength(submission.config) > options.limits.maxConfigBytes) throw new ApiError(413, "too_large", `config is larger than ${options.limits.maxConfigBytes} bytes`);
           if (Buffer.byteLength(submission.query) > options.limits.maxQueryBytes) throw new ApiError(413, "too_large", `query is larger than ${options.limits.maxQueryBytes} bytes`);
-          const { run, position } = await options.runs.submit(request.tenant, submission, fillWorkspace(workspace));
-          return reply.code(202).send({ jobId: run.jobId, status: "queued", position });
+          const { run, position } = await options.runs.submit(request.tenant, submission, fillWorkspace(workspace), submissionKeyOf(request));
+          return reply.code(202).send({ jobId: run.jobId, status: run.status, position });
         },
       );
 
@@ -231,6 +244,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         },
       );
 
+      v1.post<{ Params: { key: string } }>(
+        "/submissions/:key/cancel",
+        { schema: { security, params: submissionKeyParamsSchema, response: { 200: submissionCancelSchema, "4xx": errorSchema } } },
+        (request) => {
+          const cancelled = options.runs.cancelSubmission(request.tenant, request.params.key);
+          return cancelled ? { status: cancelled.status, jobId: cancelled.run.jobId } : { status: "cancelled" };
+        },
+      );
+
       v1.post<{ Params: { jobId: string } }>("/runs/:jobId/cancel", { schema: { security, params: jobParamsSchema, response: { 200: cancelSchema, "4xx": errorSchema } } }, (request) => {
         const run = ownRun(request);
         return { jobId: run.jobId, status: options.runs.cancel(run) };
@@ -242,8 +264,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         (request, reply) => {
           const run = ownRun(request);
           rateLimit(options, request.tenant, reply);
-          const { run: next, position } = options.runs.continueJob(run, request.body ?? {});
-          return reply.code(202).send({ jobId: next.jobId, status: "queued", position });
+          const { run: next, position } = options.runs.continueJob(run, request.body ?? {}, submissionKeyOf(request));
+          return reply.code(202).send({ jobId: next.jobId, status: next.status, position });
         },
       );
 
@@ -326,6 +348,8 @@ export function handleErrors(app: FastifyInstance, maxBodyBytes: number): void {
     if (error instanceof ApiError) return sendError(reply, error);
     if (error instanceof JobNotFoundError || error instanceof CheckpointNotFoundError) return sendError(reply, new ApiError(404, "not_found", error.message));
     if (error instanceof JobBusyError) return sendError(reply, new ApiError(409, "busy", error.message));
+    if (error instanceof SubmissionCancelledError) return sendError(reply, new ApiError(409, "cancelled", error.message));
+    if (error instanceof SubmissionPendingError) return sendError(reply, new ApiError(409, "in_progress", error.message));
     if (error instanceof BadInputError) return sendError(reply, new ApiError(400, "bad_request", error.message));
     if (error.statusCode === 413) return sendError(reply, new ApiError(413, "too_large", `the request body is larger than ${maxBodyBytes} bytes; send a smaller workspace`));
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, new ApiError(error.statusCode, "bad_request", "the request could not be read; send JSON with Content-Type: application/json"));

@@ -67,6 +67,16 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX comparisons_by_tenant ON comparisons (tenant, created_at);`,
+  // 4: submissions named by an Idempotency-Key (server/submission-keys.ts): the run each made (runs.seq), or that it
+  // was cancelled before it made one.
+  `CREATE TABLE submission_keys (
+     tenant TEXT NOT NULL,
+     key TEXT NOT NULL,
+     seq INTEGER,
+     cancelled INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (tenant, key)
+   ) STRICT;`,
 ];
 
 type SqliteModule = typeof import("node:sqlite");

@@ -18,6 +18,7 @@ import { runJob } from "../job/run-job.js";
 import type { BaseImage, BaseImageRole, ResourceLimits } from "../plan/sandbox-plan.js";
 import { readJob } from "../storage/job-reader.js";
 import { RunQueue, type QueuedRun } from "./run-queue.js";
+import type { SubmissionKeys } from "./submission-keys.js";
 import { checkUpstreams } from "./upstream-policy.js";
 
 /** What a tenant submits (POST /v1/runs), once the workspace is on disk. */
@@ -53,6 +54,8 @@ export interface ServerRunsOptions {
   dataDir: string;
   docker: Docker;
   queue: RunQueue;
+  /** Submissions named by an Idempotency-Key (submission-keys.ts). */
+  keys: SubmissionKeys;
   baseImages: () => Promise<Record<BaseImageRole, BaseImage>>;
   /** Runs going at once, all tenants together (the engine's share for this server). */
   maxConcurrent: number;
@@ -102,7 +105,13 @@ export class ServerRuns {
    * throws the CLI's own error (key path and what to do); nothing is left behind then. `fillWorkspace` puts the
    * uploaded workspace into both directories it is given: the one the run works on, and the one kept as it was.
    */
-  async submit(tenant: string, submission: Submission, fillWorkspace: (workspace: string, original: string) => Promise<void>): Promise<{ run: QueuedRun; position: number }> {
+  /**
+   * Queues a new job. With `key` (the client's Idempotency-Key), a submission of a key seen before gets the run that
+   * key made instead, and one cancelled by its key is refused, even while it is being taken (submission-keys.ts).
+   */
+  async submit(tenant: string, submission: Submission, fillWorkspace: (workspace: string, original: string) => Promise<void>, key?: string): Promise<{ run: QueuedRun; position: number }> {
+    const known = key === undefined ? undefined : this.keyed(tenant, key);
+    if (known) return known;
     const jobId = newId();
     const inputs = this.inputsDir(tenant, jobId);
     // The workspace the run works on, and the upload as it was (what /diff compares against; empty without one).
@@ -116,20 +125,58 @@ export class ServerRuns {
       this.checkRuntime(tenant, prepared);
       this.checkFiles(tenant, jobId, prepared);
       await checkUpstreams(prepared.plan, { allow: this.options.allowPrivateUpstream });
+      // Cancelled by its key while it was being taken: the client is gone, and nothing of it may run.
+      if (key !== undefined && this.options.keys.cancelled(tenant, key)) throw new SubmissionCancelledError(key);
     } catch (error) {
       rmSync(inputs, { recursive: true, force: true });
+      if (key !== undefined) this.options.keys.release(tenant, key);
       throw error;
     }
     const run = this.options.queue.submit(tenant, jobId, JSON.stringify(submission));
+    if (key !== undefined) this.options.keys.made(tenant, key, run.seq);
     setImmediate(() => this.tick());
     return { run, position: this.options.queue.position(run) ?? 0 };
+  }
+
+  /** The run a key made before, or undefined when the key is new (and now this submission's); else why not. */
+  private keyed(tenant: string, key: string): { run: QueuedRun; position: number } | undefined {
+    const known = this.options.keys.begin(tenant, key);
+    if (known.state === "new") return undefined;
+    if (known.state === "pending") throw new SubmissionPendingError(`a submission with Idempotency-Key ${key} is still being taken; send it again in a moment to get its run`);
+    if (known.state === "cancelled") throw new SubmissionCancelledError(key);
+    const run = this.options.queue.bySeq(known.seq)!;
+    return { run, position: this.options.queue.position(run) ?? 0 };
+  }
+
+  /**
+   * POST /v1/submissions/{key}/cancel: the run the key made is cancelled like any (cancel); a submission not taken yet,
+   * being taken now or arriving later is refused. undefined: no run was made.
+   */
+  cancelSubmission(tenant: string, key: string): { run: QueuedRun; status: "cancelled" | "stopping" | "ended" } | undefined {
+    const { seq } = this.options.keys.cancel(tenant, key);
+    if (seq === undefined) return undefined;
+    const made = this.options.queue.bySeq(seq)!;
+    // The job's latest invocation is the one that is going, whichever submission started the job.
+    const run = this.options.queue.get(tenant, made.jobId) ?? made;
+    return { run, status: run.seq === made.seq ? this.cancel(run) : "ended" };
   }
 
   /**
    * Queues a continuation of the tenant's job `run` (its latest invocation, which has ended): checked now as
    * `perstack run --continue-job` would check it, so a job that cannot be continued is the caller's 400.
    */
-  continueJob(run: QueuedRun, request: ContinueRequest): { run: QueuedRun; position: number } {
+  continueJob(run: QueuedRun, request: ContinueRequest, key?: string): { run: QueuedRun; position: number } {
+    const known = key === undefined ? undefined : this.keyed(run.tenant, key);
+    if (known) return known;
+    try {
+      return this.continueNow(run, request, key);
+    } catch (error) {
+      if (key !== undefined) this.options.keys.release(run.tenant, key);
+      throw error;
+    }
+  }
+
+  private continueNow(run: QueuedRun, request: ContinueRequest, key: string | undefined): { run: QueuedRun; position: number } {
     if (run.status === "queued" || run.status === "running") throw new JobBusyError(`job ${run.jobId} is ${run.status}; continue it once it has ended`);
     if ((request.query === undefined) === (request.interactiveAnswer === undefined)) throw new InvalidOptionError("give either query (a new query) or interactiveAnswer (the answer to the job's pending question)");
     const first = this.options.queue.first(run.tenant, run.jobId)!;
@@ -137,6 +184,7 @@ export class ServerRuns {
     const queued: QueuedRequest = { ...submission, continue: request };
     this.continuationOf(run.tenant, run.jobId, submission, request);
     const next = this.options.queue.submit(run.tenant, run.jobId, JSON.stringify(queued));
+    if (key !== undefined) this.options.keys.made(run.tenant, key, next.seq);
     setImmediate(() => this.tick());
     return { run: next, position: this.options.queue.position(next) ?? 0 };
   }
@@ -357,3 +405,13 @@ export class ServerRuns {
 export class RuntimeNotAllowedError extends BadInputError {}
 /** The job has an invocation queued or going: it cannot be continued yet (409). */
 export class JobBusyError extends BadInputError {}
+
+/** A submission whose Idempotency-Key was cancelled (409 cancelled). */
+export class SubmissionCancelledError extends BadInputError {
+  constructor(key: string) {
+    super(`the submission with Idempotency-Key ${key} was cancelled; send a new submission with a new key`);
+  }
+}
+
+/** A submission whose Idempotency-Key another request is still taking (409 in_progress). */
+export class SubmissionPendingError extends BadInputError {}

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, readJobs, runCli } from "../support/cli.js";
 import { requireDocker } from "../support/docker.js";
 import { cursorStandinBase, startFakeModel, type FakeKind, type FakeModel, type FakeStep } from "../support/fake-model-container.js";
+import { wholeToolCalls } from "../../src/model/recorded-tool-calls.js";
 
 const docker = await requireDocker();
 
@@ -143,7 +144,8 @@ describe.skipIf(!docker)("contract: the same expert on every CLI runtime", () =>
         expect(seen.uid).toBe(1000);
       }
 
-      const calls = job!.events.flatMap((e) => (e.type === "callTools" ? (e.toolCalls as Array<{ skillName: string; toolName: string; args: unknown; normalized?: { toolName: string; args: unknown } }>) : []));
+      // As Perstack's tools read them: events.jsonl writes a call's args once (in its message), read back whole.
+      const calls = job!.events.flatMap((e) => (e.type === "callTools" ? (wholeToolCalls(e).toolCalls as Array<{ skillName: string; toolName: string; args: unknown; normalized?: { toolName: string; args: unknown } }>) : []));
       results.set(c.runtime, {
         types: runEventTypes(job!.events),
         tools: calls.map((call) => (call.normalized ? call.normalized.toolName : `${call.skillName}/${call.toolName}`)),

@@ -4,6 +4,7 @@
 // cannot see or touch the other's runs (404, as for a run that does not exist); a server killed with SIGKILL while
 // runs are queued and running loses none and runs none twice; /openapi.json is a valid OpenAPI 3.1 document and the
 // responses the tests get validate against it.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -316,6 +317,46 @@ describe.skipIf(!docker)("perstack serve", () => {
     // Another tenant cannot continue it.
     expect((await api(`/v1/runs/${jobId}/continue`, tokens.beta!, { method: "POST", body: JSON.stringify({ query: "mine now" }) })).status).toBe(404);
   }, 180_000);
+
+  it("an Idempotency-Key: sent again, a submission gets the run it made; cancelled by its key, the run stops or never runs", async () => {
+    await suite.fake.script([{ forQuery: "keyed", text: "keyed answer" }]);
+    const config = perstackToml({ baseUrl: suite.fake.sandboxUrl, top: "maxRetries = 0", experts: EXPERTS });
+    const body = JSON.stringify({ config, expert: "worker", query: "keyed" });
+    const post = (key: string, tenant = "alpha") => api("/v1/runs", tokens[tenant]!, { method: "POST", body, headers: { "idempotency-key": key } });
+    const key = randomBytes(16).toString("hex");
+    const first = await checked(await post(key), "/v1/runs", "post");
+    const again = await post(key);
+    const replayed = await checked(again, "/v1/runs", "post");
+    expect(again.status).toBe(202);
+    expect(replayed.jobId).toBe(first.jobId);
+    // Keys are the tenant's own: another tenant's same key is another submission.
+    const beta = await checked(await post(key, "beta"), "/v1/runs", "post");
+    expect(beta.jobId).not.toBe(first.jobId);
+    expect((await untilFinished("alpha", first.jobId as string)).status).toBe("completed");
+    await untilFinished("beta", beta.jobId as string);
+    const listed = await checked(await api("/v1/runs?limit=200", tokens.alpha!), "/v1/runs", "get");
+    expect((listed.runs as Array<{ jobId: string }>).filter((run) => run.jobId === first.jobId)).toHaveLength(1);
+
+    // Cancelled before it arrived (the client gave up on an upload the server had not seen yet): refused when it comes.
+    const early = randomBytes(16).toString("hex");
+    const tombstone = await api(`/v1/submissions/${early}/cancel`, tokens.alpha!, { method: "POST" });
+    expect(await checked(tombstone, "/v1/submissions/{key}/cancel", "post")).toEqual({ status: "cancelled" });
+    const refused = await post(early);
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "cancelled", message: expect.stringContaining(early) });
+
+    // Cancelled once it made a run: that run is cancelled like any.
+    const late = randomBytes(16).toString("hex");
+    const made = await checked(await post(late), "/v1/runs", "post");
+    const cancelled = await checked(await api(`/v1/submissions/${late}/cancel`, tokens.alpha!, { method: "POST" }), "/v1/submissions/{key}/cancel", "post");
+    expect(cancelled.jobId).toBe(made.jobId);
+    expect(["cancelled", "stopping", "ended"]).toContain(cancelled.status);
+    expect(["cancelled", "stoppedByError", "completed"]).toContain((await untilFinished("alpha", made.jobId as string)).status);
+
+    const bad = await post("short");
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/Idempotency-Key must be 16 to 128/);
+  }, 240_000);
 
   it("a tenant's agent finds no provider key in its sandbox, its own or another tenant's (the gateway holds them)", async () => {
     const probe = "env; for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null; grep -rsl sk-fake /etc /home /tmp /workspace /opt /root /run /usr/local 2>/dev/null | head -5; echo probe-done";

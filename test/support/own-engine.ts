@@ -23,6 +23,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import Docker from "dockerode";
+import { inTurn } from "../../src/sandbox/in-turn.js";
 
 /** The runs' networks come from here (PERSTACK_SUBNET_POOL): 16 subnets, 8 runs at once. */
 const RUN_POOL = "10.213.240.0/24";
@@ -164,7 +165,10 @@ export async function startOwnEngine(): Promise<OwnEngine> {
     if (running()) {
       await step("removing its containers", async () => {
         const containers = await client.listContainers({ all: true });
-        await Promise.all(containers.map((c) => client.getContainer(c.Id).remove({ force: true })));
+        // In turn, as the product removes them (src/sandbox/in-turn.ts: Docker 20.10's deadlock).
+        await inTurn(containers, async (c) => {
+          await client.getContainer(c.Id).remove({ force: true });
+        });
       });
       await step("removing its networks", async () => {
         const networks = await client.listNetworks();

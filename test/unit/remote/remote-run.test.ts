@@ -36,6 +36,8 @@ const UNSAFE = ["\u001b", "\u0007", "\u009b", "\u202e"];
 interface Script {
   status: string;
   archive: Buffer;
+  /** The submission is taken but never answered (a slow network, a busy server). */
+  holdSubmission?: boolean;
 }
 
 describe("perstack run --server against a stand-in server", () => {
@@ -43,6 +45,11 @@ describe("perstack run --server against a stand-in server", () => {
   let url: string;
   let script: Script;
   const submissions: string[] = [];
+  /** Each submission's Idempotency-Key header, and the keys cancelled by POST /v1/submissions/{key}/cancel. */
+  const submissionKeys: Array<string | undefined> = [];
+  const cancelledKeys: string[] = [];
+  /** Resolved when a held submission has been received whole. */
+  let submissionHeld: (() => void) | undefined;
 
   beforeAll(async () => {
     server = createServer((request: IncomingMessage, response: ServerResponse) => {
@@ -56,7 +63,17 @@ describe("perstack run --server against a stand-in server", () => {
         const path = request.url ?? "";
         if (request.method === "POST" && path === "/v1/runs") {
           submissions.push(Buffer.concat(chunks).toString("latin1"));
+          submissionKeys.push(request.headers["idempotency-key"] as string | undefined);
+          if (script.holdSubmission) {
+            submissionHeld?.();
+            return;
+          }
           return json(202, { jobId: JOB, status: "queued", position: 1 });
+        }
+        const cancelByKey = /^\/v1\/submissions\/([^/]+)\/cancel$/.exec(path);
+        if (request.method === "POST" && cancelByKey) {
+          cancelledKeys.push(decodeURIComponent(cancelByKey[1]!));
+          return json(200, { status: "stopping", jobId: JOB });
         }
         if (path === `/v1/runs/${JOB}`) return json(200, { jobId: JOB, status: script.status, submittedAt: 1, startedAt: 2, finishedAt: 3, expert: "writer" });
         if (path === `/v1/runs/${JOB}/events`) {
@@ -113,6 +130,41 @@ describe("perstack run --server against a stand-in server", () => {
       expect(submissions.at(-1)).toMatch(/name="workspace"; filename="workspace\.tar\.gz"/);
       expect(submissions.at(-1)).not.toContain("pst_t_stand-in");
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("every submission names itself with a fresh Idempotency-Key", async () => {
+    script = { status: "completed", archive: archiveOf([]) };
+    const dir = workspace();
+    try {
+      const before = submissionKeys.length;
+      for (let i = 0; i < 2; i++) expect((await run(["--json"], dir)).exitCode).toBe(0);
+      const keys = submissionKeys.slice(before);
+      expect(keys).toHaveLength(2);
+      for (const key of keys) expect(key).toMatch(/^[0-9a-f]{32}$/);
+      expect(keys[0]).not.toBe(keys[1]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("Ctrl-C while the server has the upload but has not answered: the submission is cancelled by its key, so nothing of it runs on", async () => {
+    script = { status: "completed", archive: archiveOf([]), holdSubmission: true };
+    const dir = workspace();
+    try {
+      const held = new Promise<void>((resolve) => (submissionHeld = resolve));
+      const child = run([], dir);
+      await held;
+      child.kill("SIGINT");
+      const result = await child;
+      expect(result.exitCode, result.all).toBe(130);
+      const key = submissionKeys.at(-1)!;
+      expect(cancelledKeys).toContain(key);
+      expect(result.stderr).toContain("stopping the submission");
+      expect(result.stderr).toContain(`job ${JOB}: stopping on ${url}`);
+    } finally {
+      submissionHeld = undefined;
       rmSync(dir, { recursive: true, force: true });
     }
   });
