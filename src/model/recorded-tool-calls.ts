@@ -57,8 +57,8 @@ function compactCall(call: ToolCall, part: ToolCallPart | undefined): ToolCall {
   const normalizedKeys = call.normalized ? Object.keys(call.normalized).join() : "";
   const argsFrom = call.normalized && normalizedKeys === "toolName,args" ? renamedArgs(call.normalized.args, call.args) : undefined;
   if (!sameArgs && !argsFrom) return call;
-  const { args, normalized, ...rest } = call;
-  const out: Record_ = { ...rest };
+  const { args, normalized } = call;
+  const out: Record_ = {};
   // Key order as the call had it, so that the whole call reads back to the same text.
   for (const key of keys) {
     if (key === "args") {
@@ -66,7 +66,7 @@ function compactCall(call: ToolCall, part: ToolCallPart | undefined): ToolCall {
     } else if (key === "normalized" && normalized) {
       out.normalized = argsFrom ? { toolName: normalized.toolName, argsFrom } : normalized;
     } else {
-      out[key] = (call as unknown as Record_)[key];
+      setOwn(out, key, (call as unknown as Record_)[key]);
     }
   }
   return out as unknown as ToolCall;

@@ -86,6 +86,13 @@ describe("tool calls as events.jsonl records them", () => {
     expect(text(emittedEvent(record))).toBe(text(event));
   });
 
+  it("a call with fields after its normalized form reads back in its own key order", () => {
+    const args = writeArgs();
+    const call = { id: "t1", skillName: "s", toolName: "Write", args: { other: 1 }, normalized: { toolName: "writeTextFile", args: { path: args.file_path } }, extra: true };
+    const event = callTools({ parts: [part("t1", "Write", args)], calls: [{ ...call, args: { ...args, other: 1 } }] });
+    expect(text(emittedEvent(recorded(event)))).toBe(text(event));
+  });
+
   it.each([
     ["a value no arg has (codex's unwrapped shell command)", { toolName: "exec", args: { command: "ls -la" } }, { command: ["bash", "-lc", "ls -la"] }],
     ["a key named __proto__", JSON.parse('{"toolName":"exec","args":{"__proto__":"ls"}}'), { cmd: "ls" }],
