@@ -11,7 +11,7 @@ import type Docker from "dockerode";
 import { PerstackError, SandboxError } from "../errors.js";
 import { DEFAULT_LIMITS, type ResourceLimits } from "../plan/sandbox-plan.js";
 import { MANAGED_LABEL, ownerLabels } from "../sandbox/labels.js";
-import { ignoreMissing } from "../sandbox/leftovers.js";
+import { ignoreMissing } from "../sandbox/ignore-missing.js";
 import { bindMount } from "../sandbox/mounts.js";
 import { agentHardening } from "../sandbox/run-sandbox.js";
 import { MAX_OUTPUT_TAIL, type CheckResult } from "./comparison.js";

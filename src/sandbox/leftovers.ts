@@ -71,6 +71,3 @@ function usedWithoutClaim(containers: Docker.ContainerInfo[]): string[] {
     return shellIdOfProxyName((c.Names[0] ?? "").replace(/^\//, "")) === id ? [] : [id];
   });
 }
-
-
-export { ignoreMissing } from "./ignore-missing.js";

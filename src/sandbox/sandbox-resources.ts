@@ -15,7 +15,8 @@ interface Resource {
   remove(): Promise<void>;
 }
 
-const PHASE = { container: 0, volume: 1, network: 2, slot: 3 } as const;
+/** Removal phases, in order (also the teardown process's, teardown-main.ts). */
+export const PHASE = { container: 0, volume: 1, network: 2, slot: 3 } as const;
 
 export class SandboxResources {
   /**

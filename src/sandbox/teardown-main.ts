@@ -7,6 +7,7 @@
 import "./docker-extras-lazy.js";
 import { connectDocker } from "./docker-client.js";
 import { inTurn } from "./in-turn.js";
+import { PHASE } from "./sandbox-resources.js";
 import { clearTeardownMarker, parseTeardownRequest, type TeardownItem, type TeardownRequest } from "./teardown-handoff.js";
 
 const GIVE_UP_MS = 60_000;
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
     for (const phase of phases) {
       const items = request.items.filter((item) => item.phase === phase);
       // Containers that share the run's networks go in turn (in-turn.ts); the rest side by side.
-      if (phase === 0) await inTurn(items, (item) => removeWithRetries(() => remove(item)));
+      if (phase === PHASE.container) await inTurn(items, (item) => removeWithRetries(() => remove(item)));
       else await Promise.all(items.map((item) => removeWithRetries(() => remove(item))));
     }
     // Once the run's sandbox is gone, so that making the next one never competes with it. Best effort: a shell that

@@ -85,8 +85,8 @@ function* utf8Chunks(pieces: Iterable<string>): Generator<Buffer> {
 }
 
 /**
- * A checkpoint file's text: its fields, its first `count` messages, a newline. The messages before `held.start` come
- * as bytes (messages.jsonl's lines, joined by commas: RunHistoryLog.releasedMessages), the rest from their JSON texts.
+ * A checkpoint file's text: its fields, its messages, a newline. Those the source released come as bytes (`released`:
+ * messages.jsonl's lines, joined by commas, RunHistoryLog.releasedMessages), then those it holds (`held`, JSON texts).
  */
 async function* wholeCheckpointChunks(checkpoint: CheckpointRef, released: AsyncIterable<Buffer> | undefined, held: string[]): AsyncGenerator<Buffer> {
   const { before, after } = wholeCheckpointJsonAround(checkpoint);
