@@ -13,7 +13,7 @@ import { execa } from "execa";
 import { chromium, type Browser, type Page } from "playwright-core";
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
-import { requireChromium } from "../support/chromium.js";
+import { isHostNetworkChange, requireChromium } from "../support/chromium.js";
 import { leftAfterTeardown, requireDocker } from "../support/docker.js";
 import { baseAndAskSkills, fakeModelSuite, keyEnv, perstackToml } from "../support/perstack-e2e.js";
 import { CLI, cliEnv, readJobs, runCli } from "../support/cli.js";
@@ -93,7 +93,7 @@ describe.skipIf(!docker || !executablePath)("the web console in headless Chromiu
     const problems: string[] = [];
     const elsewhere: string[] = [];
     page.on("console", (message) => {
-      if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+      if ((message.type() === "error" || message.type() === "warning") && !isHostNetworkChange(message.text())) problems.push(`console ${message.type()}: ${message.text()}`);
     });
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("dialog", (dialog) => {
@@ -102,7 +102,8 @@ describe.skipIf(!docker || !executablePath)("the web console in headless Chromiu
     });
     page.on("requestfailed", (request) => {
       // The live event stream is cut when the page moves on: that is the page's doing, not a failure.
-      if (!request.url().includes("/events")) problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`);
+      const why = request.failure()?.errorText ?? "";
+      if (!request.url().includes("/events") && !isHostNetworkChange(why)) problems.push(`request failed: ${request.url()} ${why}`);
     });
     page.on("request", (request) => {
       const url = request.url();
@@ -256,7 +257,7 @@ describe.skipIf(!docker || !executablePath)("the web console in headless Chromiu
       page.setDefaultTimeout(30_000);
       const problems: string[] = [];
       page.on("console", (message) => {
-        if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+        if ((message.type() === "error" || message.type() === "warning") && !isHostNetworkChange(message.text())) problems.push(`console ${message.type()}: ${message.text()}`);
       });
       page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
       page.on("request", (request) => {

@@ -16,3 +16,13 @@ export function requireChromium(what: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Whether a failed request or console error is Chromium's net::ERR_NETWORK_CHANGED: Chromium aborts the requests in
+ * flight, loopback ones included, whenever the host's network interfaces change, and the other tests' runs create and
+ * remove Docker networks (bridges, veths) all the time. It is the test machine's doing, not the page's; the console
+ * polls again on its next tick, and the steps that follow still have to succeed.
+ */
+export function isHostNetworkChange(text: string): boolean {
+  return text.includes("net::ERR_NETWORK_CHANGED");
+}
